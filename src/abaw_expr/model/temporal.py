@@ -1,0 +1,184 @@
+"""The temporal head and the full model: per-frame RegNet features -> per-frame logits.
+
+Wiring follows the authors' code (Phan et al., ABAW3 2022), which builds its modules from the
+2022 vit-pytorch ``Attention`` / ``Transformer`` classes:
+
+- attention branch: multi-head self-attention alone (q/k/v Linear without bias, scaled
+  dot-product softmax, output Linear with bias); no LayerNorm, no residual;
+- encoder branch: one pre-norm Transformer encoder layer, ``x + MHSA(LN(x))`` then
+  ``x + FF(LN(x))`` with FF = Linear -> GELU -> Linear. vit-pytorch's ``Transformer`` of that
+  time (PreNorm blocks) had no final LayerNorm, so none is applied here;
+- no positional encoding; the head concatenates ``[features, attention, encoder]`` along the
+  feature axis, applies Dropout(0.5) and a Linear to the classes, independently per frame.
+
+The variants reproduce the authors' ablations: ``combine`` (all three), ``only_att``,
+``only_trans`` and ``no_att_trans`` (backbone features only). Head parameters keep PyTorch's
+default initialisation, as in the authors' code (their custom init ran before the head existed).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from abaw_expr.classes import NUM_CLASSES
+from abaw_expr.errors import InputError
+from abaw_expr.model.backbone import FEATURE_DIM, RegNetFeatures
+
+VARIANTS: tuple[str, ...] = ("combine", "only_att", "only_trans", "no_att_trans")
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over frames with an optional key padding mask."""
+
+    def __init__(self, dim: int, heads: int = 2, head_dim: int = 64, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = head_dim
+        self.dropout = dropout
+        self.to_qkv = nn.Linear(dim, 3 * heads * head_dim, bias=False)
+        self.to_out = nn.Linear(heads * head_dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, dim); mask: (B, T) bool, True = real frame. Returns (B, T, dim)."""
+        b, t, _ = x.shape
+        q, k, v = self.to_qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attn_mask = None
+        if mask is not None:
+            # A window with no real frame would give all -inf rows (NaN); let it attend freely.
+            mask = mask | ~mask.any(dim=1, keepdim=True)
+            attn_mask = mask[:, None, None, :]  # (B, 1, 1, T): True = may be attended to
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.to_out(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+
+
+class EncoderLayer(nn.Module):
+    """One pre-norm Transformer encoder layer (vit-pytorch style, no final LayerNorm)."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 2,
+        head_dim: int = 64,
+        ff_dim: int = 512,
+        attn_dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, head_dim, attn_dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, dim))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, dim); mask: (B, T) bool, True = real frame. Returns (B, T, dim)."""
+        x = x + self.attn(self.norm1(x), mask)
+        return x + self.ff(self.norm2(x))
+
+
+class TemporalHead(nn.Module):
+    """Per-frame classifier over a window of backbone features: (B, T, 888) -> (B, T, 8)."""
+
+    def __init__(
+        self,
+        variant: str = "combine",
+        feature_dim: int = FEATURE_DIM,
+        num_classes: int = NUM_CLASSES,
+        heads: int = 2,
+        head_dim: int = 64,
+        ff_dim: int = 512,
+        dropout: float = 0.5,
+        attn_dropout: float = 0.0,
+    ):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise InputError(f"unknown model variant {variant!r}; expected one of {VARIANTS}")
+        self.variant = variant
+        self.feature_dim = feature_dim
+        self.attention = (
+            SelfAttention(feature_dim, heads, head_dim, attn_dropout)
+            if variant in ("combine", "only_att")
+            else None
+        )
+        self.encoder = (
+            EncoderLayer(feature_dim, heads, head_dim, ff_dim, attn_dropout)
+            if variant in ("combine", "only_trans")
+            else None
+        )
+        branches = 1 + (self.attention is not None) + (self.encoder is not None)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(branches * feature_dim, num_classes)
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """features: (B, T, feature_dim); mask: (B, T) bool, True = real frame (None = all).
+
+        Padded frames are never attended to, so they cannot change real frames' logits;
+        their own logits are meaningless and must be ignored by the caller.
+        """
+        parts = [features]
+        if self.attention is not None:
+            parts.append(self.attention(features, mask))
+        if self.encoder is not None:
+            parts.append(self.encoder(features, mask))
+        return self.classifier(self.dropout(torch.cat(parts, dim=-1)))
+
+
+class ExpressionModel(nn.Module):
+    """Backbone (optional) + temporal head: frames or cached features -> per-frame logits."""
+
+    def __init__(self, backbone: RegNetFeatures | None, head: TemporalHead):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: frames (B, T, 3, H, W) or cached features (B, T, feature_dim). Returns (B, T, C).
+
+        With frames and a mask, only real frames go through the backbone (padded slots get
+        zero features), so padding costs no compute and cannot shift BatchNorm batch
+        statistics in train mode.
+        """
+        if x.dim() == 3:
+            if x.shape[-1] != self.head.feature_dim:
+                raise ValueError(
+                    f"expected features (B, T, {self.head.feature_dim}), got {tuple(x.shape)}"
+                )
+            return self.head(x, mask)
+        if x.dim() != 5:
+            raise ValueError(
+                f"expected (B, T, 3, H, W) frames or (B, T, F) features, got {tuple(x.shape)}"
+            )
+        if self.backbone is None:
+            raise ValueError("this model has no backbone; pass cached features (B, T, F)")
+        b, t = x.shape[:2]
+        if mask is None or bool(mask.all()):
+            features = self.backbone(x.flatten(0, 1)).view(b, t, -1)
+        else:
+            real = self.backbone(x[mask])
+            features = real.new_zeros(b, t, real.shape[-1])
+            features[mask] = real
+        return self.head(features, mask)
+
+
+def count_parameters(model: ExpressionModel | TemporalHead) -> dict[str, int]:
+    """Parameter counts per part: backbone, attention, encoder, head (classifier), total.
+
+    Counts all parameters, trainable or not; ``trainable`` is the total with
+    ``requires_grad=True``.
+    """
+    head = model.head if isinstance(model, ExpressionModel) else model
+    backbone = model.backbone if isinstance(model, ExpressionModel) else None
+
+    def n(module: nn.Module | None) -> int:
+        return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+    return {
+        "backbone": n(backbone),
+        "attention": n(head.attention),
+        "encoder": n(head.encoder),
+        "head": n(head.classifier),
+        "total": n(model),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
