@@ -117,9 +117,8 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-    elif annotation is str:
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            return str(value)
+    elif annotation is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
     raise InputError(f"{key}: expected {annotation.__name__}, got {value!r}", source)
 
 

@@ -36,7 +36,8 @@ def window_starts(n: int, seq_len: int, stride: int) -> list[int]:
     if n <= 0:
         return []
     starts = [0]
-    while starts[-1] + seq_len < n:
+    # stride > seq_len skips frames between windows (subsampling); no window starts past the end
+    while starts[-1] + seq_len < n and starts[-1] + stride < n:
         starts.append(starts[-1] + stride)
     return starts
 
