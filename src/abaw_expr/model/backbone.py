@@ -15,6 +15,11 @@ Weights (``build_backbone(weights=...)``):
   file holding either a torchvision regnet_y_1_6gf state dict (its ``fc.*`` keys are dropped)
   or a :class:`RegNetFeatures` state dict.
 
+An optional per-channel output standardisation (``feature_mean``, ``feature_std`` buffers,
+identity by default, absent keys in a weights file mean identity) lets a backbone whose
+features are badly scaled, such as a randomly initialised one, hand the head zero-mean,
+unit-variance features; :func:`calibrate_feature_scale` sets it from data.
+
 Freezing counts stages from the input over ``(stem, block1, block2, block3, block4)``; the
 authors froze stem and block1 (``frozen_stages=2``). Frozen parameters get
 ``requires_grad=False`` and frozen stages stay in eval mode, so their BatchNorm running
@@ -64,6 +69,8 @@ class RegNetFeatures(nn.Module):
         self.stem = net.stem
         self.trunk_output = net.trunk_output
         self.avgpool = net.avgpool
+        self.register_buffer("feature_mean", torch.zeros(FEATURE_DIM))
+        self.register_buffer("feature_std", torch.ones(FEATURE_DIM))
         self.frozen_stages = frozen_stages
         for stage in self.frozen_modules():
             stage.requires_grad_(False)
@@ -87,7 +94,7 @@ class RegNetFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode images (N, 3, H, W) into features (N, 888)."""
         x = self.trunk_output(self.stem(x))
-        return torch.flatten(self.avgpool(x), 1)
+        return (torch.flatten(self.avgpool(x), 1) - self.feature_mean) / self.feature_std
 
 
 def build_backbone(
@@ -116,6 +123,21 @@ def build_backbone(
         )
     _load_into(model, _read_state_dict(path), source=str(path))
     return model
+
+
+@torch.inference_mode()
+def calibrate_feature_scale(
+    backbone: RegNetFeatures, images: torch.Tensor, batch_size: int = 128
+) -> None:
+    """Set the output standardisation so that ``images`` give zero-mean, unit-variance features."""
+    backbone.feature_mean.zero_()
+    backbone.feature_std.fill_(1.0)
+    was_training = backbone.training
+    backbone.eval()
+    features = torch.cat([backbone(chunk) for chunk in images.split(batch_size)])
+    backbone.feature_mean.copy_(features.mean(0))
+    backbone.feature_std.copy_(features.std(0).clamp_min(1e-6))
+    backbone.train(was_training)
 
 
 def _download_imagenet(weights: RegNet_Y_1_6GF_Weights) -> dict[str, torch.Tensor]:
@@ -156,8 +178,10 @@ def _load_into(model: RegNetFeatures, state: dict[str, torch.Tensor], source: st
             f"backbone weights do not fit regnet_y_1_6gf: {exc}".replace("\n", " "), path=source
         ) from exc
     problems = []
-    if result.missing_keys:
-        problems.append(f"{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[0]})")
+    optional = {"feature_mean", "feature_std"}  # torchvision files have none: identity
+    missing = [k for k in result.missing_keys if k not in optional]
+    if missing:
+        problems.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
     if result.unexpected_keys:
         problems.append(
             f"{len(result.unexpected_keys)} unexpected keys (e.g. {result.unexpected_keys[0]})"

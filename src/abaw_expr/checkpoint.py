@@ -1,0 +1,70 @@
+"""Loading checkpoints safely: tensors and plain data only, never arbitrary pickled objects."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from .config import Config, config_from_dict
+from .errors import InputError
+from .model.module import build_model
+from .model.temporal import ExpressionModel
+
+
+def read_checkpoint(path: Path | str) -> dict:
+    """``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is refused, not run."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            "no such checkpoint"
+            if not path.exists()
+            else "is a folder, expected a checkpoint file",
+            path,
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
+        raise InputError(
+            f"refused: the checkpoint holds objects that need arbitrary unpickling ({first})", path
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise InputError(
+            f"not a readable checkpoint ({str(err).splitlines()[0] if str(err) else type(err).__name__})",
+            path,
+        ) from None
+    if (
+        not isinstance(checkpoint, dict)
+        or "state_dict" not in checkpoint
+        or "hyper_parameters" not in checkpoint
+    ):
+        raise InputError("not an abaw-expr checkpoint (no state_dict / hyper_parameters)", path)
+    return checkpoint
+
+
+def load_model(path: Path | str) -> tuple[ExpressionModel, Config]:
+    """The trained model (eval mode, on CPU) and the config it was trained with.
+
+    The backbone is built empty (``backbone_weights`` is not re-downloaded): the checkpoint
+    holds its trained weights.
+    """
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint["hyper_parameters"]
+    config = config_from_dict(hparams["config"])
+    config.model.backbone_weights = "none"
+    model = build_model(config, with_backbone=hparams.get("with_backbone", True))
+    state = {
+        k.removeprefix("model."): v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("model.")
+    }
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith(("feature_mean", "feature_std"))]  # optional: identity
+    if missing or unexpected:
+        raise InputError(
+            f"checkpoint does not fit the model (missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})",
+            path,
+        )
+    return model.eval(), config

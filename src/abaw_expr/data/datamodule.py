@@ -1,0 +1,205 @@
+"""Windows of frames (images or cached features) as batches: datasets and the LightningDataModule.
+
+A batch is a dict: ``x`` (B, T, 3, H, W) images or (B, T, 888) features, ``labels`` (B, T)
+int64 with -1 where a frame is unannotated, ``mask`` (B, T) bool, True at real frames (padding
+and unreadable images are False), ``video`` (B,) position in the split's index and ``frames``
+(B, T) 0-based frame numbers, so predictions can be put back in place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import DataConfig
+from .annotations import SPLITS, find_splits
+from .frame_index import FrameIndex, VideoFrames, build_split_index
+from .images import eval_transform, read_face, train_transform
+from .windows import make_windows
+
+
+class FrameSource(Protocol):
+    def load(
+        self, video_pos: int, video: VideoFrames, frames: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs for these frames and a bool tensor saying which could be read."""
+
+
+class ImageSource:
+    """Reads ``cropped_aligned`` JPEGs; a window is transformed as one (same random draw)."""
+
+    def __init__(self, image_size: int = 112, transform=None):
+        self.image_size = image_size
+        self.transform = transform or eval_transform()
+
+    def load(
+        self, video_pos: int, video: VideoFrames, frames: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.zeros(len(frames), 3, self.image_size, self.image_size, dtype=torch.uint8)
+        ok = torch.zeros(len(frames), dtype=torch.bool)
+        cache: dict[int, torch.Tensor | None] = {}
+        for i, frame in enumerate(frames.tolist()):
+            if frame not in cache:  # padding repeats a frame: decode it once
+                cache[frame] = (
+                    read_face(video.path(frame), self.image_size)
+                    if video.has_image[frame]
+                    else None
+                )
+            if cache[frame] is not None:
+                images[i] = cache[frame]
+                ok[i] = True
+        return self.transform(images), ok
+
+
+class FeatureSource:
+    """Reads 888-d backbone features from a :class:`~abaw_expr.features.FeatureCache`."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def load(
+        self, video_pos: int, video: VideoFrames, frames: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.cache.read(video.name, frames)
+        return torch.from_numpy(features), torch.from_numpy(video.has_image[frames].copy())
+
+
+def training_windows(
+    index: FrameIndex, seq_len: int, stride: int, split_at_gaps: bool
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Windows over each video's usable frames (annotated, with a face image)."""
+    out = []
+    for pos, video in enumerate(index):
+        w = make_windows(np.flatnonzero(video.usable), seq_len, stride, split_at_gaps)
+        out.extend((pos, f, m) for f, m in zip(w.frames, w.mask, strict=True))
+    return out
+
+
+def inference_windows(
+    index: FrameIndex, seq_len: int, stride: int, split_at_gaps: bool = False
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Windows over every frame with a face image, labelled or not: the context inference sees."""
+    out = []
+    for pos, video in enumerate(index):
+        w = make_windows(np.flatnonzero(video.has_image), seq_len, stride, split_at_gaps)
+        out.extend((pos, f, m) for f, m in zip(w.frames, w.mask, strict=True))
+    return out
+
+
+class WindowDataset(Dataset):
+    def __init__(
+        self,
+        index: FrameIndex,
+        windows: list[tuple[int, np.ndarray, np.ndarray]],
+        source: FrameSource,
+    ):
+        self.index = index
+        self.windows = windows
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        pos, frames, mask = self.windows[i]
+        video = self.index.videos[pos]
+        x, ok = self.source.load(pos, video, frames)
+        return {
+            "x": x,
+            "labels": torch.from_numpy(video.labels[frames].astype(np.int64)),
+            "mask": torch.from_numpy(mask) & ok,
+            "video": torch.tensor(pos),
+            "frames": torch.from_numpy(frames),
+        }
+
+
+class ExpressionDataModule(L.LightningDataModule):
+    """Train_Set and Validation_Set of an ABAW annotation folder, as images or cached features.
+
+    With ``features_dir`` (from ``abaw-expr extract``) the backbone is skipped and the windows
+    read 888-d features; otherwise JPEGs from ``images_dir``.
+    """
+
+    def __init__(
+        self,
+        config: DataConfig,
+        annotations_dir: Path | str,
+        images_dir: Path | str | None = None,
+        features_dir: Path | str | None = None,
+    ):
+        super().__init__()
+        if images_dir is None and features_dir is None:
+            raise ValueError("give images_dir or features_dir")
+        self.config = config
+        self.annotations_dir = Path(annotations_dir)
+        self.images_dir = Path(images_dir) if images_dir is not None else None
+        self.features_dir = Path(features_dir) if features_dir is not None else None
+        self.indexes: dict[str, FrameIndex] = {}
+
+    def prepare_data(self) -> None:
+        # Build (and cache) the frame index once, on one process, before DDP ranks read it.
+        self._index_all()
+
+    def _index_all(self) -> None:
+        if self.indexes:
+            return
+        if self.features_dir is not None:
+            from ..features import open_split_index
+
+            for split in SPLITS:
+                self.indexes[split] = open_split_index(self.features_dir / split)
+            return
+        for split, split_dir in find_splits(self.annotations_dir).items():
+            self.indexes[split] = build_split_index(self.images_dir, split_dir)
+        missing = [s for s in SPLITS if s not in self.indexes]
+        if missing:
+            from ..errors import InputError
+
+            raise InputError(f"missing split folder(s) {', '.join(missing)}", self.annotations_dir)
+
+    def _source(self, split: str, train: bool) -> FrameSource:
+        if self.features_dir is not None:
+            from ..features import FeatureCache
+
+            return FeatureSource(FeatureCache(self.features_dir / split))
+        c = self.config
+        transform = train_transform(c.hflip, c.color_jitter) if train else eval_transform()
+        return ImageSource(c.image_size, transform)
+
+    def setup(self, stage: str | None = None) -> None:
+        self._index_all()
+        c = self.config
+        train_index, val_index = self.indexes["Train_Set"], self.indexes["Validation_Set"]
+        self.train_set = WindowDataset(
+            train_index,
+            training_windows(train_index, c.seq_len, c.stride, c.split_at_gaps),
+            self._source("Train_Set", True),
+        )
+        # Validation during training: non-overlapping windows over every frame with a face.
+        self.val_set = WindowDataset(
+            val_index,
+            inference_windows(val_index, c.seq_len, c.seq_len, c.split_at_gaps),
+            self._source("Validation_Set", False),
+        )
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        workers = self.config.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)

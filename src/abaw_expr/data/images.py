@@ -1,0 +1,60 @@
+"""Decoding face images and the train / eval transforms.
+
+Augmentation follows the authors: horizontal flip (p=0.5) and colour jitter (brightness 0.5,
+contrast 0.25, saturation 0.25), then ImageNet normalisation. We draw one flip and one jitter
+per *window*, so a sequence does not flip or flicker from frame to frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torchvision.io import ImageReadMode, decode_image, read_file
+from torchvision.transforms import v2
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def read_face(path: Path, size: int) -> torch.Tensor | None:
+    """One face as a (3, size, size) uint8 tensor, or None (with a warning) if it cannot be decoded.
+
+    Grayscale and 4-channel images are converted to RGB; a face of another size is resized.
+    """
+    try:
+        image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+    except (RuntimeError, OSError) as err:
+        log.warning(
+            "%s: unreadable image, treated as a frame without a face (%s)",
+            path,
+            str(err).splitlines()[0],
+        )
+        return None
+    if image.shape[-2:] != (size, size):
+        image = v2.functional.resize(image, [size, size], antialias=True)
+    return image
+
+
+def train_transform(
+    hflip: float = 0.5, color_jitter: tuple[float, float, float] | list[float] = (0.5, 0.25, 0.25)
+) -> v2.Transform:
+    """Transform of a (T, 3, H, W) uint8 window: the same random draw for all T frames."""
+    brightness, contrast, saturation = color_jitter
+    return v2.Compose(
+        [
+            v2.RandomHorizontalFlip(hflip),
+            v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+def eval_transform() -> v2.Transform:
+    return v2.Compose(
+        [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    )

@@ -1,0 +1,195 @@
+"""``abaw-expr train``: one run of the paper's recipe with PyTorch Lightning.
+
+A run folder holds ``config.yaml`` (every hyper-parameter, loadable with ``--config``),
+``run.json`` (package version, git commit, command line, LR-finder choice, status, best
+score), ``best.ckpt`` (best validation macro F1), ``last.ckpt`` (for ``--resume``) and the
+CSV or TensorBoard logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from . import __version__
+from .config import Config, save_config
+from .data.datamodule import ExpressionDataModule
+from .errors import InputError
+from .model.module import ExpressionModule
+from .writers import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+# Frozen backbone stages keep their BatchNorm in eval mode on purpose.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        )
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def precision_for(config: Config) -> str:
+    if config.trainer.precision != "auto":
+        return config.trainer.precision
+    if torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda"):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def _devices(value: str):
+    if value == "auto":
+        return "auto"
+    if "," in value:
+        return [int(v) for v in value.split(",") if v]
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+def is_global_zero() -> bool:
+    """True in the process that owns the run folder (DDP launchers set these variables)."""
+    env = os.environ
+    return (
+        env.get("RANK", "0") == "0"
+        and env.get("LOCAL_RANK", "0") == "0"
+        and env.get("NODE_RANK", "0") == "0"
+    )
+
+
+def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """Refuse to mix two runs in one folder; return the checkpoint to resume from, if any."""
+    last = out_dir / "last.ckpt"
+    if not is_global_zero():  # rank 0 has checked and prepared the folder
+        return last if resume else None
+    if resume:
+        if not last.is_file():
+            raise InputError("nothing to resume: no last.ckpt in this run folder", out_dir)
+        return last
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError(
+            "already holds a run; pass --resume to continue it or --overwrite to replace it",
+            out_dir,
+        )
+    if overwrite:
+        for name in ("best.ckpt", "last.ckpt", "run.json", "config.yaml"):
+            (out_dir / name).unlink(missing_ok=True)
+    return None
+
+
+def train(
+    config: Config,
+    annotations_dir: Path | str,
+    out_dir: Path | str,
+    images_dir: Path | str | None = None,
+    features_dir: Path | str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    enable_progress_bar: bool = True,
+    callbacks: list | None = None,
+) -> dict:
+    """Train; return ``run.json``'s content (``best_macro_f1``, ``best_checkpoint``, ...)."""
+    out_dir = Path(out_dir)
+    ckpt_path = prepare_run_dir(out_dir, resume, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if features_dir is not None and config.model.frozen_stages != 5:
+        log.info("training on cached features: the backbone is not trained (model.frozen_stages=5)")
+        config.model.frozen_stages = 5
+    L.seed_everything(config.trainer.seed, workers=True, verbose=False)
+
+    t = config.trainer
+    run_file = out_dir / "run.json"
+    run = json.loads(run_file.read_text()) if resume and run_file.is_file() else {}
+    run.update(
+        version=__version__,
+        git_commit=git_commit(),
+        command=sys.argv,
+        images=str(images_dir) if images_dir else None,
+        features=str(features_dir) if features_dir else None,
+        annotations=str(annotations_dir),
+        status="running",
+        started=run.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
+    )
+    if is_global_zero():
+        save_config(config, out_dir / "config.yaml")
+        atomic_write_json(run_file, run)
+
+    datamodule = ExpressionDataModule(config.data, annotations_dir, images_dir, features_dir)
+    module = ExpressionModule(config.to_dict())
+    checkpoint = ModelCheckpoint(
+        dirpath=out_dir,
+        filename="best",
+        monitor="val/macro_f1",
+        mode="max",
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    logger = (
+        TensorBoardLogger(out_dir, name="logs")  # logs/version_N: a resumed run adds a version
+        if t.logger == "tensorboard"
+        else CSVLogger(out_dir, name="logs")
+    )
+    trainer = L.Trainer(
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=_devices(t.devices),
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=precision_for(config),
+        deterministic=t.deterministic,
+        logger=logger,
+        callbacks=[checkpoint, LearningRateMonitor("epoch"), *(callbacks or [])],
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches,
+        enable_progress_bar=enable_progress_bar,
+        enable_model_summary=False,
+        default_root_dir=out_dir,
+    )
+    if config.optim.auto_lr and ckpt_path is None:
+        from lightning.pytorch.tuner import Tuner
+
+        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, attr_name="lr")
+        if finder is not None and finder.suggestion() is not None:
+            run["auto_lr"] = {
+                "suggested": float(finder.suggestion()),
+                "lrs": [float(x) for x in finder.results["lr"]],
+                "losses": [float(x) for x in finder.results["loss"]],
+            }
+            log.info("learning-rate finder chose %.3g", finder.suggestion())
+        else:
+            run["auto_lr"] = {"suggested": None, "kept": config.optim.lr}
+            log.warning("learning-rate finder gave no suggestion; keeping lr=%g", config.optim.lr)
+    started = time.time()
+    trainer.fit(
+        module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None
+    )
+    best = checkpoint.best_model_score
+    run.update(
+        status="finished",
+        best_macro_f1=float(best) if best is not None else None,
+        best_checkpoint=str(out_dir / "best.ckpt"),
+        epochs=trainer.current_epoch,
+        train_seconds=run.get("train_seconds", 0.0) + time.time() - started,
+        lr=module.lr,
+    )
+    if trainer.is_global_zero:
+        atomic_write_json(run_file, run)
+    return run

@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny sample data set in the Aff-Wild2 layout, made once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from abaw_expr.config import Config
+from abaw_expr.data.sample import write_sample
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Frame-index caches go to the test's own folder, never to ~/.cache."""
+    monkeypatch.setenv("ABAW_EXPR_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sample(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sample")
+    write_sample(root, train_videos=3, val_videos=2, frames=100, seed=3, workers=0)
+    return root
+
+
+def tiny_config(**changes) -> Config:
+    """A config small enough to train on 2 CPU cores in seconds: 32 px, 8-frame windows."""
+    config = Config()
+    config.data.image_size = 32
+    config.data.seq_len = 8
+    config.data.stride = 8
+    config.data.eval_stride = 4
+    config.data.batch_size = 4
+    config.data.num_workers = 0
+    config.model.backbone_weights = "none"
+    config.model.frozen_stages = 3
+    config.trainer.epochs = 1
+    config.trainer.log_every_n_steps = 1
+    for key, value in changes.items():
+        section, name = key.split("__")
+        setattr(getattr(config, section), name, value)
+    return config

@@ -1,0 +1,59 @@
+"""Two epochs of DDP with 2 CPU processes (gloo); each rank writes what it ended with.
+
+Run by tests/test_training.py as a script: Lightning's ``ddp`` strategy starts rank 1 by
+running this file again with LOCAL_RANK set.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import lightning as L
+
+from abaw_expr.config import Config
+from abaw_expr.training import train
+
+
+class RecordRank(L.Callback):
+    def __init__(self, out: Path):
+        self.out = out
+
+    def on_train_end(self, trainer, module):
+        checksum = sum(float(p.detach().double().abs().sum()) for p in module.parameters())
+        record = {
+            "world_size": trainer.world_size,
+            "epochs": trainer.current_epoch,
+            "param_checksum": checksum,
+            "val_macro_f1": float(trainer.callback_metrics["val/macro_f1"]),
+        }
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+def main() -> None:
+    sample, out = Path(sys.argv[1]), Path(sys.argv[2])
+    config = Config()
+    config.data.image_size = 32
+    config.data.seq_len = 8
+    config.data.stride = 8
+    config.data.batch_size = 2
+    config.data.num_workers = 0
+    config.model.backbone_weights = "none"
+    config.model.frozen_stages = 3
+    config.trainer.epochs = 2
+    config.trainer.accelerator = "cpu"
+    config.trainer.devices = "2"
+    config.trainer.strategy = "ddp"
+    out.mkdir(parents=True, exist_ok=True)
+    train(
+        config,
+        sample / "annotations",
+        out / "run",
+        images_dir=sample / "cropped_aligned",
+        enable_progress_bar=False,
+        callbacks=[RecordRank(out)],
+        overwrite=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Training, checkpoints, resume, evaluation and prediction on a tiny generated data set."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from abaw_expr.checkpoint import load_model, read_checkpoint
+from abaw_expr.config import Config, load_config
+from abaw_expr.data.annotations import read_labels
+from abaw_expr.errors import InputError
+from abaw_expr.evaluation import evaluate, predict_test_set
+from abaw_expr.model.module import ExpressionModule
+from abaw_expr.scoring import score_predictions
+from abaw_expr.training import train
+
+from .conftest import tiny_config
+
+
+def test_optimisation_lowers_the_loss():
+    torch.manual_seed(0)
+    config = Config()
+    config.model.backbone_weights = "none"
+    module = ExpressionModule(config.to_dict())
+    features = torch.randn(4, 16, 888)
+    labels = torch.randint(0, 8, (4, 16))
+    mask = torch.ones(4, 16, dtype=torch.bool)
+    optimizer = module.configure_optimizers()["optimizer"]
+    module.train()
+    losses = []
+    for _ in range(30):
+        loss = module.loss(module(features, mask), labels, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_sample, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    train(
+        tiny_config(),
+        tiny_sample / "annotations",
+        out,
+        images_dir=tiny_sample / "cropped_aligned",
+        enable_progress_bar=False,
+    )
+    return out
+
+
+def test_train_writes_a_complete_run(trained_run):
+    run = json.loads((trained_run / "run.json").read_text())
+    assert run["status"] == "finished"
+    assert 0.0 <= run["best_macro_f1"] <= 1.0
+    assert run["git_commit"] and run["version"]
+    assert (trained_run / "best.ckpt").is_file() and (trained_run / "last.ckpt").is_file()
+    config = load_config(trained_run / "config.yaml")
+    assert config.data.image_size == 32 and config.model.variant == "combine"
+    assert list((trained_run / "logs").glob("version_*/metrics.csv"))
+
+
+def test_checkpoint_loads_safely_and_predicts(trained_run):
+    model, config = load_model(trained_run / "best.ckpt")
+    assert config.data.seq_len == 8
+    with torch.inference_mode():
+        out = model(torch.randn(1, 8, 3, 32, 32))
+    assert out.shape == (1, 8, 8) and torch.isfinite(out).all()
+
+
+def test_refuses_to_mix_runs(trained_run, tiny_sample):
+    with pytest.raises(InputError, match="already holds a run"):
+        train(
+            tiny_config(),
+            tiny_sample / "annotations",
+            trained_run,
+            images_dir=tiny_sample / "cropped_aligned",
+        )
+
+
+def test_resume_continues_from_last_checkpoint(tiny_sample, tmp_path):
+    out = tmp_path / "run"
+    images, annotations = tiny_sample / "cropped_aligned", tiny_sample / "annotations"
+    train(tiny_config(), annotations, out, images_dir=images, enable_progress_bar=False)
+    first = read_checkpoint(out / "last.ckpt")
+    assert first["epoch"] == 0
+    run = train(
+        tiny_config(trainer__epochs=2),
+        annotations,
+        out,
+        images_dir=images,
+        resume=True,
+        enable_progress_bar=False,
+    )
+    second = read_checkpoint(out / "last.ckpt")
+    assert second["global_step"] == 2 * first["global_step"]  # one more epoch, not two
+    assert run["epochs"] == 2
+    assert (
+        len(list((out / "logs").glob("version_*/metrics.csv"))) == 2
+    )  # the first run's log is kept
+
+
+def test_evaluate_equals_score_on_its_files(trained_run, tiny_sample, tmp_path):
+    split = tiny_sample / "annotations" / "Validation_Set"
+    metrics = evaluate(
+        trained_run / "best.ckpt", tiny_sample / "cropped_aligned", split, tmp_path, num_workers=0
+    )
+    scored = score_predictions(tmp_path / "predictions", split)
+    assert metrics["macro_f1"] == pytest.approx(scored["macro_f1"], abs=1e-12)
+    assert metrics["frames"] == scored["frames"]
+    for label_file in split.glob("*.txt"):
+        predicted = read_labels(tmp_path / "predictions" / label_file.name, allow_unannotated=False)
+        assert len(predicted) == len(read_labels(label_file))
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["macro_f1"] == metrics["macro_f1"] and len(saved["confusion_matrix"]) == 8
+
+
+def test_predict_writes_every_frame_of_a_test_list(trained_run, tiny_sample, tmp_path):
+    videos = sorted(p.stem for p in (tiny_sample / "annotations" / "Validation_Set").glob("*.txt"))
+    list_file = tmp_path / "test.txt"
+    list_file.write_text(f"{videos[0]},120\n{videos[1]}\n")
+    n = predict_test_set(
+        trained_run / "best.ckpt",
+        tiny_sample / "cropped_aligned",
+        list_file,
+        tmp_path / "out",
+        num_workers=0,
+    )
+    assert n == 2
+    assert (
+        len(read_labels(tmp_path / "out" / f"{videos[0]}.txt")) == 120
+    )  # beyond the last image: filled
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Exploit.marker}",))
+
+
+def test_malicious_checkpoint_is_refused_and_not_executed(tmp_path):
+    _Exploit.marker = tmp_path / "pwned"
+    path = tmp_path / "evil.ckpt"
+    with open(path, "wb") as handle:
+        pickle.dump({"state_dict": {}, "hyper_parameters": _Exploit()}, handle)
+    with pytest.raises(InputError, match="refused"):
+        read_checkpoint(path)
+    assert not _Exploit.marker.exists()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_agree(tiny_sample, tmp_path):
+    script = Path(__file__).with_name("ddp_train.py")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, str(script), str(tiny_sample), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world_size"] == ranks[1]["world_size"] == 2
+    assert ranks[0]["epochs"] == ranks[1]["epochs"] == 2
+    assert ranks[0]["param_checksum"] == pytest.approx(ranks[1]["param_checksum"], rel=1e-6)
+    assert ranks[0]["val_macro_f1"] == pytest.approx(ranks[1]["val_macro_f1"], abs=1e-9)
+    assert np.isfinite(ranks[0]["param_checksum"])
