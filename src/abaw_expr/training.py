@@ -142,6 +142,11 @@ def train(
         save_last=True,
         auto_insert_metric_name=False,
     )
+    if t.logger == "tensorboard":
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+            raise InputError("trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard")
     logger = (
         TensorBoardLogger(out_dir, name="logs")  # logs/version_N: a resumed run adds a version
         if t.logger == "tensorboard"

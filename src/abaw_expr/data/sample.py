@@ -534,7 +534,7 @@ def _plan_video(
     pos = int(rng.integers(5, 40))
     while pos < n:  # expression segments (onset, apex, offset) between Neutral stretches
         length, label = int(rng.integers(20, 81)), bag.next()
-        onset, offset = (max(3, round(length * rng.uniform(0.1, 0.25))) for _ in range(2))
+        onset, offset = (max(2, round(length * rng.uniform(0.05, 0.15))) for _ in range(2))
         ramp = np.ones(length, np.float32)
         ramp[:onset] = np.linspace(0, 1, onset + 1, dtype=np.float32)[1:]
         ramp[length - offset :] = np.linspace(1, 0, offset + 1, dtype=np.float32)[:-1]

@@ -1,0 +1,332 @@
+"""``abaw-expr``: one command line, one subcommand per step. No logic lives here: each
+subcommand parses its arguments, calls one function and prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+
+def _print(result: dict, as_json: bool, text: str) -> None:
+    print(json.dumps(result) if as_json else text)
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import time
+
+    from .data.sample import write_sample
+
+    started = time.time()
+    summary = write_sample(
+        args.out,
+        train_videos=args.videos,
+        val_videos=args.val_videos,
+        frames=args.frames,
+        seed=args.seed,
+    )
+    _print(
+        summary,
+        args.json,
+        f"wrote the sample data set to {args.out} in {time.time() - started:.1f} s",
+    )
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    from .data.annotations import find_splits
+    from .data.frame_index import build_split_index
+
+    result = {
+        split: build_split_index(args.images, d).stats()
+        for split, d in find_splits(args.annotations).items()
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    for split, s in result.items():
+        print(
+            f"{split}: {s['videos']} videos, {s['frames']} frames, {s['annotated']} annotated, {s['usable']} usable"
+        )
+        total = max(s["usable"], 1)
+        for name, count in s["per_class"].items():
+            print(f"  {name:<10} {count:>9}  {100 * count / total:5.1f} %")
+
+
+def _format_scores(scores: dict) -> str:
+    lines = [f"macro F1 {scores['macro_f1']:.4f} over {scores['frames']} frames"]
+    lines += [f"  {name:<10} F1 {f1:.4f}" for name, f1 in scores["per_class_f1"].items()]
+    return "\n".join(lines)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from .scoring import score_predictions
+
+    scores = score_predictions(args.predictions, args.annotations)
+    _print(scores, args.json, _format_scores(scores))
+
+
+def cmd_describe_model(args: argparse.Namespace) -> None:
+    from .model.describe import describe_model
+
+    result = describe_model(args.variant, frames=args.frames, batch=args.batch)
+    _print(result, args.json, json.dumps(result, indent=2))
+
+
+def _load_config(args: argparse.Namespace):
+    from .config import load_config
+
+    overrides = list(args.set or [])
+    for flag, key in (
+        ("devices", "trainer.devices"),
+        ("num_nodes", "trainer.num_nodes"),
+        ("strategy", "trainer.strategy"),
+        ("epochs", "trainer.epochs"),
+        ("variant", "model.variant"),
+        ("backbone_weights", "model.backbone_weights"),
+        ("seed", "trainer.seed"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if getattr(args, "auto_lr", False):
+        overrides.append("optim.auto_lr=true")
+    return load_config(args.config, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .training import train
+
+    if args.images is None and args.features is None:
+        raise InputError(
+            "give --images (cropped_aligned folder) or --features (a cache from 'abaw-expr extract')"
+        )
+    config = _load_config(args)
+    run = train(
+        config,
+        args.annotations,
+        args.out,
+        images_dir=args.images,
+        features_dir=args.features,
+        resume=args.resume,
+        overwrite=args.overwrite,
+    )
+    print(f"best validation macro F1 {run['best_macro_f1']:.4f}: {run['best_checkpoint']}")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from .features import extract
+
+    config = _load_config(args)
+    extract(
+        args.images,
+        args.annotations,
+        args.out,
+        config.model.backbone_weights,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    print(f"features written to {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .evaluation import evaluate
+
+    metrics = evaluate(
+        args.checkpoint,
+        args.images,
+        args.annotations,
+        args.out,
+        stride=args.stride,
+        smooth=args.smooth,
+        device=args.device,
+    )
+    _print(metrics, args.json, _format_scores(metrics) + f"\nwritten to {args.out}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .evaluation import predict_test_set
+
+    n = predict_test_set(
+        args.checkpoint,
+        args.images,
+        args.videos,
+        args.out,
+        stride=args.stride,
+        smooth=args.smooth,
+        device=args.device,
+    )
+    print(f"wrote predictions for {n} videos to {args.out}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    summary = run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    print(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="abaw-expr", description="Facial-expression classification on Aff-Wild2 (ABAW EXPR)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("sample", cmd_sample, "write the synthetic sample data set in the Aff-Wild2 layout")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--videos", type=int, default=30, help="training videos (default 30)")
+    p.add_argument("--val-videos", type=int, default=10, help="validation videos (default 10)")
+    p.add_argument("--frames", type=int, default=300, help="frames per video (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+    p = command("stats", cmd_stats, "count videos, frames and classes of each split")
+    p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="folder holding Train_Set/ and Validation_Set/",
+    )
+    p.add_argument("--json", action="store_true")
+
+    p = command(
+        "score", cmd_score, "the ABAW metric of prediction files against one split's annotations"
+    )
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument(
+        "--annotations", type=Path, required=True, help="one split folder of <video>.txt"
+    )
+    p.add_argument("--json", action="store_true")
+
+    p = command(
+        "describe-model", cmd_describe_model, "parameter counts and output shape of a model variant"
+    )
+    p.add_argument(
+        "--variant",
+        default="combine",
+        choices=["combine", "only_att", "only_trans", "no_att_trans"],
+    )
+    p.add_argument("--frames", type=int, default=64)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+
+    def config_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="YAML config (defaults: the paper's recipe)")
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="SECTION.KEY=VALUE",
+            help="override one setting, e.g. optim.lr=3e-4",
+        )
+        p.add_argument("--backbone-weights", help="imagenet | none | PATH to a state dict")
+
+    p = command("train", cmd_train, "train the model (the paper's recipe by default)")
+    config_args(p)
+    p.add_argument("--images", type=Path, help="the cropped_aligned folder (end-to-end training)")
+    p.add_argument(
+        "--features",
+        type=Path,
+        help="a feature cache from 'abaw-expr extract' (head-only training)",
+    )
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="folder holding Train_Set/ and Validation_Set/",
+    )
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--variant", choices=["combine", "only_att", "only_trans", "no_att_trans"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--auto-lr", action="store_true", help="run Lightning's learning-rate finder first"
+    )
+    p.add_argument("--devices", help="'auto', a count or a list like 0,1")
+    p.add_argument("--num-nodes", type=int)
+    p.add_argument("--strategy", help="auto | ddp | ddp_spawn | fsdp ...")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+
+    p = command("extract", cmd_extract, "compute backbone features once for head-only training")
+    config_args(p)
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--annotations", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="cache folder")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto")
+
+    for name, func, help in (
+        (
+            "evaluate",
+            cmd_evaluate,
+            "predict a labelled split; write ABAW prediction files and metrics.json",
+        ),
+        (
+            "predict",
+            cmd_predict,
+            "predict every frame of the videos in a test list; write submission files",
+        ),
+    ):
+        p = command(name, func, help)
+        p.add_argument("--checkpoint", type=Path, required=True)
+        p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
+        if name == "evaluate":
+            p.add_argument(
+                "--annotations", type=Path, required=True, help="one split folder of <video>.txt"
+            )
+            p.add_argument("--json", action="store_true")
+        else:
+            p.add_argument(
+                "--videos",
+                type=Path,
+                required=True,
+                help="list file: one video per line, 'name' or 'name,frame_count'",
+            )
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument(
+            "--stride", type=int, help="window step (default: the run's data.eval_stride, 32)"
+        )
+        p.add_argument(
+            "--smooth",
+            type=int,
+            default=0,
+            help="moving average of the probabilities over K frames",
+        )
+        p.add_argument("--device", default="auto")
+
+    p = command("demo", cmd_demo, "sample data -> features -> train -> evaluate, on CPU in minutes")
+    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        args.func(args)
+    except InputError as err:
+        print(f"abaw-expr {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"abaw-expr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
