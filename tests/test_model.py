@@ -185,8 +185,10 @@ def test_local_weights_file(tmp_path, suffix: str) -> None:
         torch.save(reference, path)
     backbone = build_backbone(str(path))
     loaded = backbone.state_dict()
-    assert set(loaded) == {k for k in reference if not k.startswith("fc.")}
-    assert all(torch.equal(loaded[k], reference[k]) for k in loaded)
+    standardisation = {"feature_mean", "feature_std"}  # not in torchvision files: identity
+    assert set(loaded) - standardisation == {k for k in reference if not k.startswith("fc.")}
+    assert all(torch.equal(loaded[k], reference[k]) for k in set(loaded) - standardisation)
+    assert not loaded["feature_mean"].any() and (loaded["feature_std"] == 1).all()
     # a RegNetFeatures state dict (no fc) loads too
     features_path = tmp_path / "features.pt"
     torch.save(loaded, features_path)
@@ -236,3 +238,31 @@ def test_imagenet_weights_are_loaded(monkeypatch) -> None:
     backbone = build_backbone("imagenet")
     assert isinstance(backbone, RegNetFeatures)
     assert torch.equal(backbone.stem[0].weight, reference["stem.0.weight"])
+
+
+def test_calibrated_backbone_gives_standardised_features_and_keeps_them_in_its_weights(
+    tmp_path,
+) -> None:
+    from safetensors.torch import save_file
+
+    from abaw_expr.model.backbone import calibrate_feature_scale
+
+    torch.manual_seed(0)
+    backbone = build_backbone("none", frozen_stages=5).eval()
+    images = torch.randn(24, 3, 32, 32)
+    with torch.inference_mode():
+        raw = backbone(images)
+    calibrate_feature_scale(backbone, images, batch_size=8)
+    with torch.inference_mode():
+        calibrated = backbone(images)
+    assert calibrated.mean(0).abs().max() < 1e-4
+    alive = raw.std(0) > 1e-6
+    assert alive.sum() > 800
+    assert torch.allclose(calibrated.std(0)[alive], torch.ones(int(alive.sum())), atol=1e-3)
+    assert not calibrated[:, ~alive].any()  # dead ReLU channels stay 0, not blown up
+    assert torch.allclose(calibrated * backbone.feature_std + backbone.feature_mean, raw, atol=1e-4)
+    path = tmp_path / "calibrated.safetensors"
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(path))
+    with torch.inference_mode():
+        again = build_backbone(str(path), frozen_stages=5).eval()(images)
+    assert torch.allclose(again, calibrated, atol=1e-5)

@@ -136,7 +136,8 @@ def calibrate_feature_scale(
     backbone.eval()
     features = torch.cat([backbone(chunk) for chunk in images.split(batch_size)])
     backbone.feature_mean.copy_(features.mean(0))
-    backbone.feature_std.copy_(features.std(0).clamp_min(1e-6))
+    std = features.std(0)
+    backbone.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))  # dead channels stay 0
     backbone.train(was_training)
 
 
