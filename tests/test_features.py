@@ -8,11 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
+from abaw_expr.checkpoint import load_model
 from abaw_expr.data.frame_index import build_split_index
 from abaw_expr.data.images import eval_transform, read_face
 from abaw_expr.errors import InputError
-from abaw_expr.features import FeatureCache, extract_split, open_split_index
+from abaw_expr.features import FeatureCache, backbone_id, extract_split, open_split_index
 from abaw_expr.model import build_backbone
 from abaw_expr.training import train
 
@@ -120,21 +122,35 @@ def test_unreadable_image_becomes_a_frame_without_face(tiny_sample, backbone, tm
 
 
 def test_head_training_on_features_with_auto_lr(tiny_sample, backbone, tmp_path):
+    weights = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(weights))
+    images = tiny_sample / "cropped_aligned"
     for split in ("Train_Set", "Validation_Set"):
-        index = build_split_index(
-            tiny_sample / "cropped_aligned", tiny_sample / "annotations" / split, use_cache=False
-        )
+        index = build_split_index(images, tiny_sample / "annotations" / split, use_cache=False)
         extract_split(
-            index,
-            backbone,
-            tmp_path / "f" / split,
-            "random-0",
-            tiny_sample / "cropped_aligned",
-            batch_size=32,
-            num_workers=0,
-            image_size=SIZE,
+            index, backbone, tmp_path / "f" / split, backbone_id(str(weights)), images, 32, 0, SIZE
         )
-    config = tiny_config(trainer__epochs=2, optim__auto_lr=True, data__seq_len=16, data__stride=8)
+    with pytest.raises(InputError, match="extracted with backbone"):
+        train(
+            tiny_config(model__backbone_weights="imagenet"),
+            tiny_sample / "annotations",
+            tmp_path / "bad",
+            features_dir=tmp_path / "f",
+        )
+    with pytest.raises(InputError, match="draws new random"):
+        train(
+            tiny_config(),
+            tiny_sample / "annotations",
+            tmp_path / "bad2",
+            features_dir=tmp_path / "f",
+        )
+    config = tiny_config(
+        trainer__epochs=2,
+        optim__auto_lr=True,
+        data__seq_len=16,
+        data__stride=8,
+        model__backbone_weights=str(weights),
+    )
     run = train(
         config,
         tiny_sample / "annotations",
@@ -142,6 +158,11 @@ def test_head_training_on_features_with_auto_lr(tiny_sample, backbone, tmp_path)
         features_dir=tmp_path / "f",
         enable_progress_bar=False,
     )
+    model, _ = load_model(
+        tmp_path / "run" / "best.ckpt"
+    )  # the checkpoint carries the backbone of the cache
+    reference = backbone.state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in model.backbone.state_dict().items())
     assert run["status"] == "finished"
     assert run["auto_lr"]["suggested"] is None or run["auto_lr"]["suggested"] > 0
     assert len(run["auto_lr"].get("lrs", [1])) > 0

@@ -61,7 +61,9 @@ def load_model(path: Path | str) -> tuple[ExpressionModel, Config]:
         if k.startswith("model.")
     }
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith(("feature_mean", "feature_std"))]  # optional: identity
+    missing = [
+        k for k in missing if not k.endswith(("feature_mean", "feature_std"))
+    ]  # optional: identity
     if missing or unexpected:
         raise InputError(
             f"checkpoint does not fit the model (missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})",

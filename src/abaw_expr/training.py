@@ -95,6 +95,24 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> Path | None
     return None
 
 
+def check_features_match(features_dir: Path, weights: str) -> None:
+    """The checkpoint embeds ``model.backbone_weights``: they must be the weights that made the cache."""
+    from .features import FeatureCache, backbone_id
+
+    cached = FeatureCache(features_dir / "Train_Set").backbone
+    if weights.strip().lower() == "none":
+        raise InputError(
+            "training on cached features needs the backbone weights that made them, and 'none' draws new "
+            "random ones: save that backbone to a file and pass it as --backbone-weights to extract and train"
+        )
+    if cached != backbone_id(weights):
+        raise InputError(
+            f"features were extracted with backbone {cached!r}, but model.backbone_weights is {weights!r}; "
+            "pass the same --backbone-weights as to 'abaw-expr extract'",
+            features_dir,
+        )
+
+
 def train(
     config: Config,
     annotations_dir: Path | str,
@@ -110,6 +128,8 @@ def train(
     out_dir = Path(out_dir)
     ckpt_path = prepare_run_dir(out_dir, resume, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if features_dir is not None:
+        check_features_match(Path(features_dir), config.model.backbone_weights)
     if features_dir is not None and config.model.frozen_stages != 5:
         log.info("training on cached features: the backbone is not trained (model.frozen_stages=5)")
         config.model.frozen_stages = 5
@@ -145,8 +165,13 @@ def train(
     if t.logger == "tensorboard":
         import importlib.util
 
-        if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
-            raise InputError("trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard")
+        if (
+            importlib.util.find_spec("tensorboard") is None
+            and importlib.util.find_spec("tensorboardX") is None
+        ):
+            raise InputError(
+                "trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
+            )
     logger = (
         TensorBoardLogger(out_dir, name="logs")  # logs/version_N: a resumed run adds a version
         if t.logger == "tensorboard"

@@ -137,7 +137,9 @@ def calibrate_feature_scale(
     features = torch.cat([backbone(chunk) for chunk in images.split(batch_size)])
     backbone.feature_mean.copy_(features.mean(0))
     std = features.std(0)
-    backbone.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))  # dead channels stay 0
+    backbone.feature_std.copy_(
+        torch.where(std > 1e-6, std, torch.ones_like(std))
+    )  # dead channels stay 0
     backbone.train(was_training)
 
 
