@@ -69,24 +69,18 @@ class FeatureSource:
         return torch.from_numpy(features), torch.from_numpy(video.has_image[frames].copy())
 
 
-def training_windows(
-    index: FrameIndex, seq_len: int, stride: int, split_at_gaps: bool
+def index_windows(
+    index: FrameIndex, seq_len: int, stride: int, split_at_gaps: bool, labelled_only: bool
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Windows over each video's usable frames (annotated, with a face image)."""
+    """(video position, frames, mask) windows over each video's frames with a face image.
+
+    ``labelled_only`` keeps only annotated frames (training); otherwise every frame with a face
+    is context, labelled or not (validation, inference).
+    """
     out = []
     for pos, video in enumerate(index):
-        w = make_windows(np.flatnonzero(video.usable), seq_len, stride, split_at_gaps)
-        out.extend((pos, f, m) for f, m in zip(w.frames, w.mask, strict=True))
-    return out
-
-
-def inference_windows(
-    index: FrameIndex, seq_len: int, stride: int, split_at_gaps: bool = False
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Windows over every frame with a face image, labelled or not: the context inference sees."""
-    out = []
-    for pos, video in enumerate(index):
-        w = make_windows(np.flatnonzero(video.has_image), seq_len, stride, split_at_gaps)
+        selected = video.usable if labelled_only else video.has_image
+        w = make_windows(np.flatnonzero(selected), seq_len, stride, split_at_gaps)
         out.extend((pos, f, m) for f, m in zip(w.frames, w.mask, strict=True))
     return out
 
@@ -177,13 +171,13 @@ class ExpressionDataModule(L.LightningDataModule):
         train_index, val_index = self.indexes["Train_Set"], self.indexes["Validation_Set"]
         self.train_set = WindowDataset(
             train_index,
-            training_windows(train_index, c.seq_len, c.stride, c.split_at_gaps),
+            index_windows(train_index, c.seq_len, c.stride, c.split_at_gaps, labelled_only=True),
             self._source("Train_Set", True),
         )
         # Validation during training: non-overlapping windows over every frame with a face.
         self.val_set = WindowDataset(
             val_index,
-            inference_windows(val_index, c.seq_len, c.seq_len, c.split_at_gaps),
+            index_windows(val_index, c.seq_len, c.seq_len, c.split_at_gaps, labelled_only=False),
             self._source("Validation_Set", False),
         )
 
