@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"abaw-expr {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"abaw-expr {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +28,20 @@ def pick_device(device: str = "auto") -> torch.device:
 
 def _predict_index(
     checkpoint: Path | str,
-    index: FrameIndex,
+    build_index: Callable[[], FrameIndex],
     stride: int | None,
     smooth: int,
     device: str,
     batch_size: int,
     num_workers: int,
-) -> list[np.ndarray]:
+) -> tuple[FrameIndex, list[np.ndarray]]:
     model, config = load_model(checkpoint)
     if model.backbone is None:
         raise InputError(
             "this checkpoint has no backbone and cannot predict from images", checkpoint
         )
-    return predict_probabilities(
+    index = build_index()  # after the checkpoint: a bad one fails before any data is read
+    return index, predict_probabilities(
         model,
         index,
         seq_len=config.data.seq_len,
@@ -76,9 +78,14 @@ def evaluate(
     ``abaw-expr score`` computes it on the written files.
     """
     out_dir = Path(out_dir)
-    index = build_split_index(images_dir, split_dir)
-    probabilities = _predict_index(
-        checkpoint, index, stride, smooth, device, batch_size, num_workers
+    index, probabilities = _predict_index(
+        checkpoint,
+        lambda: build_split_index(images_dir, split_dir),
+        stride,
+        smooth,
+        device,
+        batch_size,
+        num_workers,
     )
     predictions_dir = out_dir / "predictions"
     write_predictions(predictions_dir, index, probabilities)
@@ -103,9 +110,14 @@ def predict_test_set(
     num_workers: int = 2,
 ) -> int:
     """Submission files for every frame of every listed video; returns the number of videos."""
-    index = build_test_index(images_dir, videos_list)
-    probabilities = _predict_index(
-        checkpoint, index, stride, smooth, device, batch_size, num_workers
+    index, probabilities = _predict_index(
+        checkpoint,
+        lambda: build_test_index(images_dir, videos_list),
+        stride,
+        smooth,
+        device,
+        batch_size,
+        num_workers,
     )
     write_predictions(Path(out_dir), index, probabilities)
     return len(index)
