@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image, read_file
+from PIL import Image
 from torchvision.transforms import v2
 
 log = logging.getLogger(__name__)
@@ -24,19 +25,22 @@ def read_face(path: Path, size: int) -> torch.Tensor | None:
     """One face as a (3, size, size) uint8 tensor, or None (with a warning) if it cannot be decoded.
 
     Grayscale and 4-channel images are converted to RGB; a face of another size is resized.
+    Decoded with Pillow (torchvision's own decoders are deprecated since 0.29).
     """
     try:
-        image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except (RuntimeError, OSError) as err:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:  # truncated, corrupt, empty, not an image
         log.warning(
             "%s: unreadable image, treated as a frame without a face (%s)",
             path,
-            str(err).splitlines()[0],
+            str(err).splitlines()[0] if str(err) else type(err).__name__,
         )
         return None
-    if image.shape[-2:] != (size, size):
-        image = v2.functional.resize(image, [size, size], antialias=True)
-    return image
+    face = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+    if face.shape[-2:] != (size, size):
+        face = v2.functional.resize(face, [size, size], antialias=True)
+    return face
 
 
 def train_transform(
