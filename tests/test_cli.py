@@ -7,6 +7,7 @@ import json
 import pytest
 
 from abaw_expr.cli import main
+from abaw_expr.config import load_config
 from abaw_expr.model import count_parameters
 from abaw_expr.model.module import build_model
 
@@ -107,3 +108,35 @@ def test_train_refuses_unknown_config_key(capsys, tmp_path):
     )
     err = capsys.readouterr().err
     assert code == 2 and "optim.momentum" in err and str(config) in err
+
+
+def test_resume_from_the_command_line_keeps_the_runs_settings(tiny_sample, tmp_path):
+    out = tmp_path / "run"
+    common = [
+        "train",
+        "--images",
+        str(tiny_sample / "cropped_aligned"),
+        "--annotations",
+        str(tiny_sample / "annotations"),
+        "--out",
+        str(out),
+    ]
+    tiny = [
+        "--backbone-weights",
+        "none",
+        "--epochs",
+        "1",
+        "--set",
+        "data.image_size=32",
+        "--set",
+        "data.seq_len=8",
+        "--set",
+        "data.num_workers=0",
+        "--set",
+        "model.frozen_stages=3",
+    ]
+    assert main(common + tiny) == 0
+    assert main(common + ["--resume", "--epochs", "2"]) == 0
+    saved = load_config(out / "config.yaml")
+    assert saved.data.image_size == 32 and saved.data.seq_len == 8 and saved.trainer.epochs == 2
+    assert json.loads((out / "run.json").read_text())["epochs"] == 2

@@ -175,3 +175,26 @@ def test_ddp_two_cpu_processes_agree(tiny_sample, tmp_path):
     assert ranks[0]["param_checksum"] == pytest.approx(ranks[1]["param_checksum"], rel=1e-6)
     assert ranks[0]["val_macro_f1"] == pytest.approx(ranks[1]["val_macro_f1"], abs=1e-9)
     assert np.isfinite(ranks[0]["param_checksum"])
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAfterFirstEpoch(__import__("lightning").Callback):
+    def on_train_epoch_end(self, trainer, module):
+        raise _Crash
+
+
+def test_a_crashed_run_says_so_and_keeps_its_checkpoints(tiny_sample, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(_Crash):
+        train(
+            tiny_config(trainer__epochs=3),
+            tiny_sample / "annotations",
+            out,
+            images_dir=tiny_sample / "cropped_aligned",
+            enable_progress_bar=False,
+            callbacks=[_CrashAfterFirstEpoch()],
+        )
+    assert json.loads((out / "run.json").read_text())["status"] == "stopped: _Crash"

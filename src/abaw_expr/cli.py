@@ -104,6 +104,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise InputError(
             "give --images (cropped_aligned folder) or --features (a cache from 'abaw-expr extract')"
         )
+    if args.resume and args.config is None and (args.out / "config.yaml").is_file():
+        args.config = args.out / "config.yaml"  # continue with the settings the run started with
     config = _load_config(args)
     run = train(
         config,

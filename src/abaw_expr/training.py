@@ -126,6 +126,13 @@ def train(
 ) -> dict:
     """Train; return ``run.json``'s content (``best_macro_f1``, ``best_checkpoint``, ...)."""
     out_dir = Path(out_dir)
+    if config.trainer.logger == "tensorboard":
+        import importlib.util
+
+        if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+            raise InputError(
+                "trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
+            )
     ckpt_path = prepare_run_dir(out_dir, resume, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     if features_dir is not None:
@@ -162,16 +169,6 @@ def train(
         save_last=True,
         auto_insert_metric_name=False,
     )
-    if t.logger == "tensorboard":
-        import importlib.util
-
-        if (
-            importlib.util.find_spec("tensorboard") is None
-            and importlib.util.find_spec("tensorboardX") is None
-        ):
-            raise InputError(
-                "trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
-            )
     logger = (
         TensorBoardLogger(out_dir, name="logs")  # logs/version_N: a resumed run adds a version
         if t.logger == "tensorboard"
@@ -208,9 +205,20 @@ def train(
             run["auto_lr"] = {"suggested": None, "kept": config.optim.lr}
             log.warning("learning-rate finder gave no suggestion; keeping lr=%g", config.optim.lr)
     started = time.time()
-    trainer.fit(
-        module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None
-    )
+    try:
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=ckpt_path,
+            weights_only=True if ckpt_path else None,
+        )
+    except BaseException as err:
+        if trainer.is_global_zero:  # say so in run.json; last.ckpt stays for --resume
+            run.update(
+                status=f"stopped: {type(err).__name__}", stopped=time.strftime("%Y-%m-%dT%H:%M:%S")
+            )
+            atomic_write_json(run_file, run)
+        raise
     best = checkpoint.best_model_score
     run.update(
         status="finished",
