@@ -324,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"abaw-expr {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        if type(err).__name__ != "NonFiniteLossError":
+            raise
+        print(f"abaw-expr {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
         sys.stderr.close()
         return 0

@@ -18,6 +18,10 @@ from .backbone import build_backbone
 from .temporal import ExpressionModel, TemporalHead
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
 def build_model(config: Config, with_backbone: bool = True) -> ExpressionModel:
     m = config.model
     backbone = build_backbone(m.backbone_weights, m.frozen_stages) if with_backbone else None
@@ -52,6 +56,12 @@ class ExpressionModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         _, loss = self._step(batch)
+        if not torch.isfinite(loss):
+            # Stop before the step poisons the weights; last.ckpt keeps the last good epoch.
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
+                f"(batch {batch_idx}); the last good checkpoint is kept: lower optim.lr or check the data"
+            )
         self.log(
             "train/loss",
             loss,
