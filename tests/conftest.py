@@ -8,6 +8,7 @@ import pytest
 
 from abaw_expr.config import Config
 from abaw_expr.data.sample import write_sample
+from abaw_expr.training import train
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +41,16 @@ def tiny_config(**changes) -> Config:
         section, name = key.split("__")
         setattr(getattr(config, section), name, value)
     return config
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_sample, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    train(
+        tiny_config(),
+        tiny_sample / "annotations",
+        out,
+        images_dir=tiny_sample / "cropped_aligned",
+        enable_progress_bar=False,
+    )
+    return out

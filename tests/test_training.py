@@ -45,19 +45,6 @@ def test_optimisation_lowers_the_loss():
     assert losses[-1] < 0.3 * losses[0]
 
 
-@pytest.fixture(scope="module")
-def trained_run(tiny_sample, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run") / "run"
-    train(
-        tiny_config(),
-        tiny_sample / "annotations",
-        out,
-        images_dir=tiny_sample / "cropped_aligned",
-        enable_progress_bar=False,
-    )
-    return out
-
-
 def test_train_writes_a_complete_run(trained_run):
     run = json.loads((trained_run / "run.json").read_text())
     assert run["status"] == "finished"

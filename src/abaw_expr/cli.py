@@ -164,6 +164,15 @@ def cmd_predict(args: argparse.Namespace) -> None:
     print(f"wrote predictions for {n} videos to {args.out}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from .export import export_onnx
+
+    info = export_onnx(args.checkpoint, args.out, opset=args.opset)
+    print(
+        f"wrote {args.out}: frames (B, T, 3, {info['image_size']}, {info['image_size']}) + mask (B, T) -> logits (B, T, 8)"
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -305,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="moving average of the probabilities over K frames",
         )
         p.add_argument("--device", default="auto")
+
+    p = command("export", cmd_export, "export a checkpoint's whole sequence model to ONNX")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=18)
 
     p = command("demo", cmd_demo, "sample data -> features -> train -> evaluate, on CPU in minutes")
     p.add_argument("--out", type=Path, default=Path("demo_out"))

@@ -42,8 +42,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, T, dim); mask: (B, T) bool, True = real frame. Returns (B, T, dim)."""
-        b, t, _ = x.shape
-        q, k, v = self.to_qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        # unflatten/flatten rather than view(b, t, ...): exported graphs keep B and T dynamic
+        qkv = self.to_qkv(x).unflatten(-1, (3, self.heads, self.head_dim))
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         attn_mask = None
         if mask is not None:
             # A window with no real frame would give all -inf rows (NaN); let it attend freely.
@@ -52,7 +53,7 @@ class SelfAttention(nn.Module):
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
-        return self.to_out(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+        return self.to_out(out.transpose(1, 2).flatten(2))
 
 
 class EncoderLayer(nn.Module):
