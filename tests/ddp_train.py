@@ -10,8 +10,10 @@ from pathlib import Path
 
 import lightning as L
 
-from abaw_expr.config import Config
 from abaw_expr.training import train
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # rank 1 re-runs this file as a script
+from tests.conftest import tiny_config  # noqa: E402
 
 
 class RecordRank(L.Callback):
@@ -31,18 +33,13 @@ class RecordRank(L.Callback):
 
 def main() -> None:
     sample, out = Path(sys.argv[1]), Path(sys.argv[2])
-    config = Config()
-    config.data.image_size = 32
-    config.data.seq_len = 8
-    config.data.stride = 8
-    config.data.batch_size = 2
-    config.data.num_workers = 0
-    config.model.backbone_weights = "none"
-    config.model.frozen_stages = 3
-    config.trainer.epochs = 2
-    config.trainer.accelerator = "cpu"
-    config.trainer.devices = "2"
-    config.trainer.strategy = "ddp"
+    config = tiny_config(
+        data__batch_size=2,
+        trainer__epochs=2,
+        trainer__accelerator="cpu",
+        trainer__devices="2",
+        trainer__strategy="ddp",
+    )
     out.mkdir(parents=True, exist_ok=True)
     train(
         config,
