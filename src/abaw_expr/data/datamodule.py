@@ -150,6 +150,15 @@ class ExpressionDataModule(L.LightningDataModule):
             return
         for split, split_dir in find_splits(self.annotations_dir).items():
             self.indexes[split] = build_split_index(self.images_dir, split_dir)
+        train_names = {v.name for v in self.indexes.get("Train_Set", [])}
+        both = sorted(train_names & {v.name for v in self.indexes.get("Validation_Set", [])})
+        if both:
+            from ..errors import InputError
+
+            raise InputError(
+                f"video {both[0]!r} is in both Train_Set and Validation_Set ({len(both)} such videos)",
+                self.annotations_dir,
+            )
         missing = [s for s in SPLITS if s not in self.indexes]
         if missing:
             from ..errors import InputError

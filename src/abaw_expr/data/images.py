@@ -24,7 +24,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def read_face(path: Path, size: int) -> torch.Tensor | None:
     """One face as a (3, size, size) uint8 tensor, or None (with a warning) if it cannot be decoded.
 
-    Grayscale and 4-channel images are converted to RGB; a face of another size is resized.
+    Grayscale and 4-channel images are converted to RGB; a face of another size is resized,
+    with one warning per video folder.
     Decoded with Pillow (torchvision's own decoders are deprecated since 0.29).
     """
     try:
@@ -39,8 +40,21 @@ def read_face(path: Path, size: int) -> torch.Tensor | None:
         return None
     face = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
     if face.shape[-2:] != (size, size):
+        if path.parent not in _resized_folders:  # once per video, not once per frame
+            _resized_folders.add(path.parent)
+            log.warning(
+                "%s: %dx%d faces, resized to %dx%d",
+                path.parent,
+                face.shape[2],
+                face.shape[1],
+                size,
+                size,
+            )
         face = v2.functional.resize(face, [size, size], antialias=True)
     return face
+
+
+_resized_folders: set[Path] = set()
 
 
 def train_transform(
