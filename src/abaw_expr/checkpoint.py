@@ -8,21 +8,14 @@ from pathlib import Path
 import torch
 
 from .config import Config, config_from_dict
-from .errors import InputError
+from .errors import InputError, require_file
 from .model.module import build_model
 from .model.temporal import ExpressionModel
 
 
 def read_checkpoint(path: Path | str) -> dict:
     """``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is refused, not run."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(
-            "no such checkpoint"
-            if not path.exists()
-            else "is a folder, expected a checkpoint file",
-            path,
-        )
+    path = require_file(path, "a checkpoint file", missing="no such checkpoint")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

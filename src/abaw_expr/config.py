@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
+from .errors import InputError, require_file
 
 
 @dataclass
@@ -141,11 +141,7 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
     """Defaults, then the YAML file (if any), then ``section.key=value`` overrides."""
     config = Config()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(
-                "no such file" if not path.exists() else "is a folder, expected a YAML file", path
-            )
+        path = require_file(path, "a YAML file")
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:

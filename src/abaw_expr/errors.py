@@ -15,3 +15,21 @@ class InputError(Exception):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+def require_file(path: Path | str, expected: str, missing: str = "no such file") -> Path:
+    """``path`` as a Path if it is a file; else an InputError saying it is missing or a folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            missing if not path.exists() else f"is a folder, expected {expected}", path
+        )
+    return path
+
+
+def require_dir(path: Path | str, expected: str, missing: str = "no such folder") -> Path:
+    """``path`` as a Path if it is a folder; else an InputError saying it is missing or a file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(missing if not path.exists() else f"is a file, expected {expected}", path)
+    return path

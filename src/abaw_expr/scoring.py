@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.annotations import list_label_files, read_labels
-from .errors import InputError
+from .errors import InputError, require_dir
 from .metrics import expression_scores
 
 log = logging.getLogger(__name__)
@@ -21,14 +21,7 @@ def score_predictions(predictions_dir: Path | str, split_dir: Path | str) -> dic
     a missing or short one is an :class:`InputError` naming the video. Extra trailing
     predictions are ignored with a warning.
     """
-    predictions_dir = Path(predictions_dir)
-    if not predictions_dir.is_dir():
-        raise InputError(
-            "no such folder"
-            if not predictions_dir.exists()
-            else "is a file, expected a folder of predictions",
-            predictions_dir,
-        )
+    predictions_dir = require_dir(predictions_dir, "a folder of predictions")
     all_labels, all_predictions = [], []
     for label_file in list_label_files(split_dir):
         video = label_file.stem

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES, HEADER, NUM_CLASSES, UNANNOTATED
-from ..errors import InputError
+from ..errors import InputError, require_dir
 from ..writers import atomic_write_text
 
 SPLITS = ("Train_Set", "Validation_Set")
@@ -87,11 +87,7 @@ def write_labels(path: Path | str, labels: np.ndarray | list[int]) -> None:
 
 def list_label_files(split_dir: Path | str) -> list[Path]:
     """The ``<video>.txt`` files of one split folder, sorted by video name."""
-    split_dir = Path(split_dir)
-    if not split_dir.exists():
-        raise InputError("no such folder", split_dir)
-    if not split_dir.is_dir():
-        raise InputError("is a file, expected a folder of <video>.txt label files", split_dir)
+    split_dir = require_dir(split_dir, "a folder of <video>.txt label files")
     files = sorted(p for p in split_dir.iterdir() if p.suffix == ".txt" and p.is_file())
     if not files:
         raise InputError("no <video>.txt label files in this folder", split_dir)
@@ -100,11 +96,7 @@ def list_label_files(split_dir: Path | str) -> list[Path]:
 
 def find_splits(annotations_dir: Path | str) -> dict[str, Path]:
     """Map split name -> folder, for the ABAW split folders present under ``annotations_dir``."""
-    root = Path(annotations_dir)
-    if not root.is_dir():
-        raise InputError(
-            "no such folder" if not root.exists() else "is a file, expected a folder", root
-        )
+    root = require_dir(annotations_dir, "a folder")
     found = {s: root / s for s in SPLITS if (root / s).is_dir()}
     if not found:
         raise InputError(f"holds neither of the split folders {', '.join(SPLITS)}", root)

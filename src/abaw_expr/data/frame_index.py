@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import NUM_CLASSES, UNANNOTATED
-from ..errors import InputError
+from ..errors import InputError, require_dir, require_file
 from ..writers import atomic_write
 from .annotations import list_label_files, read_labels
 
@@ -199,14 +199,8 @@ def build_split_index(
     A label file whose video has no image folder is indexed with no images and logged as a
     warning (every frame of it is a frame without a face).
     """
-    images_dir, split_dir = Path(images_dir), Path(split_dir)
-    if not images_dir.is_dir():
-        raise InputError(
-            "no such folder"
-            if not images_dir.exists()
-            else "is a file, expected the cropped_aligned folder",
-            images_dir,
-        )
+    images_dir = require_dir(images_dir, "the cropped_aligned folder")
+    split_dir = Path(split_dir)
     label_files = list_label_files(split_dir)
     cache_file = None
     if use_cache:
@@ -247,12 +241,7 @@ def read_video_list(list_file: Path | str) -> list[tuple[str, int | None]]:
     ``name,frame_count`` form is accepted too. Blank lines and ``#`` comments are skipped; a
     header line ``video,frames`` is allowed.
     """
-    list_file = Path(list_file)
-    if not list_file.is_file():
-        raise InputError(
-            "no such file" if not list_file.exists() else "is a folder, expected a list file",
-            list_file,
-        )
+    list_file = require_file(list_file, "a list file")
     try:
         text = list_file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
