@@ -18,15 +18,7 @@ import time
 import torch
 from torchvision.models import regnet_y_1_6gf
 
-
-def rate(fn, items: int, repeats: int = 5) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return items / best
+from run import best_rate  # benchmarks/run.py, beside this script
 
 
 def main() -> None:
@@ -45,7 +37,7 @@ def main() -> None:
 
         def record(name: str, fn, out) -> None:
             results[name] = {
-                "fps": rate(fn, args.batch),
+                "fps": best_rate(fn, args.batch),
                 "rel_err": (out.float() - reference).abs().max().item() / scale,
             }
 

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 
-def _best_rate(fn, items: int, repeats: int) -> float:
+def best_rate(fn, items: int, repeats: int = 5) -> float:
+    """Items per second of the fastest of ``repeats`` calls, after one warm-up call."""
     fn()  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -47,7 +48,7 @@ def backbone_eager(quick: bool) -> dict:
     net = regnet_y_1_6gf().eval()
     x = torch.randn(64, 3, 112, 112)
     with torch.inference_mode():
-        return {"backbone_eager_fps": _best_rate(lambda: net(x), 64, 2 if quick else 5)}
+        return {"backbone_eager_fps": best_rate(lambda: net(x), 64, 2 if quick else 5)}
 
 
 def backbone_limit(quick: bool) -> dict:
@@ -60,7 +61,7 @@ def backbone_limit(quick: bool) -> dict:
     flops_per_frame = counter.get_total_flops()
     n = 2048
     a, b = torch.randn(n, n), torch.randn(n, n)
-    matmul_flops = _best_rate(lambda: a @ b, 2 * n**3, 3 if quick else 10)
+    matmul_flops = best_rate(lambda: a @ b, 2 * n**3, 3 if quick else 10)
     return {
         "backbone_gflops_per_frame": flops_per_frame / 1e9,
         "matmul_gflops": matmul_flops / 1e9,
@@ -82,7 +83,7 @@ def infer(quick: bool) -> dict:
         torch.softmax(model.head(features[rows], torch.from_numpy(windows.mask)), -1)
 
     with torch.inference_mode():
-        return {"infer_fps": _best_rate(run, len(frames), 2 if quick else 3)}
+        return {"infer_fps": best_rate(run, len(frames), 2 if quick else 3)}
 
 
 def _sample(root: Path, quick: bool) -> Path:
@@ -136,7 +137,7 @@ def head_train(quick: bool) -> dict:
         optimizer.step()
 
     return {
-        "head_train_fps": _best_rate(
+        "head_train_fps": best_rate(
             lambda: [step() for _ in range(5)], 5 * 16 * 64, 2 if quick else 4
         )
     }
