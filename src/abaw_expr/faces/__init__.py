@@ -1,0 +1,19 @@
+"""Faces in video frames: detection back ends, 5-point alignment to the ArcFace template, and
+one-subject tracking. Frames are RGB uint8 arrays (H, W, 3) throughout."""
+
+from .align import ARCFACE_TEMPLATE, align_face, similarity_to_template
+from .detectors import DETECTORS, Detection, FaceDetector, build_detector
+from .tracking import FaceObservation, SubjectTracker, iou
+
+__all__ = [
+    "ARCFACE_TEMPLATE",
+    "DETECTORS",
+    "Detection",
+    "FaceDetector",
+    "FaceObservation",
+    "SubjectTracker",
+    "align_face",
+    "build_detector",
+    "iou",
+    "similarity_to_template",
+]

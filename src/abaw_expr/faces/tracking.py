@@ -1,0 +1,151 @@
+"""One subject per video: detect, follow by box overlap, re-detect, and name the other faces.
+
+The subject is the largest face when tracking starts. Each frame it is looked for near its last
+box (a detection in a window around it, cheap, and at a lower score threshold: a face that
+was there a frame ago needs less evidence); every ``detect_every`` frames, and whenever it
+is lost, the whole frame is searched. A face that overlaps the subject's last box (IoU >=
+``min_iou``) is the subject; the other faces of a full search are kept as bystanders, followed
+by overlap in the same way.
+
+When the subject is lost, a newly appearing face (one that is not a known bystander) becomes the
+subject again: a person who leaves and comes back is followed, and a bystander who stays in view
+is never taken for the subject. Without face recognition, a stranger who enters while the
+subject is away is taken for the subject (documented limitation).
+
+Each frame is reported as ``subject`` (its box and five landmarks), ``other`` (the subject is
+not in view, somebody else is), or ``none``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .detectors import Detection, FaceDetector
+
+Box = tuple[float, float, float, float]
+
+SUBJECT, OTHER, NONE = "subject", "other", "none"
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class FaceObservation:
+    status: str  # SUBJECT, OTHER or NONE
+    box: Box | None = None  # the subject's box, frame pixels
+    points: np.ndarray | None = None  # the subject's five landmarks (5, 2)
+    others: list[Box] = field(default_factory=list)  # other faces known in this frame
+    full_search: bool = False  # whether the whole frame was searched for faces
+
+
+class SubjectTracker:
+    """Feed frames in order; each call returns that frame's :class:`FaceObservation`."""
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        detect_every: int = 10,
+        detect_width: int = 640,
+        min_iou: float = 0.3,
+        search_margin: float = 0.5,
+        min_face: int = 100,
+        near_threshold: float = -0.5,
+    ):
+        self.detector = detector
+        self.detect_every = max(int(detect_every), 1)
+        self.detect_width = detect_width
+        self.min_iou = min_iou
+        self.search_margin = search_margin
+        self.min_face = min_face  # faces are searched near the subject at about this width
+        self.near_threshold = near_threshold
+        self.subject: Box | None = None
+        self.bystanders: list[Box] = []
+        self._since_full = 0
+
+    def __call__(self, frame: np.ndarray) -> FaceObservation:
+        found = None
+        full = self.subject is None or self._since_full >= self.detect_every
+        if not full:
+            found = self._best_match(self._search_near(frame, self.subject), self.subject)
+            full = found is None
+        others = self.bystanders
+        if full:
+            self._since_full = 0
+            faces = self._search_frame(frame)
+            found, others = self._assign(faces)
+        self._since_full += 1
+        if found is None:
+            self.subject = None
+            return FaceObservation(OTHER if others else NONE, others=others, full_search=full)
+        self.subject = found.box
+        points = self.detector.landmarks(frame, found.box)
+        return FaceObservation(SUBJECT, found.box, points, others, full)
+
+    def _assign(self, faces: list[Detection]) -> tuple[Detection | None, list[Box]]:
+        """The subject among the faces of a full search, and the rest as bystanders."""
+        subject = None
+        if self.subject is not None:
+            subject = self._best_match(faces, self.subject)
+        rest = [f for f in faces if f is not subject]
+        if subject is None:
+            known = [f for f in rest if any(iou(f.box, b) >= self.min_iou for b in self.bystanders)]
+            new = [f for f in rest if not any(f is k for k in known)]
+            if new:
+                subject = max(new, key=lambda f: f.area)
+                rest = [f for f in rest if f is not subject]
+        self.bystanders = [f.box for f in rest]
+        return subject, self.bystanders
+
+    def _best_match(self, faces: list[Detection], box: Box) -> Detection | None:
+        scored = [(iou(f.box, box), f) for f in faces]
+        scored = [(s, f) for s, f in scored if s >= self.min_iou]
+        return max(scored, key=lambda sf: sf[0])[1] if scored else None
+
+    def _search_frame(self, frame: np.ndarray) -> list[Detection]:
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.detect_width / width) if self.detect_width else 1.0
+        return self._detect_scaled(frame, scale, 0, 0)
+
+    def _search_near(self, frame: np.ndarray, box: Box) -> list[Detection]:
+        """Detection in a window around ``box``, scaled so the face is about ``min_face`` wide."""
+        height, width = frame.shape[:2]
+        x0, y0, x1, y1 = box
+        mx, my = (x1 - x0) * self.search_margin, (y1 - y0) * self.search_margin
+        left, top = max(int(x0 - mx), 0), max(int(y0 - my), 0)
+        right, bottom = min(int(x1 + mx) + 1, width), min(int(y1 + my) + 1, height)
+        if right - left < 8 or bottom - top < 8:
+            return []
+        scale = min(1.0, self.min_face / max(x1 - x0, 1.0))
+        return self._detect_scaled(
+            frame[top:bottom, left:right], scale, left, top, self.near_threshold
+        )
+
+    def _detect_scaled(
+        self, image: np.ndarray, scale: float, left: int, top: int, threshold: float = 0.0
+    ) -> list[Detection]:
+        if scale < 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return [
+            Detection(
+                (
+                    d.box[0] / scale + left,
+                    d.box[1] / scale + top,
+                    d.box[2] / scale + left,
+                    d.box[3] / scale + top,
+                ),
+                d.score,
+            )
+            for d in self.detector.detect(image, threshold)
+        ]
