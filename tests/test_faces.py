@@ -42,7 +42,9 @@ def _template_error(points_found: np.ndarray, points_true: np.ndarray) -> float:
     """Mean distance, in crop pixels, between the template and the true points after alignment."""
     matrix = similarity_to_template(points_found)
     return float(
-        np.linalg.norm(points_true @ matrix[:, :2].T + matrix[:, 2] - ARCFACE_TEMPLATE, axis=1).mean()
+        np.linalg.norm(
+            points_true @ matrix[:, :2].T + matrix[:, 2] - ARCFACE_TEMPLATE, axis=1
+        ).mean()
     )
 
 

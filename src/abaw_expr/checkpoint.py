@@ -63,3 +63,21 @@ def load_model(path: Path | str) -> tuple[ExpressionModel, Config]:
             path,
         )
     return model.eval(), config
+
+
+def save_model_checkpoint(model: ExpressionModel, config: Config, path: Path | str) -> None:
+    """A checkpoint that :func:`load_model` reads, without a training run (benchmarks, tests).
+
+    Holds what Lightning's checkpoints hold for the model: its weights under ``model.`` and the
+    config as hyper-parameters.
+    """
+    from .writers import atomic_write
+
+    checkpoint = {
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        "hyper_parameters": {
+            "config": config.to_dict(),
+            "with_backbone": model.backbone is not None,
+        },
+    }
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))

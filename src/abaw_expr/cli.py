@@ -149,7 +149,49 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     _print(metrics, args.json, _format_scores(metrics) + f"\nwritten to {args.out}")
 
 
-def cmd_predict(args: argparse.Namespace) -> None:
+def _face_options(args: argparse.Namespace):
+    from .video.tracks import FaceOptions
+
+    return FaceOptions(
+        detector=args.detector,
+        detect_every=args.detect_every,
+        detect_width=args.detect_width,
+        upsample=args.upsample,
+    )
+
+
+def _report_failures(command: str, failed: dict[str, str]) -> int:
+    for message in failed.values():
+        print(f"abaw-expr {command}: error: {message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    if (args.video is None) == (args.images is None):
+        raise InputError("give either --video FILE_OR_DIR, or --images with --videos LIST")
+    if args.video is not None:
+        from .video.predict import predict_videos
+
+        run = predict_videos(
+            args.checkpoint,
+            args.video,
+            args.out,
+            _face_options(args),
+            stride=args.stride,
+            smooth=args.smooth,
+            device=args.device,
+            batch_size=args.batch_size,
+            annotated_video=args.annotated_video,
+        )
+        for p in run.predictions:
+            faces = p.faces
+            print(
+                f"{p.name}: {faces.num_frames} frames, {int(faces.has_face.sum())} with a face -> "
+                f"{args.out / p.name}.csv"
+            )
+        return _report_failures(args.command, run.failed)
+    if args.videos is None:
+        raise InputError("--images needs --videos, the list of test videos")
     from .evaluation import predict_test_set
 
     n = predict_test_set(
@@ -162,6 +204,18 @@ def cmd_predict(args: argparse.Namespace) -> None:
         device=args.device,
     )
     print(f"wrote predictions for {n} videos to {args.out}")
+    return 0
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from .video.preprocess import preprocess_videos
+
+    result = preprocess_videos(args.video, args.out, _face_options(args), progress=True)
+    print(
+        f"{len(result.done)} videos written, {len(result.skipped)} already done, "
+        f"{len(result.failed)} failed -> {args.out / 'cropped_aligned'}"
+    )
+    return _report_failures(args.command, result.failed)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -241,6 +295,26 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--backbone-weights", help="imagenet | none | PATH to a state dict")
 
+    def face_args(p: argparse.ArgumentParser) -> None:
+        from .faces.detectors import DETECTORS
+
+        p.add_argument("--detector", default="dlib-hog", choices=list(DETECTORS))
+        p.add_argument(
+            "--detect-every",
+            type=int,
+            default=10,
+            help="search the whole frame every N frames; between, only near the face (default 10)",
+        )
+        p.add_argument(
+            "--detect-width",
+            type=int,
+            default=640,
+            help="search whole frames scaled down to this width (default 640; 0: full size)",
+        )
+        p.add_argument(
+            "--upsample", type=int, default=0, help="detector upsampling, for faces under 80 px"
+        )
+
     p = command("train", cmd_train, "train the model (the paper's recipe by default)")
     config_args(p)
     p.add_argument("--images", type=Path, help="the cropped_aligned folder (end-to-end training)")
@@ -285,24 +359,38 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "predict",
             cmd_predict,
-            "predict every frame of the videos in a test list; write submission files",
+            "predict every frame of video files (--video), or of a test list (--images, --videos)",
         ),
     ):
         p = command(name, func, help)
         p.add_argument("--checkpoint", type=Path, required=True)
-        p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
         if name == "evaluate":
+            p.add_argument(
+                "--images", type=Path, required=True, help="the cropped_aligned folder"
+            )
             p.add_argument(
                 "--annotations", type=Path, required=True, help="one split folder of <video>.txt"
             )
             p.add_argument("--json", action="store_true")
         else:
             p.add_argument(
+                "--video",
+                type=Path,
+                help="a video file, or a folder of them: faces are found, tracked and aligned",
+            )
+            p.add_argument("--images", type=Path, help="a cropped_aligned folder (with --videos)")
+            p.add_argument(
                 "--videos",
                 type=Path,
-                required=True,
-                help="list file: one video per line, 'name' or 'name,frame_count'",
+                help="with --images, a list file: one video per line, 'name' or 'name,frame_count'",
             )
+            p.add_argument(
+                "--annotated-video",
+                action="store_true",
+                help="also write <video>.annotated.mp4 with the face box and expression drawn on",
+            )
+            p.add_argument("--batch-size", type=int, default=64)
+            face_args(p)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument(
             "--stride", type=int, help="window step (default: the run's data.eval_stride, 32)"
@@ -314,6 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="moving average of the probabilities over K frames",
         )
         p.add_argument("--device", default="auto")
+
+    p = command(
+        "preprocess",
+        cmd_preprocess,
+        "videos -> cropped_aligned/<video>/00001.jpg (ABAW layout) + faces/<video>.json",
+    )
+    p.add_argument("--video", type=Path, required=True, help="a video file or a folder of them")
+    p.add_argument("--out", type=Path, required=True)
+    face_args(p)
 
     p = command("export", cmd_export, "export a checkpoint's whole sequence model to ONNX")
     p.add_argument("--checkpoint", type=Path, required=True)
@@ -334,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        args.func(args)
+        status = args.func(args)
     except InputError as err:
         print(f"abaw-expr {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -349,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"abaw-expr {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

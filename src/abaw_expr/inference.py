@@ -82,6 +82,18 @@ def frame_features(
     return np.concatenate(kept), torch.cat(chunks)
 
 
+def checked_stride(stride: int, seq_len: int) -> int:
+    if stride > seq_len:
+        log.warning(
+            "window stride %d > sequence length %d would leave frames unseen; using %d",
+            stride,
+            seq_len,
+            seq_len,
+        )
+        return seq_len
+    return stride
+
+
 def autocast_for(device: torch.device):
     return (
         torch.autocast("cuda", dtype=torch.bfloat16)
@@ -109,14 +121,7 @@ def predict_probabilities(
     The backbone runs once per frame (or features come from ``feature_cache``); only the
     temporal head runs per window, so overlapping windows cost little.
     """
-    if stride > seq_len:
-        log.warning(
-            "window stride %d > sequence length %d would leave frames unseen; using %d",
-            stride,
-            seq_len,
-            seq_len,
-        )
-        stride = seq_len
+    stride = checked_stride(stride, seq_len)
     device = torch.device(device)
     model = model.to(device).eval()
     videos = index.videos
@@ -133,27 +138,61 @@ def predict_probabilities(
             frames, features = frame_features(
                 model.backbone, video, image_size, batch_size, num_workers, device
             )
-        total = np.zeros((video.num_frames, NUM_CLASSES), dtype=np.float64)
-        count = np.zeros(video.num_frames, dtype=np.int64)
-        windows = make_windows(np.arange(len(frames)), seq_len, stride)
-        for start in range(0, len(windows), batch_size):
-            rows = torch.from_numpy(windows.frames[start : start + batch_size]).to(device)
-            mask = torch.from_numpy(windows.mask[start : start + batch_size]).to(device)
-            with autocast_for(device):
-                logits = model.head(features[rows], mask)
-            probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-            m = mask.cpu().numpy()
-            positions = frames[windows.frames[start : start + batch_size]]
-            np.add.at(total, positions[m], probs[m])
-            np.add.at(count, positions[m], 1)
-        known = count > 0
-        probs = np.full((video.num_frames, NUM_CLASSES), 1.0 / NUM_CLASSES)
-        probs[known] = total[known] / count[known, None]
-        if not known.any():
-            log.warning(
-                "%s: no frame with a readable face; every frame predicted from the uniform prior (Neutral)",
-                video.name,
+        out.append(
+            window_probabilities(
+                model.head,
+                features,
+                frames,
+                video.num_frames,
+                seq_len,
+                stride,
+                batch_size,
+                smooth,
+                name=video.name,
             )
-        probs = smooth_probabilities(probs, known, smooth)
-        out.append(fill_from_nearest(probs, known).astype(np.float32))
+        )
     return out
+
+
+@torch.inference_mode()
+def window_probabilities(
+    head: torch.nn.Module,
+    features: torch.Tensor,
+    frames: np.ndarray,
+    num_frames: int,
+    seq_len: int = 64,
+    stride: int = 32,
+    batch_size: int = 64,
+    smooth: int = 0,
+    name: str = "video",
+) -> np.ndarray:
+    """(num_frames, 8) float32 probabilities of a video from the features of its face frames.
+
+    ``features[i]`` belongs to frame index ``frames[i]`` (0-based, increasing). The head runs on
+    windows of ``seq_len`` of those frames every ``stride``; overlapping windows are averaged,
+    then smoothed, then frames without a face are filled from the nearest one.
+    """
+    device = features.device
+    total = np.zeros((num_frames, NUM_CLASSES), dtype=np.float64)
+    count = np.zeros(num_frames, dtype=np.int64)
+    windows = make_windows(np.arange(len(frames)), seq_len, stride)
+    for start in range(0, len(windows), batch_size):
+        rows = torch.from_numpy(windows.frames[start : start + batch_size]).to(device)
+        mask = torch.from_numpy(windows.mask[start : start + batch_size]).to(device)
+        with autocast_for(device):
+            logits = head(features[rows], mask)
+        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        m = mask.cpu().numpy()
+        positions = frames[windows.frames[start : start + batch_size]]
+        np.add.at(total, positions[m], probs[m])
+        np.add.at(count, positions[m], 1)
+    known = count > 0
+    probs = np.full((num_frames, NUM_CLASSES), 1.0 / NUM_CLASSES)
+    probs[known] = total[known] / count[known, None]
+    if not known.any():
+        log.warning(
+            "%s: no frame with a readable face; every frame predicted from the uniform prior (Neutral)",
+            name,
+        )
+    probs = smooth_probabilities(probs, known, smooth)
+    return fill_from_nearest(probs, known).astype(np.float32)

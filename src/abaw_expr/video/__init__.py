@@ -1,0 +1,1 @@
+"""Video files: streamed decoding, preprocessing into the ABAW layout, and per-frame prediction."""

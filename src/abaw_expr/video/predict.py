@@ -1,0 +1,265 @@
+"""From video files to an expression for every frame.
+
+Per video, in one streamed pass: decode, follow and align the subject's face, and run the
+backbone on batches of aligned crops; then the temporal head over the same windows as in
+training (``seq_len`` frames with a face, every ``stride``), averaged where they overlap,
+optionally smoothed, and filled from the nearest face frame where there is none. Writes
+``<video>.csv`` (every frame: time, face status, label, probabilities), ``<video>.txt`` (ABAW
+submission format), ``<video>.png`` (timeline) and, on request, ``<video>.annotated.mp4``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..checkpoint import load_model
+from ..classes import CLASS_NAMES
+from ..data.annotations import write_labels
+from ..data.frame_index import check_video_name
+from ..data.images import eval_transform
+from ..errors import InputError
+from ..evaluation import pick_device
+from ..features import FEATURE_DIM
+from ..inference import autocast_for, checked_stride, window_probabilities
+from ..model.temporal import ExpressionModel
+from ..writers import atomic_write, atomic_write_text
+from .reader import list_videos, read_frames
+from .timeline import CLASS_COLOURS, plot_timeline
+from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoPrediction:
+    name: str
+    faces: VideoFaces
+    probabilities: np.ndarray  # (n, 8) float32
+    seconds: dict[str, float] = field(default_factory=dict)  # decode, faces, model, write
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.probabilities.argmax(1)
+
+
+class _BackboneBatcher:
+    """Collects aligned crops and runs the backbone on every full batch."""
+
+    def __init__(self, backbone: torch.nn.Module, batch_size: int, device: torch.device):
+        self.backbone, self.batch_size, self.device = backbone, batch_size, device
+        self.transform = eval_transform()
+        self.pending: list[np.ndarray] = []
+        self.numbers: list[int] = []
+        self.features: list[torch.Tensor] = []
+        self.seconds = 0.0
+
+    def __call__(self, number: int, crop: np.ndarray) -> None:
+        self.numbers.append(number)
+        self.pending.append(crop)
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    @torch.inference_mode()
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        start = time.perf_counter()
+        batch = torch.from_numpy(np.stack(self.pending)).permute(0, 3, 1, 2)
+        batch = self.transform(batch).to(self.device, non_blocking=True)
+        with autocast_for(self.device):
+            self.features.append(self.backbone(batch).float())
+        self.pending.clear()
+        self.seconds += time.perf_counter() - start
+
+    def result(self) -> tuple[np.ndarray, torch.Tensor]:
+        self.flush()
+        frames = np.asarray(self.numbers, np.int64) - 1
+        if not self.features:
+            return frames, torch.zeros(0, FEATURE_DIM, device=self.device)
+        return frames, torch.cat(self.features)
+
+
+def predict_video(
+    model: ExpressionModel,
+    video: Path,
+    options: FaceOptions,
+    seq_len: int,
+    stride: int,
+    smooth: int = 0,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> VideoPrediction:
+    device = torch.device(device)
+    batcher = _BackboneBatcher(model.backbone, batch_size, device)
+    faces = track_video(video, options, batcher, progress)
+    frames, features = batcher.result()
+    start = time.perf_counter()
+    probs = window_probabilities(
+        model.head,
+        features,
+        frames,
+        faces.num_frames,
+        seq_len,
+        stride,
+        batch_size,
+        smooth,
+        name=str(video),
+    )
+    if not faces.has_face.any():
+        log.warning("%s: no face found in any of its %d frames", video, faces.num_frames)
+    seconds = {
+        "decode": faces.seconds["decode"],
+        "faces": faces.seconds["faces"],
+        "model": batcher.seconds + time.perf_counter() - start,
+    }
+    return VideoPrediction(video.stem, faces, probs, seconds)
+
+
+def prediction_csv(prediction: VideoPrediction) -> str:
+    faces, probs = prediction.faces, prediction.probabilities
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["frame", "time_s", "face", "status", "label", "expression", *CLASS_NAMES])
+    labels = prediction.labels
+    for i in range(faces.num_frames):
+        writer.writerow(
+            [
+                i + 1,
+                f"{faces.time_s[i]:.4f}",
+                int(faces.has_face[i]),
+                STATUS_NAMES[int(faces.status[i])],
+                int(labels[i]),
+                CLASS_NAMES[labels[i]],
+                *(f"{p:.5f}" for p in probs[i]),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def write_outputs(
+    prediction: VideoPrediction, video: Path, out_dir: Path, annotated_video: bool = False
+) -> None:
+    start = time.perf_counter()
+    name = prediction.name
+    atomic_write_text(out_dir / f"{name}.csv", prediction_csv(prediction))
+    write_labels(out_dir / f"{name}.txt", prediction.labels)
+    status = prediction.faces.has_face
+    title = f"{name}: {int(status.sum())} of {len(status)} frames with a face"
+    plot_timeline(
+        out_dir / f"{name}.png", prediction.faces.time_s, prediction.probabilities, status, title
+    )
+    if annotated_video:
+        write_annotated_video(prediction, video, out_dir / f"{name}.annotated.mp4")
+    prediction.seconds["write"] = time.perf_counter() - start
+
+
+def _hex_to_bgr(colour: str) -> tuple[int, int, int]:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return b, g, r
+
+
+def _caption(image: np.ndarray, text: str, origin: tuple[int, int], colour) -> None:
+    """Text with a dark outline, readable on any background."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, text, origin, font, 0.65, (0, 0, 0), 4, cv2.LINE_AA)
+    cv2.putText(image, text, origin, font, 0.65, colour, 2, cv2.LINE_AA)
+
+
+def write_annotated_video(prediction: VideoPrediction, video: Path, path: Path) -> None:
+    """A copy of ``video`` with the subject's box and expression drawn on (a second decode)."""
+    faces, probs, labels = prediction.faces, prediction.probabilities, prediction.labels
+    fps = faces.info.fps or 25.0
+
+    def write(tmp: Path) -> None:
+        writer = None
+        try:
+            for frame in read_frames(video):
+                i = frame.number - 1
+                if i >= faces.num_frames:
+                    break
+                bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+                if writer is None:
+                    height, width = bgr.shape[:2]
+                    writer = cv2.VideoWriter(
+                        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
+                    )
+                    if not writer.isOpened():
+                        raise OSError(f"OpenCV cannot write an mp4 video to {tmp}")
+                label = int(labels[i])
+                colour = _hex_to_bgr(CLASS_COLOURS[label])
+                text = f"{CLASS_NAMES[label]} {probs[i, label]:.2f}"
+                if faces.has_face[i]:
+                    x0, y0, x1, y1 = (int(round(v)) for v in faces.boxes[i])
+                    cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
+                    _caption(bgr, text, (x0, max(y0 - 8, 18)), colour)
+                else:
+                    _caption(bgr, f"no face ({text})", (10, 26), (220, 220, 220))
+                writer.write(bgr)
+        finally:
+            if writer is not None:
+                writer.release()
+
+    atomic_write(path, write, suffix=".tmp.mp4")
+
+
+@dataclass
+class VideoRun:
+    predictions: list[VideoPrediction]
+    failed: dict[str, str]  # video file -> one-line error
+
+
+def predict_videos(
+    checkpoint: Path | str,
+    source: Path | str,
+    out_dir: Path | str,
+    options: FaceOptions | None = None,
+    stride: int | None = None,
+    smooth: int = 0,
+    device: str = "auto",
+    batch_size: int = 64,
+    annotated_video: bool = False,
+    progress: bool = True,
+) -> VideoRun:
+    """Predict every frame of one video or of every video in a folder.
+
+    A video that cannot be read is reported (one line naming it) and the others still
+    processed; the CLI then exits non-zero.
+    """
+    options = options or FaceOptions()
+    videos = list_videos(source)
+    for video in videos:
+        check_video_name(video.stem, video)
+    model, config = load_model(checkpoint)
+    if model.backbone is None:
+        raise InputError(
+            "this checkpoint has no backbone and cannot predict from video", checkpoint
+        )
+    options.size = config.data.image_size
+    torch_device = pick_device(device)
+    model = model.to(torch_device).eval()
+    seq_len = config.data.seq_len
+    stride = checked_stride(stride or config.data.eval_stride, seq_len)
+    out_dir = Path(out_dir)
+    run = VideoRun([], {})
+    for video in videos:
+        try:
+            prediction = predict_video(
+                model, video, options, seq_len, stride, smooth, batch_size, torch_device, progress
+            )
+        except InputError as err:
+            log.error("%s", err)
+            run.failed[str(video)] = str(err)
+            continue
+        write_outputs(prediction, video, out_dir, annotated_video)
+        run.predictions.append(prediction)
+    return run

@@ -1,0 +1,130 @@
+"""Synthetic videos for tests, benchmarks and the demo: the sample generator's faces drawn onto a
+larger, moving background, written with OpenCV, with the ground truth of every frame.
+
+The sample faces are drawn in the ArcFace template's geometry, so where a face is placed with the
+similarity ``matrix`` (112x112 crop -> frame), the true position of its five alignment points in
+the frame is ``matrix`` applied to the template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..classes import NUM_CLASSES
+from ..data.sample import FaceParams, Identity, Nuisance, render_face
+from ..faces.align import ARCFACE_TEMPLATE
+
+
+@dataclass
+class SyntheticTruth:
+    """Per frame (index 0 = frame 1): whether the subject is in view, the true frame positions
+    of its five alignment points, its expression, and whether a second face is in view."""
+
+    visible: np.ndarray  # (n,) bool
+    points: np.ndarray  # (n, 5, 2) float32, NaN where not visible
+    labels: np.ndarray  # (n,) int64, the subject's expression (-1 where not visible)
+    other_visible: np.ndarray  # (n,) bool
+    fps: float
+
+
+def _face_mask() -> np.ndarray:
+    """Soft elliptical matte of head and hair in the 112 crop: no square edges in the frame."""
+    yy, xx = np.mgrid[0:112, 0:112].astype(np.float32)
+    r = np.sqrt(((xx - 56) / 50) ** 2 + ((yy - 60) / 56) ** 2)
+    return np.clip((1.0 - r) * 12, 0, 1)
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A smooth random texture twice the frame's width, slid sideways to make it move."""
+    coarse = rng.uniform(40, 210, (6, 12, 3)).astype(np.float32)
+    big = cv2.resize(coarse, (2 * width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(big, 0, 255)
+
+
+def _expression_schedule(rng: np.random.Generator, n: int, segment: int) -> np.ndarray:
+    labels = np.zeros(n, np.int64)
+    for start in range(0, n, segment):
+        labels[start : start + segment] = rng.integers(NUM_CLASSES)
+    return labels
+
+
+def write_synthetic_video(
+    path: Path | str,
+    num_frames: int = 90,
+    size: tuple[int, int] = (640, 360),
+    fps: float = 25.0,
+    face_px: float = 180.0,
+    absent: tuple[tuple[int, int], ...] = (),
+    second_face: bool = False,
+    no_face: bool = False,
+    segment: int = 15,
+    seed: int = 0,
+    fourcc: str = "mp4v",
+) -> SyntheticTruth:
+    """Write a video whose subject (the sample's cartoon face, ``face_px`` wide) drifts across a
+    moving background while its expression changes every ``segment`` frames.
+
+    ``absent``: 1-based inclusive frame ranges where the subject is out of view.
+    ``second_face``: a smaller second person stays in view the whole time.
+    ``no_face``: nobody at all.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    identity, other = Identity.random(rng), Identity.random(rng)
+    background = _background(rng, width, height)
+    matte = _face_mask()[..., None]
+    labels = _expression_schedule(rng, num_frames, segment)
+    visible = np.ones(num_frames, bool) if not no_face else np.zeros(num_frames, bool)
+    for first, last in absent:
+        visible[first - 1 : last] = False
+    points = np.full((num_frames, 5, 2), np.nan, np.float32)
+    scale = face_px / 112.0
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path} with codec {fourcc}")
+    try:
+        for i in range(num_frames):
+            shift = int(i * width / max(num_frames, 1) * 0.5)
+            frame = background[:, shift : shift + width].copy()
+            if second_face:
+                _paste(
+                    frame,
+                    render_face(FaceParams(), other, rng, nuisance=Nuisance()),
+                    matte,
+                    _placement(0.5 * scale, 0.0, width * 0.14, height * 0.3),
+                )
+            if visible[i]:
+                t = i / max(num_frames - 1, 1)
+                cx = width * (0.45 + 0.15 * np.sin(2 * np.pi * t))
+                cy = height * (0.5 + 0.06 * np.cos(2 * np.pi * t))
+                angle = 6.0 * np.sin(4 * np.pi * t)
+                matrix = _placement(scale * (1 + 0.1 * np.sin(2 * np.pi * t)), angle, cx, cy)
+                params = FaceParams(*identity.apex(int(labels[i])).tolist())
+                face = render_face(params, identity, rng, nuisance=Nuisance(noise=2.0))
+                _paste(frame, face, matte, matrix)
+                points[i] = ARCFACE_TEMPLATE @ matrix[:, :2].T + matrix[:, 2]
+            writer.write(cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    labels = np.where(visible, labels, -1)
+    other_visible = np.full(num_frames, second_face)
+    return SyntheticTruth(visible, points, labels, other_visible, fps)
+
+
+def _placement(scale: float, angle: float, cx: float, cy: float) -> np.ndarray:
+    """The 2x3 matrix that puts the crop's centre (56, 56) at (cx, cy), scaled and turned."""
+    matrix = cv2.getRotationMatrix2D((56.0, 56.0), angle, scale)
+    matrix[:, 2] += (cx - 56.0, cy - 56.0)
+    return matrix
+
+
+def _paste(frame: np.ndarray, face: np.ndarray, matte: np.ndarray, matrix: np.ndarray) -> None:
+    height, width = frame.shape[:2]
+    warped = cv2.warpAffine(face.astype(np.float32), matrix, (width, height))
+    alpha = cv2.warpAffine(matte, matrix, (width, height))[..., None]
+    frame *= 1 - alpha
+    frame += alpha * warped

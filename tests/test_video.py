@@ -1,0 +1,237 @@
+"""Video files end to end: decoding, synthetic ground truth, preprocess to the ABAW layout, and
+per-frame prediction from a video (CSV, ABAW txt, timeline, annotated copy)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from abaw_expr.classes import CLASS_NAMES, HEADER
+from abaw_expr.cli import main
+from abaw_expr.data.annotations import read_labels
+from abaw_expr.data.frame_index import build_test_index
+from abaw_expr.errors import InputError
+from abaw_expr.faces import ARCFACE_TEMPLATE, similarity_to_template
+from abaw_expr.video.preprocess import preprocess_videos
+from abaw_expr.video.reader import list_videos, probe_video, read_frames
+from abaw_expr.video.synthetic import write_synthetic_video
+from abaw_expr.video.tracks import FaceOptions, track_video
+
+ABSENT = (30, 44)  # 1-based, inclusive: the subject is out of view
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """Three short 640x360 videos: a face that leaves and comes back, nobody, two people."""
+    root = tmp_path_factory.mktemp("videos")
+    truth = {
+        "returns": write_synthetic_video(root / "returns.mp4", 80, absent=(ABSENT,), seed=1),
+        "empty": write_synthetic_video(root / "empty.mp4", 20, no_face=True, seed=2),
+        "pair": write_synthetic_video(
+            root / "pair.mp4", 50, absent=((20, 34),), second_face=True, seed=3
+        ),
+    }
+    return root, truth
+
+
+def _alignment_error(points_found: np.ndarray, points_true: np.ndarray) -> np.ndarray:
+    errors = []
+    for found, true in zip(points_found, points_true, strict=True):
+        m = similarity_to_template(found)
+        errors.append(np.linalg.norm(true @ m[:, :2].T + m[:, 2] - ARCFACE_TEMPLATE, axis=1).mean())
+    return np.array(errors)
+
+
+def test_reader_streams_every_frame_with_its_time_in_rgb(tmp_path):
+    path = tmp_path / "red.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for _ in range(7):
+        writer.write(
+            np.dstack([np.zeros((48, 64)), np.zeros((48, 64)), np.full((48, 64), 250)]).astype(
+                np.uint8
+            )
+        )  # BGR red
+    writer.release()
+    info = probe_video(path)
+    assert (info.width, info.height, info.fps, info.name) == (64, 48, 10.0, "red")
+    frames = list(read_frames(path))
+    assert [f.number for f in frames] == list(range(1, 8))
+    np.testing.assert_allclose([f.time_s for f in frames], np.arange(7) / 10.0, atol=1e-6)
+    red, _, blue = frames[0].rgb[..., 0].mean(), 0, frames[0].rgb[..., 2].mean()
+    assert red > 200 and blue < 30
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all\n" * 50])
+def test_unreadable_video_is_a_one_line_error_naming_it(tmp_path, content):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="broken.mp4") as err:
+        list(read_frames(path))
+    assert "\n" not in str(err.value)
+
+
+def test_list_videos_takes_video_files_and_refuses_an_empty_folder(tmp_path):
+    with pytest.raises(InputError, match="no video files"):
+        list_videos(tmp_path)
+    (tmp_path / "b.MOV").write_bytes(b"x")
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in list_videos(tmp_path)] == ["a.mp4", "b.MOV"]
+    (tmp_path / "a.webm").write_bytes(b"x")
+    with pytest.raises(InputError, match="same outputs"):
+        list_videos(tmp_path)
+    with pytest.raises(InputError, match="no such video"):
+        list_videos(tmp_path / "missing.mp4")
+
+
+def test_faces_found_at_the_right_frames_and_aligned_to_the_template(videos):
+    root, truth = videos
+    t = truth["returns"]
+    crops = {}
+    faces = track_video(root / "returns.mp4", FaceOptions(), lambda n, c: crops.__setitem__(n, c))
+    assert faces.num_frames == 80
+    np.testing.assert_allclose(faces.time_s, np.arange(80) / 25.0, atol=1e-6)
+    found = faces.has_face
+    assert not found[~t.visible].any()  # never a face while the subject is away
+    assert found[t.visible].mean() >= 0.9  # HOG misses a few frames; none are invented
+    assert found[ABSENT[1] : ABSENT[1] + 10].sum() >= 8  # found again soon after it returns
+    assert sorted(crops) == [int(n) + 1 for n in np.flatnonzero(found)]
+    assert all(c.shape == (112, 112, 3) for c in crops.values())
+    errors = _alignment_error(faces.points[found], t.points[found])
+    assert errors.mean() < 3.5 and errors.max() < 6.0  # crop pixels, of 112
+
+
+def test_a_second_person_is_reported_as_another_face_never_as_the_subject(videos):
+    root, truth = videos
+    t = truth["pair"]
+    faces = track_video(root / "pair.mp4", FaceOptions(detect_every=5), lambda n, c: None)
+    status = faces.status
+    away = ~t.visible
+    assert (status[away] == 2).all()  # "other": somebody is there, not the subject
+    assert faces.has_face[t.visible].mean() >= 0.9
+    errors = _alignment_error(faces.points[faces.has_face], t.points[faces.has_face])
+    assert errors.mean() < 3.5  # the subject's face, not the bystander's
+
+
+def test_preprocess_writes_the_abaw_layout_and_resumes(videos, tmp_path, caplog):
+    root, truth = videos
+    out = tmp_path / "prep"
+    with caplog.at_level(logging.WARNING):
+        result = preprocess_videos(root, out)
+    assert sorted(result.done) == ["empty", "pair", "returns"] and not result.failed
+    assert "empty.mp4: no face found in any of its 20 frames" in caplog.text
+    images = out / "cropped_aligned" / "returns"
+    names = sorted(os.listdir(images))
+    record = json.loads((out / "faces" / "returns.json").read_text())
+    assert record["frames"] == 80 and record["fps"] == 25.0
+    with_face = [r["frame"] for r in record["per_frame"] if r["status"] == "subject"]
+    assert names == [f"{n:05d}.jpg" for n in with_face]
+    assert not set(range(ABSENT[0], ABSENT[1] + 1)) & set(with_face)
+    assert all("box" in r for r in record["per_frame"] if r["status"] == "subject")
+    first = cv2.imread(str(images / names[0]))
+    assert first.shape == (112, 112, 3)
+    assert os.listdir(out / "cropped_aligned" / "empty") == []
+    # The layout is the training data's: the test-set index reads it as it is.
+    (tmp_path / "list.txt").write_text("returns,80\nempty,20\n")
+    index = build_test_index(out / "cropped_aligned", tmp_path / "list.txt")
+    assert index.videos[0].has_image.sum() == len(names) and index.videos[1].has_image.sum() == 0
+
+    # A rerun skips what is complete; a changed video, or one cut short by a kill, is redone.
+    again = preprocess_videos(root, out)
+    assert sorted(again.skipped) == ["empty", "pair", "returns"] and not again.done
+    os.utime(root / "pair.mp4", ns=(1, 1))
+    (out / "faces" / "empty.json").unlink()  # as if killed before the record was written
+    (out / "cropped_aligned" / ".returns.partial").mkdir()  # left by a kill mid-video
+    redo = preprocess_videos(root, out)
+    assert sorted(redo.done) == ["empty", "pair"] and redo.skipped == ["returns"]
+
+
+def test_preprocess_reports_a_bad_video_and_still_does_the_others(videos, tmp_path):
+    root, _ = videos
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.mp4").write_bytes((root / "empty.mp4").read_bytes())
+    (folder / "bad.mp4").write_text("not a video")
+    code = main(["preprocess", "--video", str(folder), "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert (tmp_path / "out" / "faces" / "good.json").is_file()
+    assert not (tmp_path / "out" / "cropped_aligned" / "bad").exists()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(trained_run):
+    return trained_run / "best.ckpt"
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_predict_from_a_video_writes_every_frame(videos, checkpoint, tmp_path, capsys):
+    root, truth = videos
+    out = tmp_path / "pred"
+    code = main(
+        ["predict", "--checkpoint", str(checkpoint), "--video", str(root / "returns.mp4"),
+         "--out", str(out), "--smooth", "5", "--annotated-video"]
+    )  # fmt: skip
+    assert code == 0
+    rows = _read_csv(out / "returns.csv")
+    assert list(rows[0]) == [
+        "frame", "time_s", "face", "status", "label", "expression", *CLASS_NAMES
+    ]  # fmt: skip
+    assert [int(r["frame"]) for r in rows] == list(range(1, 81))
+    assert float(rows[25]["time_s"]) == pytest.approx(1.0)
+    face = np.array([int(r["face"]) for r in rows], bool)
+    assert not face[~truth["returns"].visible].any() and face.mean() > 0.7
+    assert {r["status"] for r in rows} == {"subject", "none"}
+    probs = np.array([[float(r[c]) for c in CLASS_NAMES] for r in rows])
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-3)
+    labels = np.array([int(r["label"]) for r in rows])
+    np.testing.assert_array_equal(labels, probs.argmax(1))
+    assert all(r["expression"] == CLASS_NAMES[int(r["label"])] for r in rows)
+    # Frames without a face take the nearest face frame's prediction.
+    gap = np.flatnonzero(~face)
+    nearest = gap[0] - 1 if gap[0] > 0 else gap[-1] + 1
+    np.testing.assert_array_equal(probs[gap[0]], probs[nearest])
+    # The ABAW submission file: header, then one label per frame, the same labels.
+    assert (out / "returns.txt").read_text().splitlines()[0] == HEADER
+    np.testing.assert_array_equal(read_labels(out / "returns.txt"), labels)
+    assert (out / "returns.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    annotated = probe_video(out / "returns.annotated.mp4")
+    assert (annotated.width, annotated.height) == (640, 360)
+    assert sum(1 for _ in read_frames(out / "returns.annotated.mp4")) == 80
+    assert "returns: 80 frames" in capsys.readouterr().out
+
+
+def test_predict_a_folder_with_a_faceless_and_an_unreadable_video(
+    videos, checkpoint, tmp_path, capsys
+):
+    root, _ = videos
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.mp4").write_bytes((root / "empty.mp4").read_bytes())
+    (folder / "corrupt.mp4").write_bytes(b"\x00" * 4096)
+    out = tmp_path / "pred"
+    code = main(
+        ["predict", "--checkpoint", str(checkpoint), "--video", str(folder), "--out", str(out)]
+    )
+    assert code == 1  # one video failed; the other was still done
+    err = capsys.readouterr().err
+    assert "corrupt.mp4" in err and "Traceback" not in err
+    rows = _read_csv(out / "empty.csv")
+    assert len(rows) == 20 and {r["face"] for r in rows} == {"0"}
+    assert {r["expression"] for r in rows} == {"Neutral"}  # the documented uniform-prior fallback
+    assert not (out / "corrupt.csv").exists()
+
+
+def test_predict_needs_exactly_one_source(checkpoint, tmp_path, capsys):
+    code = main(["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path)])
+    assert code == 2 and "either --video" in capsys.readouterr().err
