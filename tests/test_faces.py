@@ -123,6 +123,8 @@ class ScriptedDetector:
         self.calls: list[tuple[int, tuple[int, int]]] = []
 
     def detect(self, frame: np.ndarray, threshold: float = 0.0) -> list[Detection]:
+        if frame.shape[:2] != (360, 640):  # a search near the face: the number is cropped away
+            return []
         number = int(frame[0, 0, 0]) + 256 * int(frame[0, 0, 1])
         self.calls.append((number, frame.shape[:2]))
         return [Detection(box) for box in self.script.get(number, [])]
@@ -205,3 +207,32 @@ def test_tracker_reports_none_without_faces_and_scales_big_frames_for_search():
     seen = _run(tracker, _frames(3))
     assert [s.status for s in seen] == [NONE] * 3
     assert all(shape == (180, 320) for _, shape in detector.calls)
+
+
+def test_tracker_a_subject_missed_by_the_whole_frame_search_is_found_where_it_was():
+    face = (300, 100, 420, 220)
+    detector = ScriptedDetector({})
+    calls = []
+
+    def detect(frame, threshold=0.0):
+        calls.append(frame.shape[:2])
+        if frame.shape[:2] == (360, 640):  # the whole frame: found once, then missed (threshold 0)
+            return [Detection(face)] if len(calls) == 1 else []
+        return [Detection((50, 50, 150, 150))]  # near the face: found with less evidence
+
+    detector.detect = detect
+    tracker = SubjectTracker(detector, detect_every=3)
+    seen = _run(tracker, _frames(7))
+    assert all(s.status == SUBJECT for s in seen)
+    assert [s.full_search for s in seen] == [True, False, False, True, False, False, True]
+
+
+def test_tracker_a_new_face_during_a_brief_miss_is_not_made_a_bystander_for_good():
+    first, elsewhere = (300, 100, 420, 220), (60, 120, 180, 240)
+    script = {i: [first] for i in range(5)} | {i: [elsewhere] for i in range(7, 12)}
+    tracker = SubjectTracker(ScriptedDetector(script), detect_every=1, patience=3)
+    seen = _run(tracker, _frames(12))
+    # Missed for 2 frames, then a face elsewhere: held as "other" while the subject may still
+    # be nearby (patience 3), then taken as the subject, who moved.
+    assert [s.status for s in seen] == [SUBJECT] * 5 + [NONE] * 2 + [OTHER] * 2 + [SUBJECT] * 3
+    assert seen[-1].box == elsewhere

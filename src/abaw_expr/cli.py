@@ -365,9 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = command(name, func, help)
         p.add_argument("--checkpoint", type=Path, required=True)
         if name == "evaluate":
-            p.add_argument(
-                "--images", type=Path, required=True, help="the cropped_aligned folder"
-            )
+            p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
             p.add_argument(
                 "--annotations", type=Path, required=True, help="one split folder of <video>.txt"
             )

@@ -7,8 +7,9 @@ is lost, the whole frame is searched. A face that overlaps the subject's last bo
 ``min_iou``) is the subject; the other faces of a full search are kept as bystanders, followed
 by overlap in the same way.
 
-When the subject is lost, a newly appearing face (one that is not a known bystander) becomes the
-subject again: a person who leaves and comes back is followed, and a bystander who stays in view
+A subject that is missed is still looked for near its last box for ``patience`` frames (default
+``detect_every``): detectors miss single frames. After that, a newly appearing face (one that is
+not a known bystander) becomes the subject again: a person who leaves and comes back is followed, and a bystander who stays in view
 is never taken for the subject. Without face recognition, a stranger who enters while the
 subject is away is taken for the subject (documented limitation).
 
@@ -61,7 +62,8 @@ class SubjectTracker:
         min_iou: float = 0.3,
         search_margin: float = 0.5,
         min_face: int = 100,
-        near_threshold: float = -0.5,
+        near_threshold: float = -0.8,
+        patience: int | None = None,
     ):
         self.detector = detector
         self.detect_every = max(int(detect_every), 1)
@@ -70,43 +72,55 @@ class SubjectTracker:
         self.search_margin = search_margin
         self.min_face = min_face  # faces are searched near the subject at about this width
         self.near_threshold = near_threshold
+        # frames a lost subject is still looked for where it was (default: detect_every)
+        self.patience = self.detect_every if patience is None else patience
+        self._missed = 0
         self.subject: Box | None = None
         self.bystanders: list[Box] = []
         self._since_full = 0
 
     def __call__(self, frame: np.ndarray) -> FaceObservation:
         found = None
-        full = self.subject is None or self._since_full >= self.detect_every
+        full = not self._following() or self._since_full >= self.detect_every
         if not full:
-            found = self._best_match(self._search_near(frame, self.subject), self.subject)
+            found = self._search_near(frame)
             full = found is None
         others = self.bystanders
         if full:
             self._since_full = 0
-            faces = self._search_frame(frame)
-            found, others = self._assign(faces)
+            found, others = self._assign(self._search_frame(frame))
+            if found is None and self._following():
+                # Missed by the whole-frame search: look where it just was, with less evidence.
+                found = self._search_near(frame)
         self._since_full += 1
         if found is None:
-            self.subject = None
+            self._missed += 1
             return FaceObservation(OTHER if others else NONE, others=others, full_search=full)
-        self.subject = found.box
+        self.subject, self._missed = found.box, 0
         points = self.detector.landmarks(frame, found.box)
         return FaceObservation(SUBJECT, found.box, points, others, full)
 
+    def _following(self) -> bool:
+        """Whether the subject was seen recently enough to be looked for where it was."""
+        return self.subject is not None and self._missed <= self.patience
+
     def _assign(self, faces: list[Detection]) -> tuple[Detection | None, list[Box]]:
-        """The subject among the faces of a full search, and the rest as bystanders."""
-        subject = None
-        if self.subject is not None:
-            subject = self._best_match(faces, self.subject)
+        """The subject among the faces of a whole-frame search; the others as bystanders."""
+        following = self._following()
+        subject = self._best_match(faces, self.subject) if following else None
         rest = [f for f in faces if f is not subject]
-        if subject is None:
-            known = [f for f in rest if any(iou(f.box, b) >= self.min_iou for b in self.bystanders)]
-            new = [f for f in rest if not any(f is k for k in known)]
-            if new:
-                subject = max(new, key=lambda f: f.area)
-                rest = [f for f in rest if f is not subject]
-        self.bystanders = [f.box for f in rest]
-        return subject, self.bystanders
+        if subject is not None:
+            self.bystanders = [f.box for f in rest]
+            return subject, self.bystanders
+        known = [f for f in rest if any(iou(f.box, b) >= self.min_iou for b in self.bystanders)]
+        new = [f for f in rest if all(f is not k for k in known)]
+        if new and not following:  # the subject is gone: a face new to us takes its place
+            subject = max(new, key=lambda f: f.area)
+            new = [f for f in new if f is not subject]
+            self.bystanders = [f.box for f in known + new]
+        else:  # just missed, perhaps: new faces are not taken for bystanders yet
+            self.bystanders = [f.box for f in known]
+        return subject, [f.box for f in rest if f is not subject]
 
     def _best_match(self, faces: list[Detection], box: Box) -> Detection | None:
         scored = [(iou(f.box, box), f) for f in faces]
@@ -118,8 +132,13 @@ class SubjectTracker:
         scale = min(1.0, self.detect_width / width) if self.detect_width else 1.0
         return self._detect_scaled(frame, scale, 0, 0)
 
-    def _search_near(self, frame: np.ndarray, box: Box) -> list[Detection]:
-        """Detection in a window around ``box``, scaled so the face is about ``min_face`` wide."""
+    def _search_near(self, frame: np.ndarray) -> Detection | None:
+        """The subject, found in a window around its last box (scaled so that the face is about
+        ``min_face`` wide), or None."""
+        detections = self._detect_near(frame, self.subject)
+        return self._best_match(detections, self.subject)
+
+    def _detect_near(self, frame: np.ndarray, box: Box) -> list[Detection]:
         height, width = frame.shape[:2]
         x0, y0, x1, y1 = box
         mx, my = (x1 - x0) * self.search_margin, (y1 - y0) * self.search_margin
