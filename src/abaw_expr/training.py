@@ -21,18 +21,45 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from . import __version__
 from .config import Config, save_config
 from .data.datamodule import ExpressionDataModule
 from .errors import InputError
 from .model.module import ExpressionModule
-from .writers import atomic_write_json
+from .writers import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 # Frozen backbone stages keep their BatchNorm in eval mode on purpose.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written like every file of ours: a temporary file beside the target, then a
+    rename. (Lightning's own writer stages in the system temp folder, which may be another file
+    system, where the final move is a copy that a kill can cut in half.)"""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+class StepSeed(L.Callback):
+    """Reseeds every random generator before each training step from (seed, epoch, batch).
+
+    With :class:`~abaw_expr.data.datamodule.EpochSampler` for the data, a step's dropout, order
+    and augmentation depend on nothing before it (not on when Lightning happened to create a
+    data iterator), so a run killed mid-epoch and resumed from ``last.ckpt`` ends exactly as
+    the uninterrupted run does.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
+        seed = (self.seed * 1_000_003 + trainer.current_epoch * 100_003 + batch_idx) % 2**31
+        L.seed_everything(seed, workers=True, verbose=False)
 
 
 def git_commit() -> str:
@@ -159,15 +186,21 @@ def train(
         save_config(config, out_dir / "config.yaml")
         atomic_write_json(run_file, run)
 
-    datamodule = ExpressionDataModule(config.data, annotations_dir, images_dir, features_dir)
+    datamodule = ExpressionDataModule(
+        config.data, annotations_dir, images_dir, features_dir, seed=config.trainer.seed
+    )
     module = ExpressionModule(config.to_dict())
     checkpoint = ModelCheckpoint(
         dirpath=out_dir,
         filename="best",
         monitor="val/macro_f1",
         mode="max",
-        save_last=True,
         auto_insert_metric_name=False,
+    )
+    # Lightning's save_last only writes when a best checkpoint is written; --resume needs the
+    # very last epoch, so last.ckpt is a checkpoint of its own, replaced every epoch.
+    last = ModelCheckpoint(
+        dirpath=out_dir, filename="last", save_top_k=1, enable_version_counter=False
     )
     logger = (
         TensorBoardLogger(out_dir, name="logs")  # logs/version_N: a resumed run adds a version
@@ -183,12 +216,19 @@ def train(
         precision=precision_for(config),
         deterministic=t.deterministic,
         logger=logger,
-        callbacks=[checkpoint, LearningRateMonitor("epoch"), *(callbacks or [])],
+        callbacks=[
+            checkpoint,
+            last,
+            LearningRateMonitor("epoch"),
+            StepSeed(config.trainer.seed),
+            *(callbacks or []),
+        ],
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
         enable_progress_bar=enable_progress_bar,
         enable_model_summary=False,
         default_root_dir=out_dir,
+        plugins=[AtomicCheckpointIO()],
     )
     if config.optim.auto_lr and ckpt_path is None:
         from lightning.pytorch.tuner import Tuner

@@ -14,9 +14,10 @@ from typing import Protocol
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import DataConfig
+from ..metrics import warn_absent_classes
 from .annotations import SPLITS, find_splits
 from .frame_index import FrameIndex, VideoFrames, build_split_index
 from .images import eval_transform, read_face, train_transform
@@ -99,10 +100,17 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """``item`` is a window number, or (window number, seed of its random augmentation)."""
+        i, seed = item if isinstance(item, tuple) else (item, None)
         pos, frames, mask = self.windows[i]
         video = self.index.videos[pos]
-        x, ok = self.source.load(pos, video, frames)
+        if seed is None:
+            x, ok = self.source.load(pos, video, frames)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                x, ok = self.source.load(pos, video, frames)
         return {
             "x": x,
             "labels": torch.from_numpy(video.labels[frames].astype(np.int64)),
@@ -110,6 +118,35 @@ class WindowDataset(Dataset):
             "video": torch.tensor(pos),
             "frames": torch.from_numpy(frames),
         }
+
+
+class EpochSampler(Sampler):
+    """Shuffles the training windows with a permutation that depends only on (seed, epoch), and
+    hands each window the seed of its augmentation.
+
+    An epoch's data are then the same whatever came before it, in whichever worker a window
+    lands: a run resumed from ``last.ckpt`` replays its epochs exactly as an uninterrupted run.
+    Lightning calls :meth:`set_epoch`; a wrapper that does not (as in DDP) still gets a new
+    permutation every pass.
+    """
+
+    def __init__(self, length: int, seed: int = 0):
+        self.length, self.seed, self.epoch = length, seed, 0
+        self._told_epoch = False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self._told_epoch = epoch, True
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.length).tolist()
+        seeds = rng.integers(0, 2**62, self.length).tolist()
+        if not self._told_epoch:
+            self.epoch += 1
+        return iter(zip(order, seeds, strict=True))
 
 
 class ExpressionDataModule(L.LightningDataModule):
@@ -125,8 +162,10 @@ class ExpressionDataModule(L.LightningDataModule):
         annotations_dir: Path | str,
         images_dir: Path | str | None = None,
         features_dir: Path | str | None = None,
+        seed: int = 0,
     ):
         super().__init__()
+        self.seed = seed  # of the training windows' order and augmentation, per epoch
         if images_dir is None and features_dir is None:
             raise ValueError("give images_dir or features_dir")
         self.config = config
@@ -178,6 +217,9 @@ class ExpressionDataModule(L.LightningDataModule):
         self._index_all()
         c = self.config
         train_index, val_index = self.indexes["Train_Set"], self.indexes["Validation_Set"]
+        for split, index in self.indexes.items():
+            labels = [v.labels[v.usable] for v in index]
+            warn_absent_classes(np.concatenate(labels) if labels else np.zeros(0), split)
         self.train_set = WindowDataset(
             train_index,
             index_windows(train_index, c.seq_len, c.stride, c.split_at_gaps, labelled_only=True),
@@ -195,7 +237,7 @@ class ExpressionDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.config.batch_size,
-            shuffle=shuffle,
+            sampler=EpochSampler(len(dataset), self.seed) if shuffle else None,
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
