@@ -54,6 +54,11 @@ def cmd_stats(args: argparse.Namespace) -> None:
         total = max(s["usable"], 1)
         for name, count in s["per_class"].items():
             print(f"  {name:<10} {count:>9}  {100 * count / total:5.1f} %")
+        absent = [name for name, count in s["per_class"].items() if count == 0]
+        if absent:
+            print(
+                f"  absent: {', '.join(absent)} (F1 0 in ABAW's scoring: macro F1 <= {8 - len(absent)}/8)"
+            )
 
 
 def _format_scores(scores: dict) -> str:
@@ -130,6 +135,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
         config.model.backbone_weights,
         batch_size=args.batch_size,
         device=args.device,
+        num_workers=args.workers,
     )
     print(f"features written to {args.out}")
 
@@ -145,6 +151,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         stride=args.stride,
         smooth=args.smooth,
         device=args.device,
+        num_workers=args.workers,
     )
     _print(metrics, args.json, _format_scores(metrics) + f"\nwritten to {args.out}")
 
@@ -202,6 +209,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         stride=args.stride,
         smooth=args.smooth,
         device=args.device,
+        num_workers=args.workers,
     )
     print(f"wrote predictions for {n} videos to {args.out}")
     return 0
@@ -349,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="cache folder")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=2, help="image-decoding processes (default 2)")
 
     for name, func, help in (
         (
@@ -400,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="moving average of the probabilities over K frames",
         )
         p.add_argument("--device", default="auto")
+        p.add_argument(
+            "--workers", type=int, default=2, help="image-decoding processes (default 2)"
+        )
 
     p = command(
         "preprocess",

@@ -14,7 +14,7 @@ from .data.annotations import write_labels
 from .data.frame_index import FrameIndex, build_split_index, build_test_index
 from .errors import InputError
 from .inference import predict_probabilities
-from .metrics import expression_scores
+from .metrics import expression_scores, warn_absent_classes
 from .writers import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ def evaluate(
     write_predictions(predictions_dir, index, probabilities)
     labels = np.concatenate([v.labels for v in index])
     predicted = np.concatenate([p.argmax(1) for p in probabilities])
+    warn_absent_classes(labels, str(split_dir))
     metrics = expression_scores(labels, predicted)
     metrics["videos"] = len(index)
     metrics["checkpoint"] = str(checkpoint)

@@ -7,9 +7,34 @@ what the ABAW organisers' scoring script calls.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .classes import CLASS_NAMES, NUM_CLASSES
+
+log = logging.getLogger(__name__)
+
+
+def absent_classes(labels: np.ndarray) -> list[str]:
+    """Names of the classes that no annotated frame of ``labels`` has."""
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels[labels >= 0], minlength=NUM_CLASSES)
+    return [name for name, count in zip(CLASS_NAMES, counts, strict=True) if count == 0]
+
+
+def warn_absent_classes(labels: np.ndarray, where: str) -> list[str]:
+    """Warn (once per call) about classes absent from ``labels``; returns their names."""
+    absent = absent_classes(labels)
+    if absent:
+        log.warning(
+            "%s: no annotated frame of %s; as in ABAW's scoring its F1 is 0 "
+            "(zero_division=0), so macro F1 cannot exceed %d/8",
+            where,
+            ", ".join(absent),
+            NUM_CLASSES - len(absent),
+        )
+    return absent
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
@@ -45,4 +70,5 @@ def expression_scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
         "per_class_f1": {n: float(x) for n, x in zip(CLASS_NAMES, f1, strict=True)},
         "frames": int(cm.sum()),
         "confusion_matrix": cm.tolist(),
+        "absent_classes": [n for n, row in zip(CLASS_NAMES, cm, strict=True) if row.sum() == 0],
     }
