@@ -17,6 +17,7 @@ import numpy as np
 from ..classes import NUM_CLASSES
 from ..data.sample import FaceParams, Identity, Nuisance, render_face
 from ..faces.align import ARCFACE_TEMPLATE
+from ..writers import atomic_write
 
 
 @dataclass
@@ -83,33 +84,38 @@ def write_synthetic_video(
         visible[first - 1 : last] = False
     points = np.full((num_frames, 5, 2), np.nan, np.float32)
     scale = face_px / 112.0
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {path} with codec {fourcc}")
-    try:
-        for i in range(num_frames):
-            shift = int(i * width / max(num_frames, 1) * 0.5)
-            frame = background[:, shift : shift + width].copy()
-            if second_face:
-                _paste(
-                    frame,
-                    render_face(FaceParams(), other, rng, nuisance=Nuisance()),
-                    matte,
-                    _placement(0.5 * scale, 0.0, width * 0.14, height * 0.3),
-                )
-            if visible[i]:
-                t = i / max(num_frames - 1, 1)
-                cx = width * (0.45 + 0.15 * np.sin(2 * np.pi * t))
-                cy = height * (0.5 + 0.06 * np.cos(2 * np.pi * t))
-                angle = 6.0 * np.sin(4 * np.pi * t)
-                matrix = _placement(scale * (1 + 0.1 * np.sin(2 * np.pi * t)), angle, cx, cy)
-                params = FaceParams(*identity.apex(int(labels[i])).tolist())
-                face = render_face(params, identity, rng, nuisance=Nuisance(noise=2.0))
-                _paste(frame, face, matte, matrix)
-                points[i] = ARCFACE_TEMPLATE @ matrix[:, :2].T + matrix[:, 2]
-            writer.write(cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+
+    def write(tmp: Path) -> None:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write {path} with codec {fourcc}")
+        try:
+            for i in range(num_frames):
+                writer.write(cv2.cvtColor(draw(i), cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+
+    def draw(i: int) -> np.ndarray:
+        shift = int(i * width / max(num_frames, 1) * 0.5)
+        frame = background[:, shift : shift + width].copy()
+        if second_face:
+            bystander = render_face(FaceParams(), other, rng, nuisance=Nuisance())
+            _paste(
+                frame, bystander, matte, _placement(0.5 * scale, 0.0, width * 0.14, height * 0.3)
+            )
+        if visible[i]:
+            t = i / max(num_frames - 1, 1)
+            cx = width * (0.45 + 0.15 * np.sin(2 * np.pi * t))
+            cy = height * (0.5 + 0.06 * np.cos(2 * np.pi * t))
+            angle = 6.0 * np.sin(4 * np.pi * t)
+            matrix = _placement(scale * (1 + 0.1 * np.sin(2 * np.pi * t)), angle, cx, cy)
+            params = FaceParams(*identity.apex(int(labels[i])).tolist())
+            face = render_face(params, identity, rng, nuisance=Nuisance(noise=2.0))
+            _paste(frame, face, matte, matrix)
+            points[i] = ARCFACE_TEMPLATE @ matrix[:, :2].T + matrix[:, 2]
+        return frame.astype(np.uint8)
+
+    atomic_write(path, write, suffix=f".tmp{Path(path).suffix}")
     labels = np.where(visible, labels, -1)
     other_visible = np.full(num_frames, second_face)
     return SyntheticTruth(visible, points, labels, other_visible, fps)
