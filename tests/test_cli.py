@@ -140,3 +140,28 @@ def test_resume_from_the_command_line_keeps_the_runs_settings(tiny_sample, tmp_p
     saved = load_config(out / "config.yaml")
     assert saved.data.image_size == 32 and saved.data.seq_len == 8 and saved.trainer.epochs == 2
     assert json.loads((out / "run.json").read_text())["epochs"] == 2
+    # train leaves its report; evaluate of the run's checkpoint adds the evaluation to one
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html and "35.87" in html
+    split = tiny_sample / "annotations" / "Validation_Set"
+    evaluated = [
+        "evaluate", "--checkpoint", str(out / "best.ckpt"), "--images",
+        str(tiny_sample / "cropped_aligned"), "--annotations", str(split), "--out",
+        str(tmp_path / "eval"), "--workers", "0",
+    ]  # fmt: skip
+    assert main(evaluated) == 0
+    assert "Confusion" in (tmp_path / "eval" / "report.html").read_text()
+    assert (
+        main(
+            [
+                "report",
+                str(out),
+                "--eval",
+                str(tmp_path / "eval"),
+                "--out",
+                str(tmp_path / "r.html"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "r.html").is_file()

@@ -122,6 +122,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     print(f"best validation macro F1 {run['best_macro_f1']:.4f}: {run['best_checkpoint']}")
+    from .training import is_global_zero
+
+    if is_global_zero():
+        from .report import write_run_report
+
+        print(f"report: {write_run_report(args.out)}")
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -153,7 +159,40 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         device=args.device,
         num_workers=args.workers,
     )
-    _print(metrics, args.json, _format_scores(metrics) + f"\nwritten to {args.out}")
+    run_dir = args.checkpoint.parent
+    report = ""
+    if (run_dir / "run.json").is_file():  # a checkpoint of one of our runs: report on both
+        from .report import write_run_report
+
+        path = write_run_report(run_dir, args.out, args.annotations, args.out / "report.html")
+        report = f"\nreport: {path}"
+    _print(metrics, args.json, _format_scores(metrics) + f"\nwritten to {args.out}{report}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve import serve
+
+    serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload_mb,
+        options=_face_options(args),
+        device=args.device,
+        smooth=args.smooth,
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_run_report
+
+    print(write_run_report(args.run, args.eval, args.annotations, args.out))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .report import compare_runs
+
+    print(compare_runs(args.runs, args.html), end="")
 
 
 def _face_options(args: argparse.Namespace):
@@ -421,6 +460,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", type=Path, required=True, help="a video file or a folder of them")
     p.add_argument("--out", type=Path, required=True)
     face_args(p)
+
+    p = command(
+        "serve", cmd_serve, "a local web page: upload a video, watch its expression timeline"
+    )
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=int, default=500)
+    p.add_argument("--smooth", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    face_args(p)
+
+    p = command(
+        "report", cmd_report, "a run's report.html: curves, learning rate, confusion, per-class F1"
+    )
+    p.add_argument("run", type=Path, help="a run folder from 'abaw-expr train'")
+    p.add_argument(
+        "--eval", type=Path, help="an 'evaluate' output folder (default: RUN/eval or RUN itself)"
+    )
+    p.add_argument(
+        "--annotations", type=Path, help="the evaluated split's label folder, for timelines"
+    )
+    p.add_argument("--out", type=Path, help="the HTML file (default RUN/report.html)")
+
+    p = command("compare", cmd_compare, "runs side by side: config differences, F1, time")
+    p.add_argument("runs", type=Path, nargs="+", help="run folders")
+    p.add_argument("--html", type=Path, help="also write the table as an HTML page")
 
     p = command("export", cmd_export, "export a checkpoint's whole sequence model to ONNX")
     p.add_argument("--checkpoint", type=Path, required=True)

@@ -98,10 +98,13 @@ def predict_video(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    on_frame=None,
 ) -> VideoPrediction:
+    """One video through faces, backbone and head; ``on_frame(number, declared)`` reports
+    progress after each decoded frame."""
     device = torch.device(device)
     batcher = _BackboneBatcher(model.backbone, batch_size, device)
-    faces = track_video(video, options, batcher, progress)
+    faces = track_video(video, options, batcher, progress, on_frame)
     frames, features = batcher.result()
     start = time.perf_counter()
     probs = window_probabilities(
@@ -175,8 +178,14 @@ def _caption(image: np.ndarray, text: str, origin: tuple[int, int], colour) -> N
     cv2.putText(image, text, origin, font, 0.65, colour, 2, cv2.LINE_AA)
 
 
-def write_annotated_video(prediction: VideoPrediction, video: Path, path: Path) -> None:
-    """A copy of ``video`` with the subject's box and expression drawn on (a second decode)."""
+def write_annotated_video(
+    prediction: VideoPrediction, video: Path, path: Path, max_width: int = 0
+) -> None:
+    """A copy of ``video`` with the subject's box and expression drawn on (a second decode).
+
+    ``.mp4`` is written as MPEG-4 Part 2, ``.webm`` as VP8 (what browsers play);
+    ``max_width`` scales wider videos down."""
+    fourcc = "VP80" if path.suffix.lower() == ".webm" else "mp4v"
     faces, probs, labels = prediction.faces, prediction.probabilities, prediction.labels
     fps = faces.info.fps or 25.0
 
@@ -190,11 +199,12 @@ def write_annotated_video(prediction: VideoPrediction, video: Path, path: Path) 
                 bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
                 if writer is None:
                     height, width = bgr.shape[:2]
-                    writer = cv2.VideoWriter(
-                        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
-                    )
+                    size = (width, height)
+                    if max_width and width > max_width:
+                        size = (max_width, round(height * max_width / width / 2) * 2)
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
                     if not writer.isOpened():
-                        raise OSError(f"OpenCV cannot write an mp4 video to {tmp}")
+                        raise OSError(f"OpenCV cannot write {fourcc} video to {tmp}")
                 label = int(labels[i])
                 colour = _hex_to_bgr(CLASS_COLOURS[label])
                 text = f"{CLASS_NAMES[label]} {probs[i, label]:.2f}"
@@ -204,12 +214,14 @@ def write_annotated_video(prediction: VideoPrediction, video: Path, path: Path) 
                     _caption(bgr, text, (x0, max(y0 - 8, 18)), colour)
                 else:
                     _caption(bgr, f"no face ({text})", (10, 26), (220, 220, 220))
+                if size != (width, height):
+                    bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
                 writer.write(bgr)
         finally:
             if writer is not None:
                 writer.release()
 
-    atomic_write(path, write, suffix=".tmp.mp4")
+    atomic_write(path, write, suffix=f".tmp{path.suffix}")
 
 
 @dataclass

@@ -89,9 +89,11 @@ def track_video(
     options: FaceOptions,
     on_face: Callable[[int, np.ndarray], None],
     progress: bool = False,
+    on_frame: Callable[[int, int], None] | None = None,
 ) -> VideoFaces:
     """Follow the subject through ``path``; ``on_face(frame_number, crop)`` gets each aligned
-    RGB crop (1-based frame number, ``options.size`` square) as soon as it is made."""
+    RGB crop (1-based frame number, ``options.size`` square) as soon as it is made, and
+    ``on_frame(frame_number, declared_frames)`` is called after every frame (progress)."""
     info = probe_video(path)
     tracker = SubjectTracker(
         build_detector(options.detector, options.upsample),
@@ -134,6 +136,8 @@ def track_video(
             seconds["consumer"] += time.perf_counter() - t2
             if bar is not None:
                 bar.update()
+            if on_frame is not None:
+                on_frame(frame.number, info.declared_frames)
     finally:
         if bar is not None:
             bar.close()

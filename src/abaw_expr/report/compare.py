@@ -1,0 +1,135 @@
+"""``compare_runs``: several runs side by side, e.g. the ablation of the temporal head
+(``model.variant`` = combine / only_att / only_trans / no_att_trans).
+
+Per run (one column each): the config keys whose values differ between the runs (from each
+``config.yaml``, flattened like ``model.variant``), the best validation macro F1 of training
+(``run.json``), the macro and per-class F1 of its evaluation if it has one, epochs, training
+time and status. A run's evaluation is ``<run>/eval/metrics.json``, else ``<run>/metrics.json``
+(``abaw-expr evaluate --out RUN/eval`` or ``--out RUN``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..classes import CLASS_NAMES
+from ..errors import InputError
+from . import figures
+from .html import Page, duration, percent
+from .runs import (
+    EpochLog,
+    best_val_f1,
+    find_eval_dir,
+    flatten,
+    open_run,
+    read_config,
+    read_epoch_metrics,
+    read_eval_metrics,
+    read_run_json,
+)
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    run: dict
+    config: dict[str, Any]
+    log: EpochLog
+    best_f1: float | None
+    eval_dir: Path | None
+    metrics: dict | None
+
+
+def summarise_run(run_dir: Path | str) -> RunSummary:
+    path = open_run(run_dir)
+    run, log = read_run_json(path), read_epoch_metrics(path)
+    eval_dir = find_eval_dir(path)
+    return RunSummary(
+        path=path,
+        run=run,
+        config=flatten(read_config(path)),
+        log=log,
+        best_f1=best_val_f1(run, log)[0],
+        eval_dir=eval_dir,
+        metrics=read_eval_metrics(eval_dir) if eval_dir else None,
+    )
+
+
+def config_differences(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """The flattened keys whose value is not the same in every config (missing counts)."""
+    keys = sorted({key for config in configs for key in config})
+    missing = object()
+    return [k for k in keys if len({repr(c.get(k, missing)) for c in configs}) > 1]
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    """Column titles: the folder names, or the whole paths where two names are the same."""
+    names = [p.name for p in paths]
+    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths, strict=True)]
+
+
+def comparison_rows(runs: Sequence[RunSummary]) -> list[tuple[str, list[str]]]:
+    rows = [
+        (key, [str(r.config.get(key, "-")) for r in runs])
+        for key in config_differences([r.config for r in runs])
+    ]
+    rows.append(("best val/macro_f1 (training)", [percent(r.best_f1) for r in runs]))
+    if any(r.metrics for r in runs):
+        rows.append(
+            (
+                "macro F1 (evaluate)",
+                [percent(r.metrics["macro_f1"]) if r.metrics else "-" for r in runs],
+            )
+        )
+        for i, name in enumerate(CLASS_NAMES):
+            values = [percent(r.metrics["per_class_f1"][i]) if r.metrics else "-" for r in runs]
+            rows.append((f"F1 {name}", values))
+    rows.append(("epochs logged", [str(len(r.log.epochs)) for r in runs]))
+    rows.append(("training time", [duration(r.run.get("train_seconds")) for r in runs]))
+    rows.append(("status", [str(r.run.get("status", "-")) for r in runs]))
+    return rows
+
+
+def text_table(header: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]]) -> str:
+    table = [["", *header], *[[label, *values] for label, values in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def compare_runs(run_dirs: Sequence[Path | str], out_html: Path | str | None = None) -> str:
+    """The comparison as a text table (returned); also as an HTML page if ``out_html`` is given
+    (with the validation macro F1 per epoch of every run, its PNG in a folder beside it)."""
+    if not run_dirs:
+        raise InputError("no run folders to compare")
+    runs = [summarise_run(d) for d in run_dirs]
+    header = _labels([r.path for r in runs])
+    rows = comparison_rows(runs)
+    if len(runs) > 1 and not config_differences([r.config for r in runs]):
+        rows.insert(0, ("config", ["same"] * len(runs)))
+    text = text_table(header, rows)
+    if out_html is not None:
+        out = Path(out_html)
+        page = Page(f"Comparison of {len(runs)} runs", out.parent / out.stem)
+        page.table([[label, *values] for label, values in rows], header=["", *header])
+        sources = [
+            [h, str(r.path), str(r.eval_dir or "-")] for h, r in zip(header, runs, strict=True)
+        ]
+        page.table(sources, header=["run", "folder", "evaluation"])
+        curves = {h: r.log.series("val/macro_f1") for h, r in zip(header, runs, strict=True)}
+        curves = {h: c for h, c in curves.items() if c[0]}
+        if curves:
+            png = figures.compare_f1_curves(curves)
+            page.figure("val_macro_f1", png, "Validation macro F1 per epoch (val/macro_f1).")
+        else:
+            page.skipped("no run has val/macro_f1 in its logs: no per-epoch plot.")
+            (page.figure_dir / "val_macro_f1.png").unlink(missing_ok=True)
+        page.write(out)
+    return text

@@ -1,0 +1,318 @@
+"""``write_run_report``: one self-contained HTML page about a run (and its evaluation).
+
+The page needs nothing but itself: the CSS is inline and every figure is embedded as a
+``data:image/png;base64`` URI, so it opens offline and can be mailed as one file. The same
+PNGs are also written beside it, in a folder named like the page (``report.html`` ->
+``report/``), for slides and papers.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import CLASS_NAMES
+from ..data.annotations import read_labels
+from ..writers import atomic_write_bytes, atomic_write_text
+from . import figures
+from .runs import (
+    EpochLog,
+    best_val_f1,
+    find_eval_dir,
+    flatten,
+    open_run,
+    read_config,
+    read_epoch_metrics,
+    read_eval_metrics,
+    read_run_json,
+    uses_synthetic_sample,
+)
+
+PAPER_VAL_F1 = 0.3587  # Phan et al. 2022, Aff-Wild2 validation set
+BASELINE_VAL_F1 = 0.23  # ABAW3 VGG16 baseline, Aff-Wild2 validation set
+TIMELINE_VIDEOS = 4
+FIGURES = ("training_curves", "lr_schedule", "lr_finder", "confusion", "per_class", "timelines")
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 1.5em auto; padding: 0 1em;
+       color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; margin-top: 1.6em; }
+.result { font-size: 1.1em; background: #f3f6fa; border-left: 4px solid #1f77b4; padding: .6em 1em; }
+.skipped { color: #8a5a00; background: #fff7e6; padding: .3em .6em; }
+table { border-collapse: collapse; margin: .5em 0; }
+td, th { border: 1px solid #ccc; padding: .2em .6em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1em 0; } img { max-width: 100%; } figcaption { color: #555; font-size: .9em; }
+"""
+
+
+def percent(f1: float | None) -> str:
+    """How the report writes an F1: ``35.87 %``; ``-`` for none."""
+    return "-" if f1 is None else f"{100 * f1:.2f} %"
+
+
+def duration(seconds: float | None) -> str:
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+class Page:
+    """An HTML page built section by section; figures are embedded and saved in ``figure_dir``."""
+
+    def __init__(self, title: str, figure_dir: Path):
+        self.title = title
+        self.figure_dir = figure_dir
+        self.parts: list[str] = []
+        self.figures: list[str] = []  # names written
+
+    def heading(self, text: str) -> None:
+        self.parts.append(f"<h2>{html.escape(text)}</h2>")
+
+    def paragraph(self, markup: str, css_class: str = "") -> None:
+        """``markup`` is HTML: escape any text from files before passing it."""
+        attr = f' class="{css_class}"' if css_class else ""
+        self.parts.append(f"<p{attr}>{markup}</p>")
+
+    def skipped(self, text: str) -> None:
+        self.paragraph("Skipped: " + html.escape(text), "skipped")
+
+    def table(
+        self, rows: list[list[str]], header: list[str] | None = None, align_numbers: bool = True
+    ) -> None:
+        def cell(tag: str, value: str) -> str:
+            numeric = align_numbers and tag == "td" and value[:1].isdigit()
+            return f"<{tag}{' class=num' if numeric else ''}>{html.escape(value)}</{tag}>"
+
+        lines = ["<table>"]
+        if header:
+            lines.append("<tr>" + "".join(cell("th", h) for h in header) + "</tr>")
+        lines += ["<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows]
+        self.parts.append("\n".join(lines + ["</table>"]))
+
+    def figure(self, name: str, png: bytes, caption: str) -> None:
+        atomic_write_bytes(self.figure_dir / f"{name}.png", png)
+        self.figures.append(name)
+        data = base64.b64encode(png).decode("ascii")
+        self.parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+
+    def write(self, path: Path) -> None:
+        title = html.escape(self.title)
+        head = f'<meta charset="utf-8"><title>{title}</title><style>{CSS}</style>'
+        body = "\n".join([f"<h1>{title}</h1>", *self.parts])
+        atomic_write_text(
+            path, f"<!DOCTYPE html>\n<html><head>{head}</head>\n<body>\n{body}\n</body></html>\n"
+        )
+
+
+def write_run_report(
+    run_dir: Path | str,
+    eval_dir: Path | str | None = None,
+    annotations_dir: Path | str | None = None,
+    out: Path | str | None = None,
+) -> Path:
+    """Write the HTML report of a training run; return its path (default ``<run>/report.html``).
+
+    ``eval_dir`` is the output of ``abaw-expr evaluate`` on the validation split (default:
+    ``<run>/eval`` or ``<run>`` if it holds ``metrics.json``); ``annotations_dir`` is that
+    split's label folder, for the timelines (default: ``Validation_Set`` of the run's
+    annotations). Whatever is missing is skipped, and the page says so.
+    """
+    run_dir = open_run(run_dir)
+    out = Path(out) if out is not None else run_dir / "report.html"
+    run = read_run_json(run_dir)
+    config = flatten(read_config(run_dir))
+    log = read_epoch_metrics(run_dir)
+    eval_dir = Path(eval_dir) if eval_dir is not None else find_eval_dir(run_dir)
+    metrics = read_eval_metrics(eval_dir) if eval_dir is not None else None
+    if annotations_dir is None and run.get("annotations"):
+        annotations_dir = Path(run["annotations"]) / "Validation_Set"
+
+    page = Page(f"Run report: {run_dir.name}", out.parent / out.stem)
+    page.paragraph(_headline(run, log, metrics, annotations_dir), "result")
+    page.table(_run_rows(run_dir, run, config, log), align_numbers=False)
+    page.heading("Training")
+    _training_curves(page, log)
+    _lr_figures(page, run, log)
+    page.heading("Evaluation on the validation split")
+    if metrics is None:
+        page.skipped(
+            "no evaluation (pass the output folder of 'abaw-expr evaluate', or evaluate into "
+            "<run>/eval): confusion matrix, per-class F1 and timelines are not shown."
+        )
+    else:
+        _evaluation(page, metrics, Path(eval_dir), annotations_dir)
+    for name in FIGURES:  # a figure of an earlier report that this one does not have
+        if name not in page.figures:
+            (page.figure_dir / f"{name}.png").unlink(missing_ok=True)
+    page.write(out)
+    return out
+
+
+def _headline(run: dict, log: EpochLog, metrics: dict | None, annotations_dir) -> str:
+    if metrics is not None:
+        f1 = metrics["macro_f1"]
+        how = (
+            f"abaw-expr evaluate: every annotated frame of {metrics.get('videos', '?')} videos, "
+            f"{metrics.get('frames', '?')} frames"
+        )
+    else:
+        f1, epoch = best_val_f1(run, log)
+        how = (
+            f"best val/macro_f1 during training{_at(epoch)}, on the frames with a face of the "
+            "validation windows; 'abaw-expr evaluate' gives the ABAW metric on every frame"
+        )
+    text = (
+        f"Validation macro F1 of this run: <b>{percent(f1)}</b> ({html.escape(how)})."
+        if f1 is not None
+        else "No validation macro F1 yet: no epoch finished its validation."
+    )
+    text += (
+        f" For reference, on <b>Aff-Wild2</b>'s validation set: {percent(PAPER_VAL_F1)} for the "
+        f"paper's model (Phan et al., 2022) and {BASELINE_VAL_F1 * 100:.0f} % for the ABAW3 "
+        "VGG16 baseline."
+    )
+    if uses_synthetic_sample(run, annotations_dir):
+        text += (
+            " <b>This run is on the synthetic sample, not on Aff-Wild2: its figure is not "
+            "comparable with those two.</b>"
+        )
+    return text
+
+
+def _at(epoch: int | None) -> str:
+    return f", epoch {epoch}" if epoch is not None else ""
+
+
+def _run_rows(run_dir: Path, run: dict, config: dict, log: EpochLog) -> list[list[str]]:
+    best, epoch = best_val_f1(run, log)
+    finder = run.get("auto_lr") or {}
+    rows = [
+        ["run folder", str(run_dir)],
+        ["status", str(run.get("status", "-"))],
+        ["model.variant", str(config.get("model.variant", "-"))],
+        ["epochs logged", str(len(log.epochs))],
+        ["training time", duration(run.get("train_seconds"))],
+        ["best val/macro_f1 in training", percent(best) + _at(epoch)],
+        ["learning rate", str(run.get("lr", config.get("optim.lr", "-")))],
+        ["LR finder suggestion", str(finder.get("suggested", "not run"))],
+        ["data", str(run.get("features") or run.get("images") or "-")],
+        ["started", str(run.get("started", "-"))],
+        ["commit", f"{run.get('git_commit', '-')} (abaw-expr {run.get('version', '-')})"],
+    ]
+    return rows
+
+
+def _training_curves(page: Page, log: EpochLog) -> None:
+    names = ("train/loss_epoch", "val/loss", "val/macro_f1")
+    if not log.files:
+        page.skipped(
+            "no logs/**/metrics.csv in the run folder (a TensorBoard run, or the logs were "
+            "removed): no loss and F1 curves."
+        )
+        return
+    if not any(log.values.get(name) for name in names):
+        page.skipped("the logs hold no epoch-level loss or F1: the run stopped in its first epoch.")
+        return
+    epochs = sorted({e for name in names for e in log.values.get(name, {})})
+    caption = f"Loss and validation macro F1 per epoch ({len(epochs)} epochs logged)."
+    if len(epochs) == 1:
+        caption += " One epoch only: single points, no curve."
+    missing = {name: sorted(set(epochs) - set(log.values.get(name, {}))) for name in names}
+    gaps = [f"{name} at epoch {', '.join(map(str, e))}" for name, e in missing.items() if e]
+    if gaps:
+        caption += " No value (NaN or not logged) for " + "; ".join(gaps) + "."
+    page.figure("training_curves", figures.training_curves(log), caption)
+
+
+def _lr_figures(page: Page, run: dict, log: EpochLog) -> None:
+    columns = log.lr_columns()
+    if columns:
+        curves = {name: log.series(name) for name in columns}
+        page.figure(
+            "lr_schedule",
+            figures.lr_schedule(curves),
+            "Learning rate per epoch (LearningRateMonitor).",
+        )
+    else:
+        page.skipped("no lr-* column in the logs (no LearningRateMonitor): no learning-rate plot.")
+    finder = run.get("auto_lr")
+    if not finder:
+        page.skipped("the learning-rate finder did not run (optim.auto_lr is false).")
+        return
+    pairs = [
+        (lr, loss)
+        for lr, loss in zip(finder.get("lrs", []), finder.get("losses", []), strict=False)
+        if math.isfinite(lr) and math.isfinite(loss) and lr > 0
+    ]
+    if not pairs:
+        page.skipped(
+            f"the learning-rate finder gave no curve (lr kept at {finder.get('kept', '-')})."
+        )
+        return
+    lrs, losses = zip(*pairs, strict=True)
+    caption = f"Learning-rate finder: suggested {finder.get('suggested')}."
+    page.figure("lr_finder", figures.lr_finder(lrs, losses, finder.get("suggested")), caption)
+
+
+def _evaluation(page: Page, metrics: dict, eval_dir: Path, annotations_dir) -> None:
+    cm = np.asarray(metrics["confusion_matrix"])
+    frames = cm.sum(1).tolist()
+    text = f"From {eval_dir / 'metrics.json'}."
+    absent = [name for name, n in zip(CLASS_NAMES, frames, strict=True) if n == 0]
+    if absent:
+        text += (
+            f" No frame of {', '.join(absent)} in this split: as in ABAW's scoring their F1 is 0,"
+            f" so macro F1 cannot exceed {len(CLASS_NAMES) - len(absent)}/{len(CLASS_NAMES)}."
+        )
+    page.paragraph(html.escape(text))
+    page.figure(
+        "confusion",
+        figures.confusion(cm),
+        "Confusion matrix on the validation split: rows are the true class.",
+    )
+    page.figure(
+        "per_class",
+        figures.per_class(metrics["per_class_f1"], frames),
+        "Per-class F1 and how many evaluated frames each class has.",
+    )
+    rows = zip(CLASS_NAMES, metrics["per_class_f1"], frames, strict=True)
+    page.table([[n, percent(f), str(k)] for n, f, k in rows], header=["class", "F1", "frames"])
+    _timelines(page, eval_dir / "predictions", annotations_dir)
+
+
+def _timelines(page: Page, predictions_dir: Path, annotations_dir) -> None:
+    if annotations_dir is None or not Path(annotations_dir).is_dir():
+        page.skipped(f"no label folder for the timelines ({annotations_dir or 'none given'}).")
+        return
+    annotations_dir = Path(annotations_dir)
+    videos = []
+    for predicted_file in sorted(predictions_dir.glob("*.txt")):
+        label_file = annotations_dir / predicted_file.name
+        if label_file.is_file():
+            truth, predicted = read_labels(label_file), read_labels(predicted_file)
+            n = min(len(truth), len(predicted))
+            videos.append((predicted_file.stem, truth[:n], predicted[:n]))
+    if not videos:
+        page.skipped(
+            f"no prediction file in {predictions_dir} has a label file in {annotations_dir}."
+        )
+        return
+    videos.sort(key=lambda v: -int((v[1] >= 0).sum()))  # the most annotated frames first
+    shown = videos[:TIMELINE_VIDEOS]
+    caption = (
+        f"Predicted against true label per frame, for the {len(shown)} of {len(videos)} validation "
+        "videos with the most annotated frames; white: no label."
+    )
+    page.figure("timelines", figures.timelines(shown), caption)

@@ -1,0 +1,196 @@
+"""Reading what a run folder and an evaluation folder hold, for the report and the comparison.
+
+A run folder (``abaw_expr.training.train``) holds ``run.json``, ``config.yaml``, ``best.ckpt``,
+``last.ckpt`` and the CSV logs ``logs/version_N/metrics.csv`` (a resumed run adds a version).
+An evaluation folder (``abaw_expr.evaluation.evaluate``) holds ``metrics.json`` and
+``predictions/<video>.txt``. By convention a run's evaluation is ``<run>/eval/`` (``evaluate
+--out RUN/eval``) or the run folder itself (``evaluate --out RUN``); :func:`find_eval_dir`
+looks there, in that order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..classes import CLASS_NAMES, NUM_CLASSES
+from ..errors import InputError, require_dir
+
+
+@dataclass
+class EpochLog:
+    """Epoch-level metrics of a run: ``values[name][epoch]``, NaN and empty cells left out."""
+
+    values: dict[str, dict[int, float]] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def series(self, name: str) -> tuple[list[int], list[float]]:
+        """The epochs that have a value of ``name``, and those values."""
+        by_epoch = self.values.get(name, {})
+        epochs = sorted(by_epoch)
+        return epochs, [by_epoch[e] for e in epochs]
+
+    def lr_columns(self) -> list[str]:
+        """The columns of Lightning's ``LearningRateMonitor`` (``lr-AdamW``, ...)."""
+        return sorted(name for name in self.values if name.startswith("lr-"))
+
+    @property
+    def epochs(self) -> list[int]:
+        return sorted({e for by_epoch in self.values.values() for e in by_epoch})
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read ({err})", path) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a JSON object", path)
+    return data
+
+
+def read_run_json(run_dir: Path) -> dict:
+    """``run.json``, or ``{}`` where there is none."""
+    path = run_dir / "run.json"
+    return _read_json(path) if path.is_file() else {}
+
+
+def read_config(run_dir: Path) -> dict:
+    """``config.yaml`` as nested dicts, or ``{}`` where there is none."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read ({err})", path) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping of config sections", path)
+    return data
+
+
+def flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"variant": "combine"}}`` -> ``{"model.variant": "combine"}``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def open_run(run_dir: Path | str) -> Path:
+    """``run_dir`` as a Path if it is a run folder; else an InputError naming it."""
+    run_dir = require_dir(run_dir, "a run folder")
+    if not any((run_dir / name).exists() for name in ("run.json", "config.yaml", "logs")):
+        raise InputError("not a run folder: no run.json, config.yaml or logs/ in it", run_dir)
+    return run_dir
+
+
+def log_files(run_dir: Path) -> list[Path]:
+    """Every ``metrics.csv`` under ``logs/``, oldest version first."""
+
+    def version(path: Path) -> tuple[int, str]:
+        match = re.fullmatch(r"version_(\d+)", path.parent.name)
+        return (int(match.group(1)) if match else -1, str(path))
+
+    return sorted((run_dir / "logs").rglob("metrics.csv"), key=version)
+
+
+def _number(cell: str | None) -> float | None:
+    try:
+        value = float(cell) if cell not in (None, "") else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def read_epoch_metrics(run_dir: Path) -> EpochLog:
+    """Epoch-level metrics from the CSV logs; a later version overrides an earlier one.
+
+    Per-step columns (``*_step``) are left out. ``LearningRateMonitor`` rows have no epoch:
+    each belongs to the epoch of the next row that has one (it is logged as an epoch starts).
+    """
+    log = EpochLog(files=log_files(run_dir))
+    last_epoch = -1
+    for path in log.files:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        pending: list[tuple[str, float]] = []  # lr values waiting for their epoch
+        for row in rows:
+            epoch = _number(row.get("epoch"))
+            if epoch is None:
+                pending += [(k, v) for k, v in _cells(row) if k.startswith("lr-")]
+                continue
+            last_epoch = int(epoch)
+            for name, value in pending + _cells(row):
+                log.values.setdefault(name, {})[last_epoch] = value
+            pending = []
+        for name, value in pending:  # the run stopped before that epoch logged anything
+            log.values.setdefault(name, {})[last_epoch + 1] = value
+    return log
+
+
+def _cells(row: dict) -> list[tuple[str, float]]:
+    cells = []
+    for name, cell in row.items():
+        value = _number(cell)
+        if name not in ("epoch", "step") and not name.endswith("_step") and value is not None:
+            cells.append((name, value))
+    return cells
+
+
+def find_eval_dir(run_dir: Path) -> Path | None:
+    """``<run>/eval`` or ``<run>`` if it holds ``metrics.json`` (in that order), else None."""
+    for candidate in (run_dir / "eval", run_dir):
+        if (candidate / "metrics.json").is_file():
+            return candidate
+    return None
+
+
+def read_eval_metrics(eval_dir: Path | str) -> dict:
+    """``metrics.json`` of ``abaw-expr evaluate``, checked for the keys the report uses."""
+    path = Path(eval_dir) / "metrics.json"
+    if not path.is_file():
+        raise InputError("no metrics.json: not an 'abaw-expr evaluate' output folder", eval_dir)
+    metrics = _read_json(path)
+    try:
+        f1 = float(metrics["macro_f1"])
+        per_class = [float(metrics["per_class_f1"][name]) for name in CLASS_NAMES]
+        cm = [[int(x) for x in row] for row in metrics["confusion_matrix"]]
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"missing or malformed entry {err}", path) from None
+    if len(cm) != NUM_CLASSES or any(len(row) != NUM_CLASSES for row in cm):
+        raise InputError(f"confusion_matrix is not {NUM_CLASSES}x{NUM_CLASSES}", path)
+    return {**metrics, "macro_f1": f1, "per_class_f1": per_class, "confusion_matrix": cm}
+
+
+def uses_synthetic_sample(run: dict, *paths: Path | str | None) -> bool:
+    """True if the run's data (or any of ``paths``) is the synthetic sample of ``abaw-expr
+    sample``: its root holds ``sample.json``."""
+    candidates = [run.get("annotations"), run.get("images"), *paths]
+    for candidate in candidates:
+        if candidate:
+            path = Path(candidate)
+            if any((p / "sample.json").is_file() for p in (path, *list(path.parents)[:2])):
+                return True
+    return False
+
+
+def best_val_f1(run: dict, log: EpochLog) -> tuple[float | None, int | None]:
+    """The best ``val/macro_f1`` and its epoch: run.json's figure, else the logs' best."""
+    epochs, values = log.series("val/macro_f1")
+    best_epoch = epochs[values.index(max(values))] if values else None
+    best = run.get("best_macro_f1")
+    if isinstance(best, (int, float)) and math.isfinite(best):
+        return float(best), best_epoch
+    return (max(values), best_epoch) if values else (None, None)

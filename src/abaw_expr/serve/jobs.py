@@ -1,0 +1,157 @@
+"""Uploaded videos, processed one at a time in a background thread.
+
+Each job lives in its own folder under one temporary root (removed when the server stops); only
+the newest ``keep`` jobs are kept. A job goes ``queued`` -> ``running`` (with a frame count) ->
+``rendering`` (the playable preview) -> ``done``, or ``failed`` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import load_model
+from ..classes import CLASS_NAMES
+from ..errors import InputError
+from ..evaluation import pick_device
+from ..inference import checked_stride
+from ..video.predict import predict_video, write_annotated_video, write_outputs
+from ..video.tracks import FaceOptions
+from ..writers import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+PREVIEW = "preview.webm"  # VP8: what browsers play, whatever the upload's codec
+
+
+@dataclass
+class Job:
+    id: str
+    name: str  # the video's name (file stem), as in the output file names
+    state: str = "queued"
+    frames_done: int = 0
+    frames_declared: int = 0
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    outputs: dict[str, str] = field(default_factory=dict)  # kind -> file name in the job folder
+
+    def public(self) -> dict:
+        return asdict(self)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        checkpoint: Path | str,
+        root: Path,
+        options: FaceOptions | None = None,
+        device: str = "auto",
+        smooth: int = 0,
+        keep: int = 20,
+    ):
+        self.model, config = load_model(checkpoint)
+        if self.model.backbone is None:
+            raise InputError(
+                "this checkpoint has no backbone and cannot predict from video", checkpoint
+            )
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+        self.options = options or FaceOptions()
+        self.options.size = config.data.image_size
+        self.seq_len = config.data.seq_len
+        self.stride = checked_stride(config.data.eval_stride, self.seq_len)
+        self.smooth, self.keep, self.root = smooth, keep, root
+        self.jobs: dict[str, Job] = {}
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work, name="abaw-expr-jobs", daemon=True)
+        self._worker.start()
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def submit(self, name: str, save) -> Job:
+        """A new job for a video called ``name``; ``save(path)`` stores the upload there."""
+        job = Job(uuid.uuid4().hex, Path(name).stem)
+        folder = self.folder(job.id)
+        folder.mkdir(parents=True)
+        save(folder / f"upload{Path(name).suffix.lower()}")
+        with self._lock:
+            self.jobs[job.id] = job
+            self._forget_old()
+        self._queue.put(job.id)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self.jobs.get(job_id)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=30)
+
+    def _forget_old(self) -> None:
+        done = sorted(
+            (j for j in self.jobs.values() if j.state in ("done", "failed")),
+            key=lambda j: j.created,
+        )
+        for job in done[: max(len(self.jobs) - self.keep, 0)]:
+            del self.jobs[job.id]
+            shutil.rmtree(self.folder(job.id), ignore_errors=True)
+
+    def _work(self) -> None:
+        while (job_id := self._queue.get()) is not None:
+            job = self.jobs[job_id]
+            try:
+                self._run(job)
+            except InputError as err:
+                job.state, job.error = "failed", str(err).replace(str(self.root), "")
+            except Exception as err:  # a bad upload must not stop the server
+                log.exception("job %s failed", job.id)
+                job.state, job.error = "failed", f"{type(err).__name__}: {err}"
+
+    def _run(self, job: Job) -> None:
+        folder = self.folder(job.id)
+        upload = next(folder.glob("upload.*"))
+        video = folder / f"{job.name}{upload.suffix}"
+        upload.rename(video)
+        job.state = "running"
+
+        def progress(number: int, declared: int) -> None:
+            job.frames_done, job.frames_declared = number, declared
+
+        prediction = predict_video(
+            self.model, video, self.options, self.seq_len, self.stride, self.smooth,
+            device=self.device, on_frame=progress,
+        )  # fmt: skip
+        write_outputs(prediction, video, folder)
+        job.state = "rendering"
+        write_annotated_video(prediction, video, folder / PREVIEW, max_width=960)
+        faces, probs = prediction.faces, prediction.probabilities
+        result = {
+            "name": job.name,
+            "classes": list(CLASS_NAMES),
+            "fps": faces.info.fps,
+            "time_s": np.round(faces.time_s, 4).tolist(),
+            "face": faces.has_face.astype(int).tolist(),
+            "label": prediction.labels.tolist(),
+            "probabilities": np.round(probs, 4).tolist(),
+        }
+        atomic_write_text(folder / "result.json", json.dumps(result))
+        job.outputs = {
+            "csv": f"{job.name}.csv",
+            "txt": f"{job.name}.txt",
+            "png": f"{job.name}.png",
+            "preview": PREVIEW,
+            "result": "result.json",
+        }
+        job.state = "done"

@@ -1,0 +1,164 @@
+"""abaw-expr serve: the Flask app through its test client, then the page in a real browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from abaw_expr.serve import create_app
+from abaw_expr.video.synthetic import write_synthetic_video
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "my clip.mp4"
+    write_synthetic_video(path, 40, size=(320, 180), face_px=110, absent=((15, 20),), seed=4)
+    return path
+
+
+@pytest.fixture()
+def app(trained_run, tmp_path):
+    app = create_app(trained_run / "best.ckpt", max_upload_mb=1, device="cpu")
+    yield app
+    app.cleanup()
+
+
+def _wait(client, job_id: str, timeout: float = 120) -> dict:
+    start = time.time()
+    while time.time() - start < timeout:
+        job = client.get(f"/api/jobs/{job_id}").get_json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not finished in {timeout} s: {job}")
+
+
+def test_upload_process_and_download(app, clip):
+    client = app.test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="timeline"' in page and "1 MB" in page
+    with open(clip, "rb") as handle:
+        response = client.post("/api/jobs", data={"video": (handle, clip.name)})
+    assert response.status_code == 202
+    job = _wait(client, response.get_json()["id"])
+    assert job["state"] == "done", job
+    assert job["name"] == "my_clip" and job["frames_done"] == 40
+    base = f"/api/jobs/{job['id']}/files/"
+    result = client.get(base + job["outputs"]["result"]).get_json()
+    assert len(result["time_s"]) == len(result["label"]) == len(result["probabilities"]) == 40
+    assert sum(result["face"][14:20]) == 0 and sum(result["face"]) >= 20
+    download = client.get(base + job["outputs"]["csv"])
+    assert "attachment" in download.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(download.get_data(as_text=True))))
+    assert len(rows) == 40 and [int(r["label"]) for r in rows] == result["label"]
+    preview = client.get(base + job["outputs"]["preview"]).get_data()
+    assert preview[:4] == b"\x1a\x45\xdf\xa3"  # WebM (Matroska): playable in browsers
+    folder = app.runner.folder(job["id"])
+    assert folder.is_dir() and str(folder).startswith(str(app.runner.root))
+
+
+def test_only_the_jobs_own_files_are_served(app, clip):
+    client = app.test_client()
+    with open(clip, "rb") as handle:
+        job = client.post("/api/jobs", data={"video": (handle, clip.name)}).get_json()
+    job = _wait(client, job["id"])
+    for name in ("../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "my_clip.mp4", "other.csv"):
+        assert client.get(f"/api/jobs/{job['id']}/files/{name}").status_code == 404
+    assert client.get("/api/jobs/0123456789abcdef/files/x.csv").status_code == 404
+    assert client.get("/api/jobs/nope").status_code == 404
+
+
+def test_uploads_are_size_limited_and_must_be_videos(app, tmp_path):
+    client = app.test_client()
+    big = io.BytesIO(b"\0" * (2 * 2**20))  # over the 1 MB limit of this app
+    response = client.post("/api/jobs", data={"video": (big, "big.mp4")})
+    assert response.status_code == 413 and "1 MB" in response.get_json()["error"]
+    response = client.post("/api/jobs", data={"video": (io.BytesIO(b"x"), "notes.txt")})
+    assert response.status_code == 400
+    assert client.post("/api/jobs", data={}).status_code == 400
+
+
+def test_a_broken_upload_fails_with_a_reason_and_the_server_goes_on(app, clip):
+    client = app.test_client()
+    bad = client.post("/api/jobs", data={"video": (io.BytesIO(b"garbage" * 100), "bad.mp4")})
+    job = _wait(client, bad.get_json()["id"])
+    assert job["state"] == "failed" and "bad.mp4" in job["error"]
+    assert str(app.runner.root) not in job["error"]  # no server paths in what the page shows
+    with open(clip, "rb") as handle:
+        good = client.post("/api/jobs", data={"video": (handle, clip.name)}).get_json()
+    assert _wait(client, good["id"])["state"] == "done"
+
+
+def test_the_temporary_folder_is_removed_when_the_server_stops(trained_run):
+    app = create_app(trained_run / "best.ckpt", device="cpu")
+    root = app.runner.root
+    assert root.is_dir()
+    app.cleanup()
+    assert not root.exists()
+
+
+@pytest.fixture()
+def live_server(app):
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def chromium_args() -> list[str]:
+    """Headless Chromium on a machine without network or GPU, as root."""
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's)")
+def test_the_page_in_a_real_browser(live_server, clip, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args())
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(live_server)
+            page.set_input_files("#file", str(clip))
+            page.click("#submit")
+            page.wait_for_selector("#result:not([hidden])", timeout=180_000)
+            painted = page.evaluate(
+                """() => { const c = document.getElementById('timeline');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
+            )
+            assert painted > 0.5 * 940 * 150  # the stacked probabilities fill the strip
+            assert page.inner_text("#current-expression") != "-"
+            href = page.get_attribute("#download-csv", "href")
+            assert href.endswith("my_clip.csv")
+            with urllib.request.urlopen(live_server + href) as response:
+                assert response.read().decode().startswith("frame,time_s,face,status,label")
+            # Clicking the timeline moves the playhead and the shown frame.
+            page.click("#timeline", position={"x": 900, "y": 40})
+            assert "frame 3" in page.inner_text("#current-detail") or "frame" in page.inner_text(
+                "#current-detail"
+            )
+            if os.environ.get("ABAW_EXPR_SCREENSHOT"):
+                page.screenshot(path=os.environ["ABAW_EXPR_SCREENSHOT"], full_page=True)
+        finally:
+            browser.close()
