@@ -82,6 +82,20 @@ def main() -> None:
             record("onnxruntime", lambda: session.run(None, feed), out)
     except ImportError:
         results["onnxruntime"] = {"error": "onnxruntime not installed (pip install -e .[onnx])"}
+    try:
+        import openvino as ov
+
+        core = ov.Core()
+        for hint in ("f32", "bf16"):
+            model = ov.convert_model(net, example_input=x)
+            compiled_ov = core.compile_model(
+                model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "THROUGHPUT"}
+            )
+            request = compiled_ov.create_infer_request()
+            out = torch.from_numpy(request.infer([x.numpy()])[0].copy())
+            record(f"openvino_{hint}", lambda r=request: r.infer([x.numpy()]), out)
+    except ImportError:
+        results["openvino_f32"] = {"error": "openvino not installed (pip install openvino)"}
     if args.json:
         print(json.dumps(results))
     else:

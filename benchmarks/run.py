@@ -7,8 +7,8 @@ Each figure runs in its own process, so ``peak_rss_mb`` is that benchmark's own 
 - ``backbone_eager_fps``: torchvision ``regnet_y_1_6gf`` fp32 forward, 112x112, batch 64;
 - ``backbone_limit_fps``: measured fp32 matmul FLOP/s / the backbone's FLOPs per frame
   (``torch.utils.flop_counter``), the ceiling this CPU allows;
-- ``infer_fps``: the project's prediction path (backbone once per frame, temporal head over
-  overlapping windows) on frames already decoded;
+- ``infer_fps``: the project's prediction path (backbone once per frame with the engine
+  evaluate / predict choose, temporal head over overlapping windows) on frames already decoded;
 - ``extract_fps``: ``abaw-expr extract`` on JPEGs of a generated sample, decode included;
 - ``head_train_fps``: frames per second of head-only training steps (batch 16 x 64 features);
 - ``loader_fps``: training windows decoded and augmented by the DataLoader (2 workers).
@@ -72,12 +72,15 @@ def backbone_limit(quick: bool) -> dict:
 def infer(quick: bool) -> dict:
     from abaw_expr.data.windows import make_windows
     from abaw_expr.model import ExpressionModel, TemporalHead, build_backbone
+    from abaw_expr.model.engine import BackboneRunner
 
     model = ExpressionModel(build_backbone("none", 5), TemporalHead("combine")).eval()
     frames = torch.randn(256 if quick else 512, 3, 112, 112)  # decoded, normalised faces
+    # The engine evaluate / predict choose for a data set (auto, >= 3000 frames): compiled.
+    backbone = BackboneRunner(model.backbone, "cpu", "auto", batch_size=64, frames=None)
 
     def run() -> None:
-        features = torch.cat([model.backbone(chunk) for chunk in frames.split(64)])
+        features = backbone(frames)
         windows = make_windows(torch.arange(len(frames)).numpy(), 64, 32)
         rows = torch.from_numpy(windows.frames)
         torch.softmax(model.head(features[rows], torch.from_numpy(windows.mask)), -1)

@@ -28,7 +28,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def app(trained_run, tmp_path):
-    app = create_app(trained_run / "best.ckpt", max_upload_mb=1, device="cpu")
+    app = create_app(trained_run / "best.ckpt", max_upload_mb=1, device="cpu", engine="eager")
     yield app
     app.cleanup()
 
@@ -100,7 +100,7 @@ def test_a_broken_upload_fails_with_a_reason_and_the_server_goes_on(app, clip):
 
 
 def test_the_temporary_folder_is_removed_when_the_server_stops(trained_run):
-    app = create_app(trained_run / "best.ckpt", device="cpu")
+    app = create_app(trained_run / "best.ckpt", device="cpu", engine="eager")
     root = app.runner.root
     assert root.is_dir()
     app.cleanup()

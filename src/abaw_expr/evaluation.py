@@ -34,6 +34,7 @@ def _predict_index(
     device: str,
     batch_size: int,
     num_workers: int,
+    engine: str = "auto",
 ) -> tuple[FrameIndex, list[np.ndarray]]:
     model, config = load_model(checkpoint)
     if model.backbone is None:
@@ -52,6 +53,7 @@ def _predict_index(
         device=pick_device(device),
         smooth=smooth,
         progress=True,
+        engine=engine,
     )
 
 
@@ -71,6 +73,7 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 64,
     num_workers: int = 2,
+    engine: str = "auto",
 ) -> dict:
     """Predict every frame of a labelled split, write the prediction files and ``metrics.json``.
 
@@ -86,6 +89,7 @@ def evaluate(
         device,
         batch_size,
         num_workers,
+        engine,
     )
     predictions_dir = out_dir / "predictions"
     write_predictions(predictions_dir, index, probabilities)
@@ -109,6 +113,7 @@ def predict_test_set(
     device: str = "auto",
     batch_size: int = 64,
     num_workers: int = 2,
+    engine: str = "auto",
 ) -> int:
     """Submission files for every frame of every listed video; returns the number of videos."""
     index, probabilities = _predict_index(
@@ -119,6 +124,7 @@ def predict_test_set(
         device,
         batch_size,
         num_workers,
+        engine,
     )
     write_predictions(Path(out_dir), index, probabilities)
     return len(index)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data.frame_index import FrameIndex, VideoFrames
 from .data.images import eval_transform, read_face
 from .errors import InputError
+from .model.engine import BackboneRunner
 from .writers import atomic_write
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ def extract_split(
     num_workers: int = 2,
     image_size: int = 112,
     device: str | torch.device = "cpu",
+    engine: str = "auto",
 ) -> FeatureCache:
     """Run ``backbone`` over every face image of ``index`` and store the features (resumable)."""
     out_dir = Path(out_dir)
@@ -206,12 +208,13 @@ def extract_split(
 
     for pos in [p for p, n in remaining.items() if n == 0]:
         finish(pos)
-    backbone = backbone.to(device).eval()
+    # float32 on CUDA too: a cache is read by many trainings
+    runner = BackboneRunner(backbone, device, engine, batch_size, len(items), cuda_bf16=False)
     loader = DataLoader(
         FrameImages(items, image_size), batch_size=batch_size, num_workers=num_workers
     )
     for images, row_ids, video_pos, ok in loader:
-        features = backbone(images.to(device)).float().cpu()
+        features = runner(images).cpu()
         features[~ok] = 0
         rows[row_ids.numpy()] = features.numpy().astype(np.float16)
         unreadable.extend(row_ids[~ok].tolist())
@@ -246,6 +249,7 @@ def extract(
     device: str = "auto",
     num_workers: int = 2,
     image_size: int = 112,
+    engine: str = "auto",
 ) -> dict[str, FeatureCache]:
     """Extract features of every split under ``annotations_dir`` into ``out_dir/<split>/``."""
     from .data.annotations import find_splits
@@ -268,5 +272,6 @@ def extract(
             num_workers,
             image_size,
             device,
+            engine,
         )
     return caches

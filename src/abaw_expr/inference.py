@@ -21,6 +21,7 @@ from .classes import NUM_CLASSES
 from .data.frame_index import FrameIndex, VideoFrames
 from .data.windows import make_windows
 from .features import FEATURE_DIM, FeatureCache, FrameImages
+from .model.engine import BackboneRunner, autocast_for
 from .model.temporal import ExpressionModel
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def smooth_probabilities(probs: np.ndarray, known: np.ndarray, window: int) -> n
 
 
 def frame_features(
-    backbone: torch.nn.Module,
+    backbone: BackboneRunner,
     video: VideoFrames,
     image_size: int,
     batch_size: int,
@@ -74,8 +75,7 @@ def frame_features(
     )
     chunks, kept = [], []
     for images, frame_ids, _, ok in loader:
-        with autocast_for(device):
-            chunks.append(backbone(images[ok].to(device, non_blocking=True)).float())
+        chunks.append(backbone(images[ok]))
         kept.append(frame_ids[ok].numpy())
     if not chunks:
         return np.zeros(0, np.int64), torch.zeros(0, FEATURE_DIM, device=device)
@@ -94,14 +94,6 @@ def checked_stride(stride: int, seq_len: int) -> int:
     return stride
 
 
-def autocast_for(device: torch.device):
-    return (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
-    )
-
-
 @torch.inference_mode()
 def predict_probabilities(
     model: ExpressionModel,
@@ -115,6 +107,7 @@ def predict_probabilities(
     device: str | torch.device = "cpu",
     smooth: int = 0,
     progress: bool = False,
+    engine: str = "auto",
 ) -> list[np.ndarray]:
     """Per video, a (num_frames, 8) float32 array of class probabilities for every frame.
 
@@ -124,6 +117,10 @@ def predict_probabilities(
     stride = checked_stride(stride, seq_len)
     device = torch.device(device)
     model = model.to(device).eval()
+    runner = None
+    if feature_cache is None:
+        frames_to_do = sum(int(v.has_image.sum()) for v in index.videos)
+        runner = BackboneRunner(model.backbone, device, engine, batch_size, frames_to_do)
     videos = index.videos
     if progress:
         from tqdm import tqdm
@@ -136,7 +133,7 @@ def predict_probabilities(
             features = torch.from_numpy(feature_cache.read(video.name, frames)).to(device)
         else:
             frames, features = frame_features(
-                model.backbone, video, image_size, batch_size, num_workers, device
+                runner, video, image_size, batch_size, num_workers, device
             )
         out.append(
             window_probabilities(

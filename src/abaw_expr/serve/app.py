@@ -26,11 +26,12 @@ def create_app(
     options: FaceOptions | None = None,
     device: str = "auto",
     smooth: int = 0,
+    engine: str = "auto",
 ) -> Flask:
     """The app; ``app.runner`` holds the jobs and ``app.cleanup()`` stops it and removes its
     temporary folder."""
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="abaw-expr-serve-"))
-    runner = JobRunner(checkpoint, root, options, device, smooth)
+    runner = JobRunner(checkpoint, root, options, device, smooth, engine=engine)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_mb * 2**20
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")

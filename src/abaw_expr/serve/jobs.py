@@ -24,6 +24,7 @@ from ..classes import CLASS_NAMES
 from ..errors import InputError
 from ..evaluation import pick_device
 from ..inference import checked_stride
+from ..model.engine import BackboneRunner
 from ..video.predict import predict_video, write_annotated_video, write_outputs
 from ..video.tracks import FaceOptions
 from ..writers import atomic_write_text
@@ -57,6 +58,7 @@ class JobRunner:
         device: str = "auto",
         smooth: int = 0,
         keep: int = 20,
+        engine: str = "auto",
     ):
         self.model, config = load_model(checkpoint)
         if self.model.backbone is None:
@@ -65,6 +67,8 @@ class JobRunner:
             )
         self.device = pick_device(device)
         self.model.to(self.device).eval()
+        # compiled once for all jobs on a CPU (engine auto): a server lives long enough
+        self.backbone = BackboneRunner(self.model.backbone, self.device, engine)
         self.options = options or FaceOptions()
         self.options.size = config.data.image_size
         self.seq_len = config.data.seq_len
@@ -131,7 +135,7 @@ class JobRunner:
 
         prediction = predict_video(
             self.model, video, self.options, self.seq_len, self.stride, self.smooth,
-            device=self.device, on_frame=progress,
+            device=self.device, on_frame=progress, runner=self.backbone,
         )  # fmt: skip
         write_outputs(prediction, video, folder)
         job.state = "rendering"

@@ -29,10 +29,11 @@ from ..data.images import eval_transform
 from ..errors import InputError
 from ..evaluation import pick_device
 from ..features import FEATURE_DIM
-from ..inference import autocast_for, checked_stride, window_probabilities
+from ..inference import checked_stride, window_probabilities
+from ..model.engine import BackboneRunner
 from ..model.temporal import ExpressionModel
 from ..writers import atomic_write, atomic_write_text
-from .reader import list_videos, read_frames
+from .reader import list_videos, probe_video, read_frames
 from .timeline import CLASS_COLOURS, plot_timeline
 from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_video
 
@@ -54,7 +55,7 @@ class VideoPrediction:
 class _BackboneBatcher:
     """Collects aligned crops and runs the backbone on every full batch."""
 
-    def __init__(self, backbone: torch.nn.Module, batch_size: int, device: torch.device):
+    def __init__(self, backbone: BackboneRunner, batch_size: int, device: torch.device):
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
         self.transform = eval_transform()
         self.pending: list[np.ndarray] = []
@@ -74,9 +75,7 @@ class _BackboneBatcher:
             return
         start = time.perf_counter()
         batch = torch.from_numpy(np.stack(self.pending)).permute(0, 3, 1, 2)
-        batch = self.transform(batch).to(self.device, non_blocking=True)
-        with autocast_for(self.device):
-            self.features.append(self.backbone(batch).float())
+        self.features.append(self.backbone(self.transform(batch)))
         self.pending.clear()
         self.seconds += time.perf_counter() - start
 
@@ -99,11 +98,13 @@ def predict_video(
     device: torch.device | str = "cpu",
     progress: bool = False,
     on_frame=None,
+    runner: BackboneRunner | None = None,
 ) -> VideoPrediction:
     """One video through faces, backbone and head; ``on_frame(number, declared)`` reports
-    progress after each decoded frame."""
+    progress after each decoded frame. ``runner`` runs the backbone (default: eagerly)."""
     device = torch.device(device)
-    batcher = _BackboneBatcher(model.backbone, batch_size, device)
+    runner = runner or BackboneRunner(model.backbone, device, "eager", batch_size)
+    batcher = _BackboneBatcher(runner, batch_size, device)
     faces = track_video(video, options, batcher, progress, on_frame)
     frames, features = batcher.result()
     start = time.perf_counter()
@@ -224,6 +225,14 @@ def write_annotated_video(
     atomic_write(path, write, suffix=f".tmp{path.suffix}")
 
 
+def probe_declared_frames(video: Path) -> int:
+    """The frame count a video's container declares (0 if it cannot be opened)."""
+    try:
+        return probe_video(video).declared_frames
+    except InputError:
+        return 0
+
+
 @dataclass
 class VideoRun:
     predictions: list[VideoPrediction]
@@ -241,6 +250,7 @@ def predict_videos(
     batch_size: int = 64,
     annotated_video: bool = False,
     progress: bool = True,
+    engine: str = "auto",
 ) -> VideoRun:
     """Predict every frame of one video or of every video in a folder.
 
@@ -262,12 +272,15 @@ def predict_videos(
     seq_len = config.data.seq_len
     stride = checked_stride(stride or config.data.eval_stride, seq_len)
     out_dir = Path(out_dir)
+    declared = sum(probe_declared_frames(v) for v in videos)
+    runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
     run = VideoRun([], {})
     for video in videos:
         try:
             prediction = predict_video(
-                model, video, options, seq_len, stride, smooth, batch_size, torch_device, progress
-            )
+                model, video, options, seq_len, stride, smooth, batch_size, torch_device,
+                progress, runner=runner,
+            )  # fmt: skip
         except InputError as err:
             log.error("%s", err)
             run.failed[str(video)] = str(err)
