@@ -14,7 +14,8 @@ temporal model learns.
    for comparison, the frame-only head on the cached features, with the paper's loss,
    optimiser, scheduler, sequence length 64, batch 16 and 30 epochs.
 4. *Evaluate*: run both checkpoints (backbone included) on the validation images and write
-   the ABAW prediction files, ``metrics.json`` and ``summary.txt``.
+   the ABAW prediction files and ``metrics.json`` (``runs/<variant>/eval/``), each run's
+   ``report.html``, ``compare.html`` and ``summary.txt``.
 5. *A video file*: draw a 640x360 video of a sample face (out of view for a second) and run
    ``predict --video`` on it with the combine checkpoint: faces found, tracked and aligned by
    dlib, then the same model; its CSV, ABAW txt and timeline land in ``video/``.
@@ -142,24 +143,20 @@ def run_demo(
         timings[variant] = time.time() - t
 
     t = time.time()
-    log.info("stage 4/5: evaluating the combine model on the validation images")
+    log.info("stage 4/5: evaluating both models on the validation images; reports")
     best = out / "best.ckpt"
     atomic_write(best, lambda tmp: shutil.copyfile(out / "runs" / "combine" / "best.ckpt", tmp))
-    metrics = evaluate(best, images, annotations / "Validation_Set", out, num_workers=1)
-    frame_only = evaluate(
-        out / "runs" / "no_att_trans" / "best.ckpt",
-        images,
-        annotations / "Validation_Set",
-        out / "frame_only",
-        num_workers=1,
-    )
-    timings["evaluate"] = time.time() - t
     val_labels = annotations / "Validation_Set"
-    write_run_report(out / "runs" / "combine", out, val_labels, out / "report.html")
-    write_run_report(out / "runs" / "no_att_trans", out / "frame_only", val_labels)
-    comparison = compare_runs(
-        [out / "runs" / "combine", out / "runs" / "no_att_trans"], out / "compare.html"
-    )
+    runs = {variant: out / "runs" / variant for variant in ("combine", "no_att_trans")}
+    scores = {
+        variant: evaluate(run / "best.ckpt", images, val_labels, run / "eval", num_workers=1)
+        for variant, run in runs.items()
+    }
+    metrics, frame_only = scores["combine"], scores["no_att_trans"]
+    timings["evaluate"] = time.time() - t
+    write_run_report(runs["combine"], out=out / "report.html")  # finds runs/combine/eval
+    write_run_report(runs["no_att_trans"])
+    comparison = compare_runs(list(runs.values()), out / "compare.html")
 
     t = time.time()
     log.info("stage 5/5: a video file through 'predict --video' with the combine model")
@@ -182,7 +179,7 @@ def run_demo(
         "seconds: "
         + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
         + f", total {time.time() - started:.0f}",
-        f"outputs: {out / 'report.html'}, {out / 'compare.html'}, {best}, {out / 'metrics.json'}, {out / 'predictions'}/, {out / 'video'}/clip.csv, .txt, .png",
+        f"outputs: {out / 'report.html'}, {out / 'compare.html'}, {best}, {runs['combine'] / 'eval'}/ (metrics.json, predictions/), {out / 'video'}/ (clip.csv, .txt, .png)",
     ]
     summary = "\n".join(lines)
     atomic_write_text(out / "summary.txt", summary + "\n")
