@@ -117,13 +117,19 @@ class TemporalHead(nn.Module):
 
         Padded frames are never attended to, so they cannot change real frames' logits;
         their own logits are meaningless and must be ignored by the caller.
+
+        The head always runs in float32, also under a bf16 autocast: it is a small part of the
+        cost, and end-to-end bf16-mixed training on an H100 gave a NaN loss within two epochs
+        with the head in bf16 and none with it in float32 (benchmarks/RESULTS.md).
         """
-        parts = [features]
-        if self.attention is not None:
-            parts.append(self.attention(features, mask))
-        if self.encoder is not None:
-            parts.append(self.encoder(features, mask))
-        return self.classifier(self.dropout(torch.cat(parts, dim=-1)))
+        with torch.autocast(features.device.type, enabled=False):
+            features = features.float()
+            parts = [features]
+            if self.attention is not None:
+                parts.append(self.attention(features, mask))
+            if self.encoder is not None:
+                parts.append(self.encoder(features, mask))
+            return self.classifier(self.dropout(torch.cat(parts, dim=-1)))
 
 
 class ExpressionModel(nn.Module):
