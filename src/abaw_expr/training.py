@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Frozen backbone stages keep their BatchNorm in eval mode on purpose.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+# The run folder holds config.yaml and run.json before the first checkpoint, by design.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
