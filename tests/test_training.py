@@ -185,26 +185,3 @@ def test_a_crashed_run_says_so_and_keeps_its_checkpoints(tiny_sample, tmp_path):
             callbacks=[_CrashAfterFirstEpoch()],
         )
     assert json.loads((out / "run.json").read_text())["status"] == "stopped: _Crash"
-
-
-def test_a_nan_loss_stops_the_run_naming_the_step(tiny_sample, tmp_path, monkeypatch):
-    from abaw_expr.losses import ExpressionLoss
-    from abaw_expr.model.module import NonFiniteLossError
-
-    out = tmp_path / "run"
-    images, annotations = tiny_sample / "cropped_aligned", tiny_sample / "annotations"
-    train(tiny_config(), annotations, out, images_dir=images, enable_progress_bar=False)
-    good = (out / "last.ckpt").read_bytes()
-    nan_loss = lambda self, logits, labels, mask=None: logits.sum() * float("nan")  # noqa: E731
-    monkeypatch.setattr(ExpressionLoss, "forward", nan_loss)
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step \d+"):
-        train(
-            tiny_config(trainer__epochs=2),
-            annotations,
-            out,
-            images_dir=images,
-            resume=True,
-            enable_progress_bar=False,
-        )
-    assert (out / "last.ckpt").read_bytes() == good  # the last good checkpoint is kept
-    assert json.loads((out / "run.json").read_text())["status"] == "stopped: NonFiniteLossError"

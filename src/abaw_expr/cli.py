@@ -346,6 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--backbone-weights", help="imagenet | none | PATH to a state dict")
 
+    def engine_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--engine",
+            default="auto",
+            choices=["auto", "eager", "compile"],
+            help="backbone on a CPU: compile (torch.compile, ~1.3x) or eager; auto compiles for "
+            "3000 frames or more",
+        )
+
     def face_args(p: argparse.ArgumentParser) -> None:
         from .faces.detectors import DETECTORS
 
@@ -401,13 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (default 2)")
-    p.add_argument(
-        "--engine",
-        default="auto",
-        choices=["auto", "eager", "compile"],
-        help="backbone on a CPU: compile (torch.compile, ~1.3x) or eager; auto compiles for "
-        "3000 frames or more",
-    )
+    engine_arg(p)
 
     for name, func, help in (
         (
@@ -462,13 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--workers", type=int, default=2, help="image-decoding processes (default 2)"
         )
-        p.add_argument(
-            "--engine",
-            default="auto",
-            choices=["auto", "eager", "compile"],
-            help="backbone on a CPU: compile (torch.compile, ~1.3x) or eager; auto compiles for "
-            "3000 frames or more",
-        )
+        engine_arg(p)
 
     p = command(
         "preprocess",
