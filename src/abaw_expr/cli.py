@@ -147,19 +147,22 @@ def cmd_extract(args: argparse.Namespace) -> None:
     print(f"features written to {args.out}")
 
 
+def _prediction_settings(args: argparse.Namespace) -> dict:
+    """The options evaluate and predict (from images) share."""
+    return {
+        "stride": args.stride,
+        "smooth": args.smooth,
+        "device": args.device,
+        "num_workers": args.workers,
+        "engine": args.engine,
+    }
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate
 
     metrics = evaluate(
-        args.checkpoint,
-        args.images,
-        args.annotations,
-        args.out,
-        stride=args.stride,
-        smooth=args.smooth,
-        device=args.device,
-        num_workers=args.workers,
-        engine=args.engine,
+        args.checkpoint, args.images, args.annotations, args.out, **_prediction_settings(args)
     )
     run_dir = args.checkpoint.parent
     report = ""
@@ -244,15 +247,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .evaluation import predict_test_set
 
     n = predict_test_set(
-        args.checkpoint,
-        args.images,
-        args.videos,
-        args.out,
-        stride=args.stride,
-        smooth=args.smooth,
-        device=args.device,
-        num_workers=args.workers,
-        engine=args.engine,
+        args.checkpoint, args.images, args.videos, args.out, **_prediction_settings(args)
     )
     print(f"wrote predictions for {n} videos to {args.out}")
     return 0
