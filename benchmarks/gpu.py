@@ -60,7 +60,7 @@ def main() -> None:
     from abaw_expr.config import Config
     from abaw_expr.data.sample import write_sample
     from abaw_expr.evaluation import evaluate
-    from abaw_expr.features import extract
+    from abaw_expr.extraction import extract
     from abaw_expr.scoring import score_predictions
     from abaw_expr.training import precision_for, train
 

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import save_file
 
 from abaw_expr.config import Config
-from abaw_expr.features import FEATURE_DIM, backbone_id
+from abaw_expr.data.feature_cache import FEATURE_DIM, backbone_id
 from abaw_expr.model.backbone import build_backbone
 from abaw_expr.training import train
 

@@ -100,7 +100,7 @@ def _sample(root: Path, quick: bool) -> Path:
 
 def extract(quick: bool) -> dict:
     from abaw_expr.data.frame_index import build_split_index
-    from abaw_expr.features import extract_split
+    from abaw_expr.extraction import extract_split
     from abaw_expr.model import build_backbone
 
     with tempfile.TemporaryDirectory() as tmp:

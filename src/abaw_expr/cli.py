@@ -131,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    from .features import extract
+    from .extraction import extract
 
     config = _load_config(args)
     extract(

@@ -37,7 +37,7 @@ from .data.frame_index import build_split_index
 from .data.images import eval_transform, read_face
 from .data.sample import write_sample
 from .evaluation import evaluate
-from .features import extract
+from .extraction import extract
 from .model.backbone import build_backbone, calibrate_feature_scale
 from .report import compare_runs, write_run_report
 from .training import train

@@ -18,9 +18,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from .classes import NUM_CLASSES
+from .data.feature_cache import FEATURE_DIM, FeatureCache
 from .data.frame_index import FrameIndex, VideoFrames
+from .data.images import FrameImages
 from .data.windows import make_windows
-from .features import FEATURE_DIM, FeatureCache, FrameImages
 from .model.engine import BackboneRunner, autocast_for
 from .model.temporal import ExpressionModel
 

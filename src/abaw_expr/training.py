@@ -126,7 +126,7 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> Path | None
 
 def check_features_match(features_dir: Path, weights: str) -> None:
     """The checkpoint embeds ``model.backbone_weights``: they must be the weights that made the cache."""
-    from .features import FeatureCache, backbone_id
+    from .data.feature_cache import FeatureCache, backbone_id
 
     cached = FeatureCache(features_dir / "Train_Set").backbone
     if weights.strip().lower() == "none":

@@ -58,7 +58,7 @@ class ImageSource:
 
 
 class FeatureSource:
-    """Reads 888-d backbone features from a :class:`~abaw_expr.features.FeatureCache`."""
+    """Reads 888-d backbone features from a :class:`~abaw_expr.data.feature_cache.FeatureCache`."""
 
     def __init__(self, cache):
         self.cache = cache
@@ -182,7 +182,7 @@ class ExpressionDataModule(L.LightningDataModule):
         if self.indexes:
             return
         if self.features_dir is not None:
-            from ..features import open_split_index
+            from .feature_cache import open_split_index
 
             for split in SPLITS:
                 self.indexes[split] = open_split_index(self.features_dir / split)
@@ -206,7 +206,7 @@ class ExpressionDataModule(L.LightningDataModule):
 
     def _source(self, split: str, train: bool) -> FrameSource:
         if self.features_dir is not None:
-            from ..features import FeatureCache
+            from .feature_cache import FeatureCache
 
             return FeatureSource(FeatureCache(self.features_dir / split))
         c = self.config

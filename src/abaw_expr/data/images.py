@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 log = logging.getLogger(__name__)
@@ -76,3 +77,26 @@ def eval_transform() -> v2.Transform:
     return v2.Compose(
         [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     )
+
+
+class FrameImages(Dataset):
+    """Single face images for per-frame backbone passes: (image, row id, video position, ok).
+
+    ``items`` are (row id, video position, path); an unreadable image is zeros with ok False.
+    """
+
+    def __init__(self, items: list[tuple[int, int, Path]], image_size: int):
+        self.items = items
+        self.image_size = image_size
+        self.transform = eval_transform()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        row, video_pos, path = self.items[i]
+        image = read_face(path, self.image_size)
+        ok = image is not None
+        if image is None:
+            image = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
+        return self.transform(image), row, video_pos, ok

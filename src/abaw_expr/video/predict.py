@@ -24,11 +24,11 @@ import torch
 from ..checkpoint import load_model
 from ..classes import CLASS_NAMES
 from ..data.annotations import write_labels
+from ..data.feature_cache import FEATURE_DIM
 from ..data.frame_index import check_video_name
 from ..data.images import eval_transform
 from ..errors import InputError
 from ..evaluation import pick_device
-from ..features import FEATURE_DIM
 from ..inference import checked_stride, window_probabilities
 from ..model.engine import BackboneRunner
 from ..model.temporal import ExpressionModel

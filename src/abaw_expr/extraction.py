@@ -1,0 +1,103 @@
+"""``abaw-expr extract``: run the backbone once over every face and fill the feature cache.
+
+The cache's format (and its reader, used by head-only training) is
+:mod:`abaw_expr.data.feature_cache`; this module is the part that runs the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .data.feature_cache import CacheWriter, FeatureCache, backbone_id
+from .data.frame_index import FrameIndex
+from .data.images import FrameImages
+from .model.engine import BackboneRunner
+
+log = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def extract_split(
+    index: FrameIndex,
+    backbone: torch.nn.Module,
+    out_dir: Path | str,
+    backbone_id: str,
+    images_dir: Path | str,
+    batch_size: int = 128,
+    num_workers: int = 2,
+    image_size: int = 112,
+    device: str | torch.device = "cpu",
+    engine: str = "auto",
+) -> FeatureCache:
+    """Run ``backbone`` over every face image of ``index`` and store the features (resumable)."""
+    writer = CacheWriter(out_dir, index, backbone_id, images_dir)
+    if writer.pending:
+        log.info(
+            "extracting %s: %d of %d videos to do",
+            writer.out_dir.name,
+            len(writer.pending),
+            len(index),
+        )
+    items = [
+        (int(writer.offsets[pos] + f), pos, index.videos[pos].path(int(f)))
+        for pos in writer.pending
+        for f in np.flatnonzero(index.videos[pos].has_image)
+    ]
+    remaining = {pos: int(index.videos[pos].has_image.sum()) for pos in writer.pending}
+    for pos in [p for p, n in remaining.items() if n == 0]:
+        writer.finish(pos)
+    # float32 on CUDA too: a cache is read by many trainings
+    runner = BackboneRunner(backbone, device, engine, batch_size, len(items), cuda_bf16=False)
+    loader = DataLoader(
+        FrameImages(items, image_size), batch_size=batch_size, num_workers=num_workers
+    )
+    for images, row_ids, video_pos, ok in loader:
+        writer.write(row_ids.numpy(), runner(images).cpu().numpy(), ok.numpy())
+        for pos in video_pos.tolist():
+            remaining[pos] -= 1
+            if remaining[pos] == 0:
+                writer.finish(pos)
+    writer.rows.flush()
+    return FeatureCache(out_dir)
+
+
+def extract(
+    images_dir: Path | str,
+    annotations_dir: Path | str,
+    out_dir: Path | str,
+    weights: str = "imagenet",
+    batch_size: int = 128,
+    device: str = "auto",
+    num_workers: int = 2,
+    image_size: int = 112,
+    engine: str = "auto",
+) -> dict[str, FeatureCache]:
+    """Extract features of every split under ``annotations_dir`` into ``out_dir/<split>/``."""
+    from .data.annotations import find_splits
+    from .data.frame_index import build_split_index
+    from .model.backbone import build_backbone
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    backbone = build_backbone(weights, frozen_stages=5)
+    caches = {}
+    for split, split_dir in find_splits(annotations_dir).items():
+        index = build_split_index(images_dir, split_dir)
+        caches[split] = extract_split(
+            index,
+            backbone,
+            Path(out_dir) / split,
+            backbone_id(weights),
+            images_dir,
+            batch_size,
+            num_workers,
+            image_size,
+            device,
+            engine,
+        )
+    return caches
