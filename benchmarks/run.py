@@ -11,7 +11,13 @@ Each figure runs in its own process, so ``peak_rss_mb`` is that benchmark's own 
   evaluate / predict choose, temporal head over overlapping windows) on frames already decoded;
 - ``extract_fps``: ``abaw-expr extract`` on JPEGs of a generated sample, decode included;
 - ``head_train_fps``: frames per second of head-only training steps (batch 16 x 64 features);
-- ``loader_fps``: training windows decoded and augmented by the DataLoader (2 workers).
+- ``decode_fps``: the same 112x112 JPEGs decoded by Pillow in one process, one after another
+  (the ceiling of one loader worker);
+- ``loader_fps``: training windows delivered by the DataLoader (2 workers, persistent; uint8,
+  with each window's augmentation draw), second pass; ``loader_fps_per_worker_to_decode`` is
+  the share of one process's decoding speed each worker delivers;
+- ``augment_fps``: the training augmentation (flip + colour jitter + normalisation) that runs
+  after the transfer, here on this CPU in the main process.
 
 Record each run in benchmarks/RESULTS.md with date, machine and commit.
 """
@@ -28,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -149,17 +156,41 @@ def head_train(quick: bool) -> dict:
 def loader(quick: bool) -> dict:
     from abaw_expr.config import DataConfig
     from abaw_expr.data.datamodule import ExpressionDataModule
+    from abaw_expr.data.images import read_face
 
+    workers = 2
     with tempfile.TemporaryDirectory() as tmp:
         root = _sample(Path(tmp) / "s", quick)
-        config = DataConfig(num_workers=2, batch_size=4)
+        config = DataConfig(num_workers=workers, batch_size=4)
         dm = ExpressionDataModule(config, root / "annotations", root / "cropped_aligned")
         dm.setup("fit")
-        start = time.perf_counter()
-        frames = sum(
-            int(batch["x"].shape[0] * batch["x"].shape[1]) for batch in dm.train_dataloader()
-        )
-        return {"loader_fps": frames / (time.perf_counter() - start)}
+        paths = [
+            video.path(int(f))
+            for video in dm.indexes["Train_Set"]
+            for f in np.flatnonzero(video.usable)
+        ]
+        decode_fps = best_rate(lambda: [read_face(p, 112) for p in paths], len(paths), 2)
+
+        loader = dm.train_dataloader()
+        for _ in loader:  # the first pass starts the workers and warms the page cache
+            pass
+        start, frames, batches = time.perf_counter(), 0, []
+        for batch in loader:
+            frames += int(batch["x"].shape[0] * batch["x"].shape[1])
+            batches.append(batch)
+        loader_fps = frames / (time.perf_counter() - start)
+
+        def augment() -> None:
+            for batch in batches:
+                dm.on_after_batch_transfer(dm.on_before_batch_transfer(dict(batch), 0), 0)
+
+        return {
+            "decode_fps": decode_fps,
+            "loader_fps": loader_fps,
+            "loader_workers": workers,
+            "loader_fps_per_worker_to_decode": loader_fps / workers / decode_fps,
+            "augment_fps": best_rate(augment, frames, 2),
+        }
 
 
 BENCHMARKS = {

@@ -19,6 +19,11 @@ from tests.conftest import tiny_config  # noqa: E402
 class RecordRank(L.Callback):
     def __init__(self, out: Path):
         self.out = out
+        self.windows: dict[int, list] = {}  # epoch -> (video, first frame) of each window trained
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        starts = zip(batch["video"].tolist(), batch["frames"][:, 0].tolist(), strict=True)
+        self.windows.setdefault(trainer.current_epoch, []).extend(starts)
 
     def on_train_end(self, trainer, module):
         checksum = sum(float(p.detach().double().abs().sum()) for p in module.parameters())
@@ -27,6 +32,8 @@ class RecordRank(L.Callback):
             "epochs": trainer.current_epoch,
             "param_checksum": checksum,
             "val_macro_f1": float(trainer.callback_metrics["val/macro_f1"]),
+            "train_windows": {str(e): w for e, w in self.windows.items()},
+            "train_set_size": len(trainer.datamodule.train_set),
         }
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 

@@ -27,14 +27,15 @@ class KillAtStep(L.Callback):
 
 
 def main() -> None:
-    sample, out, epochs, kill_at = (
+    sample, out, epochs, kill_at, workers = (
         Path(sys.argv[1]),
         Path(sys.argv[2]),
         int(sys.argv[3]),
         int(sys.argv[4]),
+        int(sys.argv[5]) if len(sys.argv) > 5 else 0,
     )
     train(
-        tiny_config(trainer__epochs=epochs),
+        tiny_config(trainer__epochs=epochs, data__num_workers=workers),
         sample / "annotations",
         out,
         images_dir=sample / "cropped_aligned",

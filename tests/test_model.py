@@ -136,14 +136,31 @@ def test_padding_does_not_leak_into_real_frames(variant: str) -> None:
         assert not torch.allclose(head(features)[1, :3], head(changed)[1, :3])
 
 
-def test_padded_frames_skip_the_backbone_in_train_mode() -> None:
+def test_the_backbone_always_sees_every_slot_and_padding_never_reaches_real_frames() -> None:
+    """Fixed shapes through the backbone (B * T frames, padding included); in eval mode what
+    padded slots hold cannot change a real frame's logits."""
     torch.manual_seed(0)
-    model = ExpressionModel(build_backbone("none"), TemporalHead(dropout=0.0)).train()
+    model = ExpressionModel(build_backbone("none"), TemporalHead(dropout=0.0))
+    shapes = []
+    model.backbone.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape)))
     frames = torch.randn(2, 3, 3, 64, 64)
     mask = torch.tensor([[True, True, True], [True, False, False]])
     changed = frames.clone()
     changed[1, 1:] = 5 * torch.randn(2, 3, 64, 64)
+    model.train()(frames, mask)
+    model.eval()
     torch.testing.assert_close(model(frames, mask)[mask], model(changed, mask)[mask])
+    assert shapes == [(6, 3, 64, 64)] * 3
+
+
+def test_channels_last_backbone_gives_the_same_logits() -> None:
+    torch.manual_seed(0)
+    model = ExpressionModel(build_backbone("none"), TemporalHead()).eval()
+    frames = torch.randn(2, 3, 3, 64, 64)
+    expected = model(frames)
+    model.backbone.to(memory_format=torch.channels_last)
+    model.channels_last = True
+    torch.testing.assert_close(model(frames), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_fully_padded_window_is_finite() -> None:

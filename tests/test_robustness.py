@@ -367,8 +367,12 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
         "--resume", "--backbone-weights", "none", *overrides,
     )  # fmt: skip
     assert code == 1
-    assert [line for line in err.splitlines() if "stopped:" in line][0].count("step") == 1
-    assert "epoch 1" in err
+    line = [line for line in err.splitlines() if "stopped:" in line][0]
+    assert line.count("step") == 1
+    # Checked on the host only every 10 steps and at the epoch's end, yet it names the first
+    # bad step: the resumed epoch's first.
+    first = torch.load(out / "last.ckpt", weights_only=True)["global_step"]
+    assert f"epoch 1, step {first} (batch 0 of the epoch)" in line
     assert (out / "last.ckpt").read_bytes() == good
     assert json.loads((out / "run.json").read_text())["status"] == "stopped: NonFiniteLossError"
 
@@ -416,34 +420,39 @@ def _val_f1_history(run: Path) -> list[float]:
 
 
 @pytest.mark.slow
-def test_training_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run(tiny_sample, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_killed_mid_epoch_and_resumed_ends_as_the_uninterrupted_run(
+    tiny_sample, tmp_path, workers
+):
+    """Bit for bit on a CPU, with the data read in the main process or by 2 workers."""
     images, annotations = tiny_sample / "cropped_aligned", tiny_sample / "annotations"
+    config = lambda: tiny_config(trainer__epochs=3, data__num_workers=workers)  # noqa: E731
     whole = train(
-        tiny_config(trainer__epochs=3), annotations, tmp_path / "whole", images_dir=images,
-        enable_progress_bar=False,
+        config(), annotations, tmp_path / "whole", images_dir=images, enable_progress_bar=False,
     )  # fmt: skip
     steps = torch.load(tmp_path / "whole" / "last.ckpt", weights_only=True)["global_step"]
     per_epoch = steps // 3
     killed = subprocess.run(
         [sys.executable, str(TESTS / "kill_train.py"), str(tiny_sample), str(tmp_path / "cut"),
-         "3", str(per_epoch + per_epoch // 2)],
+         "3", str(per_epoch + per_epoch // 2), str(workers)],
         env=ENV, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (tmp_path / "cut" / "last.ckpt").is_file(), killed.stderr[-3000:]
     assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "running"
     resumed = train(
-        tiny_config(trainer__epochs=3), annotations, tmp_path / "cut", images_dir=images,
-        resume=True, enable_progress_bar=False,
+        config(), annotations, tmp_path / "cut", images_dir=images, resume=True,
+        enable_progress_bar=False,
     )  # fmt: skip
-    assert resumed["best_macro_f1"] == pytest.approx(whole["best_macro_f1"], abs=1e-6)
+    assert resumed["best_macro_f1"] == whole["best_macro_f1"]
     history = _val_f1_history(tmp_path / "whole")
     assert len(history) == 3
-    np.testing.assert_allclose(_val_f1_history(tmp_path / "cut")[-2:], history[-2:], atol=1e-6)
+    assert _val_f1_history(tmp_path / "cut")[-2:] == history[-2:]
     a = torch.load(tmp_path / "whole" / "last.ckpt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+        assert torch.equal(a[key], b[key]), key
 
 
 def test_a_writer_killed_midway_leaves_the_old_file_whole(tmp_path):

@@ -45,6 +45,38 @@ def test_optimisation_lowers_the_loss():
     assert losses[-1] < 0.3 * losses[0]
 
 
+def test_compile_and_channels_last_settings_keep_checkpoints_plain(
+    tiny_sample, tmp_path, monkeypatch
+):
+    """trainer.compile compiles the backbone in place (its state-dict keys unchanged, so the
+    checkpoint loads without compiling); trainer.channels_last trains in that layout."""
+    compiled = []
+
+    def record(fn, *args, **kwargs):  # the real compile takes minutes on 2 cores
+        compiled.append(getattr(fn, "__self__", None))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", record)
+    out = tmp_path / "run"
+    config = tiny_config(trainer__compile=True, trainer__channels_last=True)
+    train(config, tiny_sample / "annotations", out, images_dir=tiny_sample / "cropped_aligned",
+          enable_progress_bar=False)  # fmt: skip
+    assert len(compiled) == 1 and type(compiled[0]).__name__ == "RegNetFeatures"
+    state = torch.load(out / "last.ckpt", weights_only=True)["state_dict"]
+    assert not any("_orig_mod" in key for key in state)
+    stem = state["model.backbone.stem.0.weight"]
+    assert stem.is_contiguous(memory_format=torch.channels_last)
+    model, _ = load_model(out / "last.ckpt")
+    assert torch.isfinite(model(torch.rand(1, 8, 3, 32, 32))).all()
+
+
+def test_the_optimizer_is_fused_only_where_parameters_live_on_cuda():
+    config = Config()
+    config.model.backbone_weights = "none"
+    optimizer = ExpressionModule(config.to_dict()).configure_optimizers()["optimizer"]
+    assert not optimizer.defaults.get("fused")  # CPU: the default implementation
+
+
 def test_train_writes_a_complete_run(trained_run):
     run = json.loads((trained_run / "run.json").read_text())
     assert run["status"] == "finished"
@@ -162,6 +194,30 @@ def test_ddp_two_cpu_processes_agree(tiny_sample, tmp_path):
     assert ranks[0]["param_checksum"] == pytest.approx(ranks[1]["param_checksum"], rel=1e-6)
     assert ranks[0]["val_macro_f1"] == pytest.approx(ranks[1]["val_macro_f1"], abs=1e-9)
     assert np.isfinite(ranks[0]["param_checksum"])
+    # Each process trains on its own disjoint share of every epoch's windows, equally long.
+    size = ranks[0]["train_set_size"]
+    for epoch in ("0", "1"):
+        shares = [{tuple(w) for w in r["train_windows"][epoch]} for r in ranks]
+        assert len(shares[0]) == len(shares[1]) == size // 2
+        assert not shares[0] & shares[1]
+    # Validation counted every frame once: one process on the same weights gets the same F1.
+    import lightning as L
+
+    from abaw_expr.data.datamodule import ExpressionDataModule
+
+    checkpoint = torch.load(out / "run" / "last.ckpt", weights_only=True)
+    module = ExpressionModule(checkpoint["hyper_parameters"]["config"])
+    module.load_state_dict(checkpoint["state_dict"])
+    config = module.config
+    dm = ExpressionDataModule(
+        config.data, tiny_sample / "annotations", tiny_sample / "cropped_aligned"
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, use_distributed_sampler=False,
+    )  # fmt: skip
+    (single,) = trainer.validate(module, datamodule=dm, verbose=False)
+    assert single["val/macro_f1"] == pytest.approx(ranks[0]["val_macro_f1"], abs=1e-6)
 
 
 class _Crash(Exception):

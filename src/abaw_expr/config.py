@@ -73,8 +73,10 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | ddp_spawn | ...
     logger: str = "csv"  # csv | tensorboard
-    log_every_n_steps: int = 10
+    log_every_n_steps: int = 10  # also how often the host reads the loss (NaN guard)
     limit_train_batches: float = 1.0
+    channels_last: bool = False  # backbone memory layout in training (benchmarks/gpu_train.py)
+    compile: bool = False  # torch.compile the backbone for training (benchmarks/gpu_train.py)
 
 
 @dataclass

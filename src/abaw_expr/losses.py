@@ -55,18 +55,18 @@ class ExpressionLoss(nn.Module):
         keep = labels >= 0
         if mask is not None:
             keep = keep & mask
-        # Indexing (rather than weighting by the mask) keeps junk logits of padded frames,
-        # even inf/NaN, out of the loss and its gradient.
-        z = logits[keep].float()
-        if z.shape[0] == 0:
-            return logits.float().sum() * 0.0
-        y = labels[keep]
+        # Selecting with where (rather than weighting by the mask) keeps junk logits of padded
+        # frames, even inf/NaN, out of the loss and its gradient; unlike indexing by the mask,
+        # it keeps every shape fixed, so the step never waits for the device to count frames.
+        z = torch.where(keep[..., None], logits.float(), 0.0)
+        y = labels.clamp(min=0)
 
         log_p = F.log_softmax(z, dim=-1)
-        log_p_y = log_p.gather(1, y[:, None]).squeeze(1)
+        log_p_y = log_p.gather(-1, y[..., None]).squeeze(-1)
         focal = self.alpha * (1.0 - log_p_y.exp()).pow(self.gamma) * -log_p_y
 
         target = F.one_hot(y, num_classes).float() * (1.0 - self.smoothing)
         target = target + self.smoothing / num_classes
         kl = (torch.xlogy(target, target) - target * log_p).sum(dim=-1)
-        return (focal + self.kl_weight * kl).mean()
+        per_frame = torch.where(keep, focal + self.kl_weight * kl, 0.0)
+        return per_frame.sum() / keep.sum().clamp(min=1)

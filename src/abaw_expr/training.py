@@ -217,6 +217,8 @@ def train(
         strategy=t.strategy,
         precision=precision_for(config),
         deterministic=t.deterministic,
+        benchmark=not t.deterministic,  # cuDNN picks its fastest kernels for the fixed shapes
+        use_distributed_sampler=False,  # the datamodule shards without repeating windows
         logger=logger,
         callbacks=[
             checkpoint,

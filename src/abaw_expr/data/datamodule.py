@@ -1,13 +1,22 @@
 """Windows of frames (images or cached features) as batches: datasets and the LightningDataModule.
 
-A batch is a dict: ``x`` (B, T, 3, H, W) images or (B, T, 888) features, ``labels`` (B, T)
-int64 with -1 where a frame is unannotated, ``mask`` (B, T) bool, True at real frames (padding
-and unreadable images are False), ``video`` (B,) position in the split's index and ``frames``
-(B, T) 0-based frame numbers, so predictions can be put back in place.
+A batch is a dict: ``x`` (B, T, 3, H, W) uint8 images or (B, T, 888) float features,
+``labels`` (B, T) int64 with -1 where a frame is unannotated, ``mask`` (B, T) bool, True at
+real frames (padding and unreadable images are False), ``video`` (B,) position in the split's
+index and ``frames`` (B, T) 0-based frame numbers, so predictions can be put back in place;
+training batches of images also carry ``augment`` (B, 7), each window's random draw.
+
+Workers only decode; images become the model's float input on the training device, where the
+augmentation runs batched (:meth:`ExpressionDataModule.on_after_batch_transfer`).
+
+Under DDP every process reads its own disjoint share of the windows (:class:`EpochSampler`,
+:class:`ShardSampler`): no window is repeated to even the shares out, so a validation frame
+is counted exactly once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -19,8 +28,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..config import DataConfig
 from ..metrics import warn_absent_classes
 from .annotations import SPLITS, find_splits
+from .augment import Augmentation, prepare_frames
 from .frame_index import FrameIndex, VideoFrames, build_split_index
-from .images import eval_transform, read_face, train_transform
+from .images import read_face
 from .windows import make_windows
 
 
@@ -32,29 +42,38 @@ class FrameSource(Protocol):
 
 
 class ImageSource:
-    """Reads ``cropped_aligned`` JPEGs; a window is transformed as one (same random draw)."""
+    """Reads ``cropped_aligned`` JPEGs into a uint8 window.
 
-    def __init__(self, image_size: int = 112, transform=None):
+    A slot whose image is missing or unreadable (``ok`` False) holds a copy of the nearest
+    readable frame of the window rather than black, so that the backbone, which runs on every
+    slot in training, sees only real faces in its batch statistics.
+    """
+
+    def __init__(self, image_size: int = 112):
         self.image_size = image_size
-        self.transform = transform or eval_transform()
 
     def load(
         self, video_pos: int, video: VideoFrames, frames: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.zeros(len(frames), 3, self.image_size, self.image_size, dtype=torch.uint8)
         ok = torch.zeros(len(frames), dtype=torch.bool)
-        cache: dict[int, torch.Tensor | None] = {}
+        decoded: dict[int, int] = {}  # frame -> slot holding it: padding repeats a frame
         for i, frame in enumerate(frames.tolist()):
-            if frame not in cache:  # padding repeats a frame: decode it once
-                cache[frame] = (
-                    read_face(video.path(frame), self.image_size)
-                    if video.has_image[frame]
-                    else None
-                )
-            if cache[frame] is not None:
-                images[i] = cache[frame]
+            if frame in decoded:
+                images[i] = images[decoded[frame]]
+                ok[i] = ok[decoded[frame]]
+                continue
+            face = read_face(video.path(frame), self.image_size) if video.has_image[frame] else None
+            decoded[frame] = i
+            if face is not None:
+                images[i] = face
                 ok[i] = True
-        return self.transform(images), ok
+        if not ok.all() and ok.any():
+            good = torch.nonzero(ok).squeeze(1)
+            bad = torch.nonzero(~ok).squeeze(1)
+            nearest = good[(bad[:, None] - good[None, :]).abs().argmin(dim=1)]
+            images[bad] = images[nearest]
+        return images, ok
 
 
 class FeatureSource:
@@ -92,10 +111,12 @@ class WindowDataset(Dataset):
         index: FrameIndex,
         windows: list[tuple[int, np.ndarray, np.ndarray]],
         source: FrameSource,
+        augmentation: Augmentation | None = None,
     ):
         self.index = index
         self.windows = windows
         self.source = source
+        self.augmentation = augmentation
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -105,18 +126,17 @@ class WindowDataset(Dataset):
         i, seed = item if isinstance(item, tuple) else (item, None)
         pos, frames, mask = self.windows[i]
         video = self.index.videos[pos]
-        if seed is None:
-            x, ok = self.source.load(pos, video, frames)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                x, ok = self.source.load(pos, video, frames)
+        x, ok = self.source.load(pos, video, frames)
+        extra = {}
+        if self.augmentation is not None and seed is not None:
+            extra["augment"] = self.augmentation.draw(seed)
         return {
             "x": x,
             "labels": torch.from_numpy(video.labels[frames].astype(np.int64)),
             "mask": torch.from_numpy(mask) & ok,
             "video": torch.tensor(pos),
             "frames": torch.from_numpy(frames),
+            **extra,
         }
 
 
@@ -126,27 +146,68 @@ class EpochSampler(Sampler):
 
     An epoch's data are then the same whatever came before it, in whichever worker a window
     lands: a run resumed from ``last.ckpt`` replays its epochs exactly as an uninterrupted run.
-    Lightning calls :meth:`set_epoch`; a wrapper that does not (as in DDP) still gets a new
-    permutation every pass.
+    With ``epoch_of`` (the epoch the Trainer is about to run) the epoch is read when the permutation is
+    drawn: Lightning creates a resumed run's first iterator before it calls :meth:`set_epoch`,
+    and loader workers start drawing at once. Without it, :meth:`set_epoch` says the epoch,
+    and a caller that never does still gets a new permutation every pass.
+
+    With ``world_size`` > 1 (DDP), process ``rank`` takes every ``world_size``-th window of the
+    permutation. The last ``length % world_size`` windows of the epoch's permutation are left
+    out, rather than others repeated, so the shares are disjoint and equally long (every process
+    must take the same number of steps); the permutation changes every epoch, so no window is
+    left out for good. A window keeps its augmentation seed whatever the number of processes.
     """
 
-    def __init__(self, length: int, seed: int = 0):
+    def __init__(
+        self,
+        length: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_of: Callable[[], int] | None = None,
+    ):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside a world of {world_size}")
         self.length, self.seed, self.epoch = length, seed, 0
+        self.rank, self.world_size = rank, world_size
+        self.epoch_of = epoch_of
         self._told_epoch = False
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self._told_epoch = epoch, True
 
     def __len__(self) -> int:
-        return self.length
+        return self.length // self.world_size
 
     def __iter__(self):
+        if self.epoch_of is not None:
+            self.epoch, self._told_epoch = self.epoch_of(), True
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(self.length).tolist()
         seeds = rng.integers(0, 2**62, self.length).tolist()
         if not self._told_epoch:
             self.epoch += 1
-        return iter(zip(order, seeds, strict=True))
+        share = slice(self.rank, len(self) * self.world_size, self.world_size)
+        return iter(zip(order[share], seeds[share], strict=True))
+
+
+class ShardSampler(Sampler):
+    """Evaluation order, sharded: process ``rank`` takes windows rank, rank + world_size, ...
+
+    Shares differ in length by at most one window; none is repeated to even them out (as
+    ``DistributedSampler`` does), so every frame is counted exactly once across processes.
+    """
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside a world of {world_size}")
+        self.length, self.rank, self.world_size = length, rank, world_size
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+    def __iter__(self):
+        return iter(range(self.rank, self.length, self.world_size))
 
 
 class ExpressionDataModule(L.LightningDataModule):
@@ -204,14 +265,12 @@ class ExpressionDataModule(L.LightningDataModule):
 
             raise InputError(f"missing split folder(s) {', '.join(missing)}", self.annotations_dir)
 
-    def _source(self, split: str, train: bool) -> FrameSource:
+    def _source(self, split: str) -> FrameSource:
         if self.features_dir is not None:
             from .feature_cache import FeatureCache
 
             return FeatureSource(FeatureCache(self.features_dir / split))
-        c = self.config
-        transform = train_transform(c.hflip, c.color_jitter) if train else eval_transform()
-        return ImageSource(c.image_size, transform)
+        return ImageSource(self.config.image_size)
 
     def setup(self, stage: str | None = None) -> None:
         self._index_all()
@@ -223,28 +282,60 @@ class ExpressionDataModule(L.LightningDataModule):
         self.train_set = WindowDataset(
             train_index,
             index_windows(train_index, c.seq_len, c.stride, c.split_at_gaps, labelled_only=True),
-            self._source("Train_Set", True),
+            self._source("Train_Set"),
+            None
+            if self.features_dir is not None
+            else Augmentation.from_config(c.hflip, c.color_jitter),
         )
         # Validation during training: non-overlapping windows over every frame with a face.
         self.val_set = WindowDataset(
             val_index,
             index_windows(val_index, c.seq_len, c.seq_len, c.split_at_gaps, labelled_only=False),
-            self._source("Validation_Set", False),
+            self._source("Validation_Set"),
         )
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _shard(self) -> tuple[int, int]:
+        """(rank, world size) of this process; (0, 1) outside a Trainer."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
         workers = self.config.num_workers
         return DataLoader(
             dataset,
             batch_size=self.config.batch_size,
-            sampler=EpochSampler(len(dataset), self.seed) if shuffle else None,
+            sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        rank, world = self._shard()
+        trainer = self.trainer
+        # The epoch Lightning is about to run, as it passes to set_epoch (current_epoch lags
+        # behind it when a run resumes from a checkpoint written at an epoch's end).
+        epoch_of = (
+            (lambda: trainer.fit_loop.epoch_progress.current.processed)
+            if trainer is not None
+            else None
+        )
+        sampler = EpochSampler(len(self.train_set), self.seed, rank, world, epoch_of)
+        return self._loader(self.train_set, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        rank, world = self._shard()
+        return self._loader(self.val_set, ShardSampler(len(self.val_set), rank, world))
+
+    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        # The augmentation draw becomes host numbers before the transfer, so that applying it
+        # on the device never waits for the device (a device-to-host read would).
+        if "augment" in batch:
+            batch["augment"] = batch["augment"].tolist()
+        return batch
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """uint8 images become the model's float input here, on the training device."""
+        if batch["x"].dtype == torch.uint8:
+            batch["x"] = prepare_frames(batch["x"], batch.pop("augment", None))
+        return batch

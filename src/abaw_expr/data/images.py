@@ -1,8 +1,6 @@
-"""Decoding face images and the train / eval transforms.
+"""Decoding face images, and the evaluation transform of single frames.
 
-Augmentation follows the authors: horizontal flip (p=0.5) and colour jitter (brightness 0.5,
-contrast 0.25, saturation 0.25), then ImageNet normalisation. We draw one flip and one jitter
-per *window*, so a sequence does not flip or flicker from frame to frame.
+Training augmentation runs on the training device on whole batches: :mod:`.augment`.
 """
 
 from __future__ import annotations
@@ -16,10 +14,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-log = logging.getLogger(__name__)
+from .augment import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+log = logging.getLogger(__name__)
 
 
 def read_face(path: Path, size: int) -> torch.Tensor | None:
@@ -58,22 +55,8 @@ def read_face(path: Path, size: int) -> torch.Tensor | None:
 _resized_folders: set[Path] = set()
 
 
-def train_transform(
-    hflip: float = 0.5, color_jitter: tuple[float, float, float] | list[float] = (0.5, 0.25, 0.25)
-) -> v2.Transform:
-    """Transform of a (T, 3, H, W) uint8 window: the same random draw for all T frames."""
-    brightness, contrast, saturation = color_jitter
-    return v2.Compose(
-        [
-            v2.RandomHorizontalFlip(hflip),
-            v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
-
-
 def eval_transform() -> v2.Transform:
+    """uint8 (..., 3, H, W) to the model's input: the ops of :func:`.augment.normalize_frames`."""
     return v2.Compose(
         [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     )

@@ -2,6 +2,11 @@
 
 ``val/macro_f1`` is the ABAW macro F1 over the annotated frames with a face of the validation
 windows, computed from a confusion matrix that torchmetrics synchronises across DDP ranks.
+
+The training step never waits for the device: the loss is read on the host only every
+``trainer.log_every_n_steps`` steps (for the progress bar, the step log and the NaN guard),
+the epoch's mean loss is accumulated on the device and synchronised across processes once an
+epoch, and the shapes through the backbone are fixed (every slot of every window runs).
 """
 
 from __future__ import annotations
@@ -45,7 +50,22 @@ class ExpressionModule(L.LightningModule):
             gamma=c.gamma, alpha=c.alpha, kl_weight=c.kl_weight, smoothing=c.smoothing
         )
         self.lr = self.config.optim.lr  # Lightning's LR finder updates this attribute
-        self.val_confusion = MulticlassConfusionMatrix(NUM_CLASSES, ignore_index=-1)
+        self.val_confusion = MulticlassConfusionMatrix(
+            NUM_CLASSES,
+            ignore_index=-1,
+            validate_args=False,  # its checks read the device
+        )
+        # The first non-finite training loss (batch, global step, value), kept on the device.
+        self.register_buffer("_bad", torch.tensor([-1.0, -1.0, 0.0]), persistent=False)
+        t = self.config.trainer
+        if with_backbone and t.channels_last:
+            self.model.backbone.to(memory_format=torch.channels_last)
+            self.model.channels_last = True
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.model.backbone is not None and self.config.trainer.compile:
+            # In place: the state dict keeps its keys, checkpoints stay loadable without compile.
+            self.model.backbone.compile()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(x, mask)
@@ -56,22 +76,45 @@ class ExpressionModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         _, loss = self._step(batch)
-        if not torch.isfinite(loss):
-            # Stop before the step poisons the weights; last.ckpt keeps the last good epoch.
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
-                f"(batch {batch_idx}); the last good checkpoint is kept: lower optim.lr or check the data"
-            )
-        self.log(
-            "train/loss",
-            loss,
-            prog_bar=True,
-            on_step=True,
+        value = loss.detach()
+        first = ~torch.isfinite(value) & (self._bad[0] < 0)
+        # full_like fills on the device: a tensor made from a host number would be a copy
+        found = torch.stack(
+            [torch.full_like(value, batch_idx), torch.full_like(value, self.global_step), value]
+        )
+        self._bad = torch.where(first, found, self._bad)
+        self.log(  # summed on the device, synchronised across processes once an epoch
+            "train/loss_epoch",
+            value,
+            on_step=False,
             on_epoch=True,
             batch_size=len(batch["x"]),
             sync_dist=True,
         )
+        if (self.global_step + 1) % self.config.trainer.log_every_n_steps == 0:
+            self._stop_if_loss_was_not_finite()  # the one host read of the step, every N steps
+            self.log("train/loss_step", value, prog_bar=True, on_step=True, on_epoch=False)
         return loss
+
+    def on_train_start(self) -> None:
+        self._bad.copy_(torch.tensor([-1.0, -1.0, 0.0]))
+
+    def on_train_epoch_end(self) -> None:
+        # Before the epoch's checkpoints are written: last.ckpt keeps the last good epoch.
+        self._stop_if_loss_was_not_finite()
+
+    def on_validation_epoch_start(self) -> None:
+        if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
+            self._stop_if_loss_was_not_finite()
+
+    def _stop_if_loss_was_not_finite(self) -> None:
+        batch, step, value = self._bad.tolist()
+        if batch >= 0:
+            raise NonFiniteLossError(
+                f"loss is {value} at epoch {self.current_epoch}, step {int(step)} "
+                f"(batch {int(batch)} of the epoch); the last good checkpoint is kept: "
+                "lower optim.lr or check the data"
+            )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits, loss = self._step(batch)
@@ -95,10 +138,12 @@ class ExpressionModule(L.LightningModule):
     def configure_optimizers(self):
         o = self.config.optim
         params = [p for p in self.parameters() if p.requires_grad]
+        # One fused kernel for the whole update on CUDA; the default (foreach) elsewhere.
+        fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
         if o.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=o.weight_decay)
+            optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=o.weight_decay, **fused)
         else:
-            optimizer = torch.optim.Adam(params, lr=self.lr)
+            optimizer = torch.optim.Adam(params, lr=self.lr, **fused)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=o.plateau_factor, patience=o.plateau_patience
         )
