@@ -127,7 +127,9 @@ def step_alone(args, dm, config: Config, device: torch.device, steps: int) -> di
                     one_step(i)
                 torch.cuda.set_sync_debug_mode(0)
                 _sync(device)
-            syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
+            syncs = [
+                str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)
+            ]
             result["sync_warnings"] = len(syncs)
             result["sync_examples"] = sorted(set(syncs))[:5]
     return result
@@ -195,7 +197,9 @@ def main() -> None:
     precisions = ["32-true", "bf16-mixed"] if device.type == "cuda" else ["32-true"]
     compiles = [False] if args.no_compile else [False, True]
     result["step"] = {}
-    for precision, channels_last, compiled in itertools.product(precisions, [False, True], compiles):
+    for precision, channels_last, compiled in itertools.product(
+        precisions, [False, True], compiles
+    ):
         name = f"{precision}/{'channels_last' if channels_last else 'nchw'}/{'compiled' if compiled else 'eager'}"
         try:
             result["step"][name] = step_alone(
