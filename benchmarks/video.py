@@ -27,15 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from abaw_expr.checkpoint import save_model_checkpoint
-from abaw_expr.config import Config
-from abaw_expr.model.build import build_model
-from abaw_expr.video.predict import predict_videos
-from abaw_expr.video.synthetic import write_synthetic_video
-from abaw_expr.video.tracks import FaceOptions
-
 
 def first_frame(checkpoint: str, video: str, out: str, started: float) -> None:
     """In a fresh process: seconds from ``started`` (the parent's clock just before it started
@@ -70,6 +61,16 @@ def main() -> None:
     if len(sys.argv) == 6 and sys.argv[1] == "--first-frame":
         first_frame(*sys.argv[2:5], float(sys.argv[5]))
         return
+    # Imported here, not above: the --first-frame process must import only what the command does.
+    import torch
+
+    from abaw_expr.checkpoint import save_model_checkpoint
+    from abaw_expr.config import Config
+    from abaw_expr.model.build import build_model
+    from abaw_expr.video.predict import predict_videos
+    from abaw_expr.video.synthetic import write_synthetic_video
+    from abaw_expr.video.tracks import FaceOptions
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=750, help="video length (default 30 s)")
     parser.add_argument("--detect-every", type=int, default=10)

@@ -235,3 +235,67 @@ def test_predict_a_folder_with_a_faceless_and_an_unreadable_video(
 def test_predict_needs_exactly_one_source(checkpoint, tmp_path, capsys):
     code = main(["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path)])
     assert code == 2 and "either --video" in capsys.readouterr().err
+
+
+def test_shards_cover_every_video_exactly_once_and_stay_put():
+    from abaw_expr.video.batch import select_shard, shard_index
+
+    videos = [Path(f"clip_{i:04d}.mp4") for i in range(300)]
+    for n in (1, 2, 7, 64):
+        shares = [select_shard(videos, (k, n)) for k in range(1, n + 1)]
+        assert sorted(v for share in shares for v in share) == sorted(videos)  # once each
+        if n == 7:
+            assert min(map(len, shares)) > 0.6 * 300 / 7  # roughly even
+    # A video's shard depends on its name alone: not on the listing order or on other files.
+    before = {v: shard_index(v, 7) for v in videos}
+    more = list(reversed(videos)) + [Path("new.mp4")]
+    assert all(shard_index(v, 7) == before[v] for v in more if v in before)
+    assert select_shard(videos, None) == videos
+
+
+@pytest.mark.parametrize("spec", ["0/3", "4/3", "1/0", "x", "1/2/3", "-1/2", ""])
+def test_a_bad_shard_spec_is_a_one_line_error(videos, tmp_path, capsys, spec):
+    root, _ = videos
+    code = main(["preprocess", "--video", str(root), "--out", str(tmp_path), f"--shard={spec}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--shard" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "cropped_aligned").exists()
+
+
+def test_preprocess_shards_split_a_folder_between_runs(videos, tmp_path, capsys):
+    from abaw_expr.video.batch import shard_index
+
+    root, _ = videos
+    out = tmp_path / "prep"
+    done = []
+    for k in (1, 2):
+        result = preprocess_videos(root, out, shard=(k, 2))
+        assert all(shard_index(root / f"{v}.mp4", 2) == k for v in result.done)
+        done += result.done
+    assert sorted(done) == ["empty", "pair", "returns"]
+    assert sorted(p.stem for p in (out / "faces").glob("*.json")) == sorted(done)
+
+
+def test_predict_skips_finished_videos_on_rerun(videos, checkpoint, tmp_path, capsys):
+    root, _ = videos
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("empty", "pair"):
+        (folder / f"{name}.mp4").write_bytes((root / f"{name}.mp4").read_bytes())
+    out = tmp_path / "pred"
+    args = ["predict", "--checkpoint", str(checkpoint), "--video", str(folder), "--out", str(out)]
+    assert main(args) == 0
+    record = json.loads((out / "pair.json").read_text())
+    assert record["frames"] == 50 and record["source_bytes"] == (folder / "pair.mp4").stat().st_size
+    first = (out / "pair.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    # As if the first run had been killed during "empty": its record is missing, so it is redone.
+    (out / "empty.json").unlink()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "empty: 20 frames" in printed and "pair:" not in printed and "1 videos already" in printed
+    )
+    assert (out / "pair.csv").stat().st_mtime_ns == first
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "pair.csv").stat().st_mtime_ns != first

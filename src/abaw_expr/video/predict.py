@@ -14,7 +14,7 @@ import csv
 import io
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -32,7 +32,8 @@ from ..evaluation import pick_device
 from ..inference import checked_stride, window_probabilities
 from ..model.engine import BackboneRunner
 from ..model.temporal import ExpressionModel
-from ..writers import atomic_write, atomic_write_text
+from ..writers import atomic_write, atomic_write_json, atomic_write_text
+from .batch import finished, select_shard, source_stamp
 from .reader import list_videos, probe_video, read_frames
 from .timeline import CLASS_COLOURS, plot_timeline
 from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_video
@@ -237,6 +238,26 @@ def probe_declared_frames(video: Path) -> int:
 class VideoRun:
     predictions: list[VideoPrediction]
     failed: dict[str, str]  # video file -> one-line error
+    skipped: list[str] = field(default_factory=list)  # finished by an earlier run
+
+
+def record_path(out_dir: Path, name: str) -> Path:
+    """``<video>.json``: written last, when every output of the video is in place."""
+    return out_dir / f"{name}.json"
+
+
+def write_record(prediction: VideoPrediction, video: Path, out_dir: Path, options) -> None:
+    faces = prediction.faces
+    record = {
+        "video": prediction.name,
+        "source": str(video),
+        "frames": faces.num_frames,
+        "face_frames": int(faces.has_face.sum()),
+        "fps": faces.info.fps,
+        "options": asdict(options),
+        **source_stamp(video),
+    }
+    atomic_write_json(record_path(out_dir, prediction.name), record)
 
 
 def predict_videos(
@@ -251,16 +272,28 @@ def predict_videos(
     annotated_video: bool = False,
     progress: bool = True,
     engine: str = "auto",
+    shard: tuple[int, int] | None = None,
+    overwrite: bool = False,
 ) -> VideoRun:
-    """Predict every frame of one video or of every video in a folder.
+    """Predict every frame of one video or of every video in a folder (or of shard ``(K, N)``
+    of them, see :mod:`.batch`).
 
     A video that cannot be read is reported (one line naming it) and the others still
-    processed; the CLI then exits non-zero.
+    processed; the CLI then exits non-zero. A video whose ``<video>.json`` record matches its
+    file (size and time) was finished by an earlier run and is skipped, unless ``overwrite``.
     """
     options = options or FaceOptions()
-    videos = list_videos(source)
-    for video in videos:
+    out_dir = Path(out_dir)
+    run = VideoRun([], {})
+    videos = []
+    for video in select_shard(list_videos(source), shard):
         check_video_name(video.stem, video)
+        if not overwrite and finished(record_path(out_dir, video.stem), video):
+            run.skipped.append(video.stem)
+        else:
+            videos.append(video)
+    if not videos:
+        return run
     model, config = load_model(checkpoint)
     if model.backbone is None:
         raise InputError(
@@ -271,10 +304,8 @@ def predict_videos(
     model = model.to(torch_device).eval()
     seq_len = config.data.seq_len
     stride = checked_stride(stride or config.data.eval_stride, seq_len)
-    out_dir = Path(out_dir)
     declared = sum(probe_declared_frames(v) for v in videos)
     runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
-    run = VideoRun([], {})
     for video in videos:
         try:
             prediction = predict_video(
@@ -286,5 +317,6 @@ def predict_videos(
             run.failed[str(video)] = str(err)
             continue
         write_outputs(prediction, video, out_dir, annotated_video)
+        write_record(prediction, video, out_dir, options)
         run.predictions.append(prediction)
     return run

@@ -9,7 +9,6 @@ JSON matches their file (size and modification time) and redoes the rest.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ import numpy as np
 from ..data.frame_index import check_video_name
 from ..errors import InputError
 from ..writers import atomic_write_json
+from .batch import finished, select_shard, source_stamp
 from .reader import list_videos
 from .tracks import FaceOptions, track_video
 
@@ -34,20 +34,6 @@ class PreprocessResult:
     done: list[str]  # videos written by this run
     skipped: list[str]  # videos already complete from an earlier run
     failed: dict[str, str]  # video file -> one-line error
-
-
-def _source_stamp(path: Path) -> dict:
-    stat = path.stat()
-    return {"source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
-
-
-def _already_done(record_path: Path, video: Path) -> bool:
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        return False
-    stamp = _source_stamp(video)
-    return all(record.get(k) == v for k, v in stamp.items())
 
 
 def preprocess_video(video: Path, out: Path, options: FaceOptions, progress: bool = False) -> dict:
@@ -72,7 +58,7 @@ def preprocess_video(video: Path, out: Path, options: FaceOptions, progress: boo
         shutil.rmtree(partial, ignore_errors=True)
         raise
     record = faces.summary(options)
-    record.update(_source_stamp(video), options=asdict(options))
+    record.update(source_stamp(video), options=asdict(options))
     if not faces.has_face.any():
         log.warning("%s: no face found in any of its %d frames", video, faces.num_frames)
     shutil.rmtree(final, ignore_errors=True)
@@ -86,15 +72,16 @@ def preprocess_videos(
     out: Path | str,
     options: FaceOptions | None = None,
     progress: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> PreprocessResult:
-    """Every video of ``source`` (a file or a folder); a video that fails is reported and the
-    others still processed."""
+    """Every video of ``source`` (a file or a folder), or shard ``(K, N)`` of them (see
+    :mod:`.batch`); a video that fails is reported and the others still processed."""
     options = options or FaceOptions()
     out = Path(out)
     result = PreprocessResult([], [], {})
-    for video in list_videos(source):
+    for video in select_shard(list_videos(source), shard):
         record_path = out / "faces" / f"{video.stem}.json"
-        if (out / "cropped_aligned" / video.stem).is_dir() and _already_done(record_path, video):
+        if (out / "cropped_aligned" / video.stem).is_dir() and finished(record_path, video):
             result.skipped.append(video.stem)
             continue
         try:
