@@ -204,6 +204,7 @@ def _face_options(args: argparse.Namespace):
     from .video.tracks import FaceOptions
 
     return FaceOptions(
+        faces=getattr(args, "faces", "one"),  # serve follows one subject
         detector=args.detector,
         detect_every=args.detect_every,
         detect_width=args.detect_width,
@@ -369,6 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
             "1 to N); finished videos are skipped on rerun either way",
         )
 
+    def faces_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--faces",
+            choices=["all", "one"],
+            default="all",
+            help="all (default): every person gets a track and outputs of their own "
+            "(<video>_left / _right for two, as Aff-Wild2 names them); one: the largest face only",
+        )
+
     def face_args(p: argparse.ArgumentParser) -> None:
         from .faces.detectors import DETECTORS
 
@@ -465,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--batch-size", type=int, default=64)
             shard_arg(p)
+            faces_arg(p)
             p.add_argument(
                 "--overwrite",
                 action="store_true",
@@ -495,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", type=Path, required=True, help="a video file or a folder of them")
     p.add_argument("--out", type=Path, required=True)
     shard_arg(p)
+    faces_arg(p)
     face_args(p)
 
     p = command(

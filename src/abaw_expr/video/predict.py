@@ -1,6 +1,7 @@
 """From video files to an expression for every frame.
 
-Per video, in one streamed pass: decode, follow and align the subject's face, and run the
+Per video, in one streamed pass: decode, follow and align the faces (every person's, or the
+subject's: ``FaceOptions.faces``), and run the
 backbone on batches of aligned crops; then the temporal head over the same windows as in
 training (``seq_len`` frames with a face, every ``stride``), averaged where they overlap,
 optionally smoothed, and filled from the nearest face frame where there is none. Writes
@@ -36,7 +37,7 @@ from ..writers import atomic_write, atomic_write_json, atomic_write_text
 from .batch import finished, select_shard, source_stamp
 from .reader import list_videos, probe_video, read_frames
 from .timeline import CLASS_COLOURS, plot_timeline
-from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_video
+from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_people, track_video
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,69 @@ def predict_video(
         "model": batcher.seconds + time.perf_counter() - start,
     }
     return VideoPrediction(video.stem, faces, probs, seconds)
+
+
+def predict_people(
+    model: ExpressionModel,
+    video: Path,
+    options: FaceOptions,
+    seq_len: int,
+    stride: int,
+    smooth: int = 0,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    on_frame=None,
+    runner: BackboneRunner | None = None,
+) -> list[VideoPrediction]:
+    """Every person of one video (see :func:`..tracks.track_people`), each predicted as
+    :func:`predict_video` predicts the subject: one :class:`VideoPrediction` per person."""
+    device = torch.device(device)
+    runner = runner or BackboneRunner(model.backbone, device, "eager", batch_size)
+    batchers: dict[int, _BackboneBatcher] = {}
+
+    def on_face(track: int, number: int, crop: np.ndarray) -> None:
+        if track not in batchers:
+            batchers[track] = _BackboneBatcher(runner, batch_size, device)
+        batchers[track](number, crop)
+
+    people = track_people(video, options, on_face, progress, on_frame)
+    results = [b.result() for b in batchers.values()]
+    by_track = dict(zip(batchers, results, strict=True))
+    model_seconds = sum(b.seconds for b in batchers.values())
+    predictions = []
+    for faces, tracks in people:
+        start = time.perf_counter()
+        parts = [by_track[t] for t in tracks if t in by_track]
+        frames = np.concatenate([f for f, _ in parts]) if parts else np.zeros(0, np.int64)
+        features = (
+            torch.cat([x for _, x in parts])
+            if parts
+            else torch.zeros(0, FEATURE_DIM, device=device)
+        )
+        order = np.argsort(frames, kind="stable")
+        probs = window_probabilities(
+            model.head,
+            features[torch.from_numpy(order).to(features.device)],
+            frames[order],
+            faces.num_frames,
+            seq_len,
+            stride,
+            batch_size,
+            smooth,
+            name=str(video),
+        )
+        model_seconds += time.perf_counter() - start
+        predictions.append(VideoPrediction(faces.name, faces, probs))
+    if not people[0][0].has_face.any():
+        log.warning("%s: no face found in any of its %d frames", video, people[0][0].num_frames)
+    for prediction in predictions:  # the stages of the whole pass, shared by its people
+        prediction.seconds = {
+            "decode": people[0][0].seconds["decode"],
+            "faces": people[0][0].seconds["faces"],
+            "model": model_seconds,
+        }
+    return predictions
 
 
 def prediction_csv(prediction: VideoPrediction) -> str:
@@ -246,18 +310,24 @@ def record_path(out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.json"
 
 
-def write_record(prediction: VideoPrediction, video: Path, out_dir: Path, options) -> None:
-    faces = prediction.faces
+def write_record(
+    predictions: list[VideoPrediction], video: Path, out_dir: Path, options: FaceOptions
+) -> None:
+    """``<video>.json``: the video's people (their output names and face frames), last."""
+    faces = predictions[0].faces
     record = {
-        "video": prediction.name,
+        "video": video.stem,
         "source": str(video),
         "frames": faces.num_frames,
-        "face_frames": int(faces.has_face.sum()),
         "fps": faces.info.fps,
+        "people": [
+            {"name": p.name, "track": p.faces.track, "face_frames": int(p.faces.has_face.sum())}
+            for p in predictions
+        ],
         "options": asdict(options),
         **source_stamp(video),
     }
-    atomic_write_json(record_path(out_dir, prediction.name), record)
+    atomic_write_json(record_path(out_dir, video.stem), record)
 
 
 def predict_videos(
@@ -307,8 +377,9 @@ def predict_videos(
     declared = sum(probe_declared_frames(v) for v in videos)
     runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
     for video in videos:
+        predict = predict_people if options.faces == "all" else predict_video
         try:
-            prediction = predict_video(
+            predictions = predict(
                 model, video, options, seq_len, stride, smooth, batch_size, torch_device,
                 progress, runner=runner,
             )  # fmt: skip
@@ -316,7 +387,10 @@ def predict_videos(
             log.error("%s", err)
             run.failed[str(video)] = str(err)
             continue
-        write_outputs(prediction, video, out_dir, annotated_video)
-        write_record(prediction, video, out_dir, options)
-        run.predictions.append(prediction)
+        if not isinstance(predictions, list):
+            predictions = [predictions]
+        for prediction in predictions:
+            write_outputs(prediction, video, out_dir, annotated_video)
+        write_record(predictions, video, out_dir, options)
+        run.predictions.extend(predictions)
     return run
