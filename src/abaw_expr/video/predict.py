@@ -32,7 +32,7 @@ from ..data.images import eval_transform
 from ..errors import InputError
 from ..evaluation import pick_device
 from ..inference import checked_stride, window_probabilities
-from ..model.engine import BackboneRunner
+from ..model.engine import COMPILE_MIN_FRAMES, BackboneRunner
 from ..model.temporal import ExpressionModel
 from ..writers import atomic_write, atomic_write_json, atomic_write_text
 from .batch import finished, select_shard, source_stamp
@@ -392,7 +392,13 @@ def predict_videos(
     model = model.to(torch_device).eval()
     seq_len = config.data.seq_len
     stride = checked_stride(stride or config.data.eval_stride, seq_len)
-    declared = sum(probe_declared_frames(v) for v in videos)
+    # Only whether the job reaches the compile threshold matters: stop counting there, so that
+    # a folder of thousands of videos is not opened file by file before the first frame.
+    declared = 0
+    for video in videos:
+        declared += probe_declared_frames(video)
+        if declared >= COMPILE_MIN_FRAMES:
+            break
     runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
     for video in videos:
         predict = predict_people if options.faces == "all" else predict_video
