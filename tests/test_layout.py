@@ -43,3 +43,26 @@ def test_no_data_module_names_the_model_even_in_a_function_body():
                 assert not target.startswith(forbidden), (
                     f"{path.name}:{node.lineno} imports {target}"
                 )
+
+
+def test_inference_commands_do_not_import_lightning():
+    """evaluate, predict, serve and export never train: importing Lightning (seconds on a small
+    CPU) would only delay their first frame."""
+    entry_points = (
+        "abaw_expr.cli",
+        "abaw_expr.evaluation",
+        "abaw_expr.video.predict",
+        "abaw_expr.video.preprocess",
+        "abaw_expr.serve",
+        "abaw_expr.export",
+    )
+    for module in entry_points:
+        code = (
+            f"import sys, {module}\n"
+            "print(','.join(sorted(m for m in ('lightning', 'pytorch_lightning', 'torchmetrics', "
+            "'abaw_expr.model.module', 'abaw_expr.training') if m in sys.modules)))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert out == "", f"{module} imports {out}"

@@ -9,7 +9,7 @@ import torch
 
 from .config import Config, config_from_dict
 from .errors import InputError, require_file
-from .model.module import build_model
+from .model.build import build_model
 from .model.temporal import ExpressionModel
 
 

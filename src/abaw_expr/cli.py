@@ -204,6 +204,7 @@ def _face_options(args: argparse.Namespace):
     from .video.tracks import FaceOptions
 
     return FaceOptions(
+        faces=getattr(args, "faces", "one"),  # serve follows one subject
         detector=args.detector,
         detect_every=args.detect_every,
         detect_width=args.detect_width,
@@ -221,8 +222,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if (args.video is None) == (args.images is None):
         raise InputError("give either --video FILE_OR_DIR, or --images with --videos LIST")
     if args.video is not None:
+        from .video.batch import parse_shard
         from .video.predict import predict_videos
 
+        shard = parse_shard(args.shard)
         run = predict_videos(
             args.checkpoint,
             args.video,
@@ -234,6 +237,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             annotated_video=args.annotated_video,
             engine=args.engine,
+            shard=shard,
+            overwrite=args.overwrite,
         )
         for p in run.predictions:
             faces = p.faces
@@ -241,7 +246,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 f"{p.name}: {faces.num_frames} frames, {int(faces.has_face.sum())} with a face -> "
                 f"{args.out / p.name}.csv"
             )
+        if run.skipped:
+            print(f"{len(run.skipped)} videos already done in {args.out} (--overwrite redoes them)")
         return _report_failures(args.command, run.failed)
+    if args.shard is not None or args.overwrite:
+        raise InputError("--shard and --overwrite go with --video")
     if args.videos is None:
         raise InputError("--images needs --videos, the list of test videos")
     from .evaluation import predict_test_set
@@ -254,9 +263,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
+    from .video.batch import parse_shard
     from .video.preprocess import preprocess_videos
 
-    result = preprocess_videos(args.video, args.out, _face_options(args), progress=True)
+    result = preprocess_videos(
+        args.video, args.out, _face_options(args), progress=True, shard=parse_shard(args.shard)
+    )
     print(
         f"{len(result.done)} videos written, {len(result.skipped)} already done, "
         f"{len(result.failed)} failed -> {args.out / 'cropped_aligned'}"
@@ -348,6 +360,23 @@ def build_parser() -> argparse.ArgumentParser:
             choices=["auto", "eager", "compile"],
             help="backbone on a CPU: compile (torch.compile, ~1.3x) or eager; auto compiles for "
             "3000 frames or more",
+        )
+
+    def shard_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--shard",
+            metavar="K/N",
+            help="only the K-th of N stable shares of the folder's videos (array jobs: K from "
+            "1 to N); finished videos are skipped on rerun either way",
+        )
+
+    def faces_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--faces",
+            choices=["all", "one"],
+            default="all",
+            help="all (default): every person gets a track and outputs of their own "
+            "(<video>_left / _right for two, as Aff-Wild2 names them); one: the largest face only",
         )
 
     def face_args(p: argparse.ArgumentParser) -> None:
@@ -445,6 +474,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help="also write <video>.annotated.mp4 with the face box and expression drawn on",
             )
             p.add_argument("--batch-size", type=int, default=64)
+            shard_arg(p)
+            faces_arg(p)
+            p.add_argument(
+                "--overwrite",
+                action="store_true",
+                help="with --video: redo videos whose outputs are already in --out",
+            )
             face_args(p)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument(
@@ -469,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--video", type=Path, required=True, help="a video file or a folder of them")
     p.add_argument("--out", type=Path, required=True)
+    shard_arg(p)
+    faces_arg(p)
     face_args(p)
 
     p = command(

@@ -1,9 +1,9 @@
 """Faces in video frames: detection back ends, 5-point alignment to the ArcFace template, and
-one-subject tracking. Frames are RGB uint8 arrays (H, W, 3) throughout."""
+tracking (one subject, or every face). Frames are RGB uint8 arrays (H, W, 3) throughout."""
 
 from .align import ARCFACE_TEMPLATE, align_face, similarity_to_template
 from .detectors import DETECTORS, Detection, FaceDetector, build_detector
-from .tracking import FaceObservation, SubjectTracker, iou
+from .tracking import FaceObservation, MultiFaceTracker, SubjectTracker, Track, iou
 
 __all__ = [
     "ARCFACE_TEMPLATE",
@@ -11,7 +11,9 @@ __all__ = [
     "Detection",
     "FaceDetector",
     "FaceObservation",
+    "MultiFaceTracker",
     "SubjectTracker",
+    "Track",
     "align_face",
     "build_detector",
     "iou",

@@ -1,4 +1,7 @@
-"""One subject per video: detect, follow by box overlap, re-detect, and name the other faces.
+"""Following faces through a video: one subject (:class:`SubjectTracker`), or every face with a
+track of its own (:class:`MultiFaceTracker`, at the end of this module).
+
+One subject per video: detect, follow by box overlap, re-detect, and name the other faces.
 
 The subject is the largest face when tracking starts. Each frame it is looked for near its last
 box (a detection in a window around it, cheap, and at a lower score threshold: a face that
@@ -168,3 +171,112 @@ class SubjectTracker:
             )
             for d in self.detector.detect(image, threshold)
         ]
+
+
+@dataclass
+class Track:
+    """One face followed through a video: its last box, its motion, and when it was seen."""
+
+    id: int
+    box: Box
+    first: int  # 0-based frame it was first seen
+    last: int  # 0-based frame it was last seen
+    velocity: tuple[float, float] = (0.0, 0.0)  # box centre, pixels a frame
+    missed: int = 0
+
+    def predicted(self, frame: int) -> Box:
+        """The box moved on by its velocity to ``frame``."""
+        dt = frame - self.last
+        dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
+        x0, y0, x1, y1 = self.box
+        return (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+
+
+def _centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+class MultiFaceTracker(SubjectTracker):
+    """Every face of a video, each with its own track. Feed frames in order; each call returns
+    ``[(track id, box, five points), ...]`` for the faces found in that frame.
+
+    Each track is looked for near where its motion says it is now (its last box moved on by
+    its velocity), and the whole frame is searched every ``detect_every`` frames and whenever
+    a track was missed. Detections go to tracks by one assignment over all of them, largest
+    overlap with the predicted box first: when two people cross, each keeps the face that
+    moves the way it was moving, and the one hidden behind the other is not taken for it.
+    A face of a whole-frame search that no track claims starts a new track; a track missed for
+    more than ``patience`` frames ends. Track ids count up from 1 in order of appearance.
+    """
+
+    def __init__(self, detector: FaceDetector, **kwargs):
+        super().__init__(detector, **kwargs)
+        self.tracks: list[Track] = []  # live tracks
+        self._next_id = 1
+        self._frame = -1
+        self._lost = False
+
+    def __call__(self, frame: np.ndarray) -> list[tuple[int, Box, np.ndarray]]:
+        self._frame += 1
+        i = self._frame
+        full = not self.tracks or self._lost or self._since_full >= self.detect_every
+        candidates: list[Detection] = []
+        if full:
+            self._since_full = 0
+            candidates = self._search_frame(frame)
+        self._since_full += 1
+        predicted = {t.id: t.predicted(i) for t in self.tracks}
+        matched = self._assign(candidates, predicted)
+        for track in self.tracks:  # not in the whole-frame search (or none ran): look near it
+            if track.id not in matched:
+                near = self._detect_near(frame, predicted[track.id])
+                candidates += [d for d in near if all(iou(d.box, c.box) < 0.5 for c in candidates)]
+        if len(matched) < len(self.tracks):
+            matched = self._assign(candidates, predicted)
+        found = []
+        for track in self.tracks:
+            detection = matched.get(track.id)
+            if detection is None:
+                track.missed += 1
+                continue
+            old, new = _centre(track.box), _centre(detection.box)
+            dt = i - track.last
+            step = ((new[0] - old[0]) / dt, (new[1] - old[1]) / dt)
+            track.velocity = tuple(
+                0.5 * v + 0.5 * s for v, s in zip(track.velocity, step, strict=True)
+            )
+            track.box, track.last, track.missed = detection.box, i, 0
+            found.append((track.id, detection.box))
+        self._lost = any(t.missed for t in self.tracks)
+        self.tracks = [t for t in self.tracks if t.missed <= self.patience]
+        if full:  # faces nobody claims, and that overlap no claimed face, are new people
+            claimed = [d.box for d in matched.values()]
+            for d in candidates:
+                if all(iou(d.box, b) < self.min_iou for b in claimed) and d.score >= 0:
+                    track = Track(self._next_id, d.box, i, i)
+                    self._next_id += 1
+                    self.tracks.append(track)
+                    claimed.append(d.box)
+                    found.append((track.id, d.box))
+        return [(tid, box, self.detector.landmarks(frame, box)) for tid, box in found]
+
+    def _assign(self, faces: list[Detection], predicted: dict[int, Box]) -> dict[int, Detection]:
+        """Track id -> detection, greedily by overlap with the predicted box (IoU >= min_iou)."""
+        pairs = sorted(
+            (
+                (iou(f.box, box), n, tid)
+                for tid, box in predicted.items()
+                for n, f in enumerate(faces)
+            ),
+            reverse=True,
+        )
+        matched: dict[int, Detection] = {}
+        used: set[int] = set()
+        for overlap, n, tid in pairs:
+            if overlap < self.min_iou:
+                break
+            if tid in matched or n in used:
+                continue
+            matched[tid] = faces[n]
+            used.add(n)
+        return matched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..config import Config
-from .module import build_model
+from .build import build_model
 from .temporal import count_parameters
 
 

@@ -16,24 +16,14 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ..classes import NUM_CLASSES
-from ..config import Config, config_from_dict
+from ..config import config_from_dict
 from ..losses import ExpressionLoss
 from ..metrics import f1_from_confusion
-from .backbone import build_backbone
-from .temporal import ExpressionModel, TemporalHead
+from .build import build_model  # the model from its config; inference imports it from .build
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
-
-
-def build_model(config: Config, with_backbone: bool = True) -> ExpressionModel:
-    m = config.model
-    backbone = build_backbone(m.backbone_weights, m.frozen_stages) if with_backbone else None
-    head = TemporalHead(
-        m.variant, heads=m.heads, head_dim=m.head_dim, ff_dim=m.ff_dim, dropout=m.dropout
-    )
-    return ExpressionModel(backbone, head)
 
 
 class ExpressionModule(L.LightningModule):

@@ -1,6 +1,7 @@
 """From video files to an expression for every frame.
 
-Per video, in one streamed pass: decode, follow and align the subject's face, and run the
+Per video, in one streamed pass: decode, follow and align the faces (every person's, or the
+subject's: ``FaceOptions.faces``), and run the
 backbone on batches of aligned crops; then the temporal head over the same windows as in
 training (``seq_len`` frames with a face, every ``stride``), averaged where they overlap,
 optionally smoothed, and filled from the nearest face frame where there is none. Writes
@@ -14,7 +15,8 @@ import csv
 import io
 import logging
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -30,12 +32,13 @@ from ..data.images import eval_transform
 from ..errors import InputError
 from ..evaluation import pick_device
 from ..inference import checked_stride, window_probabilities
-from ..model.engine import BackboneRunner
+from ..model.engine import COMPILE_MIN_FRAMES, BackboneRunner
 from ..model.temporal import ExpressionModel
-from ..writers import atomic_write, atomic_write_text
+from ..writers import atomic_write, atomic_write_json, atomic_write_text
+from .batch import finished, select_shard, source_stamp
 from .reader import list_videos, probe_video, read_frames
 from .timeline import CLASS_COLOURS, plot_timeline
-from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_video
+from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_people, track_video
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +56,19 @@ class VideoPrediction:
 
 
 class _BackboneBatcher:
-    """Collects aligned crops and runs the backbone on every full batch."""
+    """Collects aligned crops and runs the backbone on every full batch, in a worker thread:
+    PyTorch releases the interpreter while it computes, so the next frames are decoded and
+    their faces found (single-threaded work) while a batch runs, instead of leaving a core
+    idle. Batches run one at a time, in order."""
 
     def __init__(self, backbone: BackboneRunner, batch_size: int, device: torch.device):
         self.backbone, self.batch_size, self.device = backbone, batch_size, device
         self.transform = eval_transform()
         self.pending: list[np.ndarray] = []
         self.numbers: list[int] = []
-        self.features: list[torch.Tensor] = []
+        self.features: list[Future] = []
         self.seconds = 0.0
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="backbone")
 
     def __call__(self, number: int, crop: np.ndarray) -> None:
         self.numbers.append(number)
@@ -69,22 +76,31 @@ class _BackboneBatcher:
         if len(self.pending) >= self.batch_size:
             self.flush()
 
-    @torch.inference_mode()
     def flush(self) -> None:
         if not self.pending:
             return
-        start = time.perf_counter()
-        batch = torch.from_numpy(np.stack(self.pending)).permute(0, 3, 1, 2)
-        self.features.append(self.backbone(self.transform(batch)))
+        batch = np.stack(self.pending)
         self.pending.clear()
+        self.features.append(self._worker.submit(self._run, batch))
+
+    def _run(self, crops: np.ndarray) -> torch.Tensor:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            batch = torch.from_numpy(crops).permute(0, 3, 1, 2)
+            features = self.backbone(self.transform(batch))
         self.seconds += time.perf_counter() - start
+        return features
 
     def result(self) -> tuple[np.ndarray, torch.Tensor]:
         self.flush()
+        try:
+            features = [f.result() for f in self.features]
+        finally:
+            self._worker.shutdown(wait=True, cancel_futures=True)
         frames = np.asarray(self.numbers, np.int64) - 1
-        if not self.features:
+        if not features:
             return frames, torch.zeros(0, FEATURE_DIM, device=self.device)
-        return frames, torch.cat(self.features)
+        return frames, torch.cat(features)
 
 
 def predict_video(
@@ -103,6 +119,7 @@ def predict_video(
     """One video through faces, backbone and head; ``on_frame(number, declared)`` reports
     progress after each decoded frame. ``runner`` runs the backbone (default: eagerly)."""
     device = torch.device(device)
+    began = time.perf_counter()
     runner = runner or BackboneRunner(model.backbone, device, "eager", batch_size)
     batcher = _BackboneBatcher(runner, batch_size, device)
     faces = track_video(video, options, batcher, progress, on_frame)
@@ -125,8 +142,74 @@ def predict_video(
         "decode": faces.seconds["decode"],
         "faces": faces.seconds["faces"],
         "model": batcher.seconds + time.perf_counter() - start,
+        "pass": time.perf_counter() - began,  # wall time; the model overlaps the faces
     }
     return VideoPrediction(video.stem, faces, probs, seconds)
+
+
+def predict_people(
+    model: ExpressionModel,
+    video: Path,
+    options: FaceOptions,
+    seq_len: int,
+    stride: int,
+    smooth: int = 0,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    on_frame=None,
+    runner: BackboneRunner | None = None,
+) -> list[VideoPrediction]:
+    """Every person of one video (see :func:`..tracks.track_people`), each predicted as
+    :func:`predict_video` predicts the subject: one :class:`VideoPrediction` per person."""
+    device = torch.device(device)
+    began = time.perf_counter()
+    runner = runner or BackboneRunner(model.backbone, device, "eager", batch_size)
+    batchers: dict[int, _BackboneBatcher] = {}
+
+    def on_face(track: int, number: int, crop: np.ndarray) -> None:
+        if track not in batchers:
+            batchers[track] = _BackboneBatcher(runner, batch_size, device)
+        batchers[track](number, crop)
+
+    people = track_people(video, options, on_face, progress, on_frame)
+    results = [b.result() for b in batchers.values()]
+    by_track = dict(zip(batchers, results, strict=True))
+    model_seconds = sum(b.seconds for b in batchers.values())
+    predictions = []
+    for faces, tracks in people:
+        start = time.perf_counter()
+        parts = [by_track[t] for t in tracks if t in by_track]
+        frames = np.concatenate([f for f, _ in parts]) if parts else np.zeros(0, np.int64)
+        features = (
+            torch.cat([x for _, x in parts])
+            if parts
+            else torch.zeros(0, FEATURE_DIM, device=device)
+        )
+        order = np.argsort(frames, kind="stable")
+        probs = window_probabilities(
+            model.head,
+            features[torch.from_numpy(order).to(features.device)],
+            frames[order],
+            faces.num_frames,
+            seq_len,
+            stride,
+            batch_size,
+            smooth,
+            name=str(video),
+        )
+        model_seconds += time.perf_counter() - start
+        predictions.append(VideoPrediction(faces.name, faces, probs))
+    if not people[0][0].has_face.any():
+        log.warning("%s: no face found in any of its %d frames", video, people[0][0].num_frames)
+    for prediction in predictions:  # the stages of the whole pass, shared by its people
+        prediction.seconds = {
+            "decode": people[0][0].seconds["decode"],
+            "faces": people[0][0].seconds["faces"],
+            "model": model_seconds,
+            "pass": time.perf_counter() - began,  # wall time; the model overlaps the faces
+        }
+    return predictions
 
 
 def prediction_csv(prediction: VideoPrediction) -> str:
@@ -237,6 +320,32 @@ def probe_declared_frames(video: Path) -> int:
 class VideoRun:
     predictions: list[VideoPrediction]
     failed: dict[str, str]  # video file -> one-line error
+    skipped: list[str] = field(default_factory=list)  # finished by an earlier run
+
+
+def record_path(out_dir: Path, name: str) -> Path:
+    """``<video>.json``: written last, when every output of the video is in place."""
+    return out_dir / f"{name}.json"
+
+
+def write_record(
+    predictions: list[VideoPrediction], video: Path, out_dir: Path, options: FaceOptions
+) -> None:
+    """``<video>.json``: the video's people (their output names and face frames), last."""
+    faces = predictions[0].faces
+    record = {
+        "video": video.stem,
+        "source": str(video),
+        "frames": faces.num_frames,
+        "fps": faces.info.fps,
+        "people": [
+            {"name": p.name, "track": p.faces.track, "face_frames": int(p.faces.has_face.sum())}
+            for p in predictions
+        ],
+        "options": asdict(options),
+        **source_stamp(video),
+    }
+    atomic_write_json(record_path(out_dir, video.stem), record)
 
 
 def predict_videos(
@@ -251,16 +360,28 @@ def predict_videos(
     annotated_video: bool = False,
     progress: bool = True,
     engine: str = "auto",
+    shard: tuple[int, int] | None = None,
+    overwrite: bool = False,
 ) -> VideoRun:
-    """Predict every frame of one video or of every video in a folder.
+    """Predict every frame of one video or of every video in a folder (or of shard ``(K, N)``
+    of them, see :mod:`.batch`).
 
     A video that cannot be read is reported (one line naming it) and the others still
-    processed; the CLI then exits non-zero.
+    processed; the CLI then exits non-zero. A video whose ``<video>.json`` record matches its
+    file (size and time) was finished by an earlier run and is skipped, unless ``overwrite``.
     """
     options = options or FaceOptions()
-    videos = list_videos(source)
-    for video in videos:
+    out_dir = Path(out_dir)
+    run = VideoRun([], {})
+    videos = []
+    for video in select_shard(list_videos(source), shard):
         check_video_name(video.stem, video)
+        if not overwrite and finished(record_path(out_dir, video.stem), video):
+            run.skipped.append(video.stem)
+        else:
+            videos.append(video)
+    if not videos:
+        return run
     model, config = load_model(checkpoint)
     if model.backbone is None:
         raise InputError(
@@ -271,13 +392,18 @@ def predict_videos(
     model = model.to(torch_device).eval()
     seq_len = config.data.seq_len
     stride = checked_stride(stride or config.data.eval_stride, seq_len)
-    out_dir = Path(out_dir)
-    declared = sum(probe_declared_frames(v) for v in videos)
-    runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
-    run = VideoRun([], {})
+    # Only whether the job reaches the compile threshold matters: stop counting there, so that
+    # a folder of thousands of videos is not opened file by file before the first frame.
+    declared = 0
     for video in videos:
+        declared += probe_declared_frames(video)
+        if declared >= COMPILE_MIN_FRAMES:
+            break
+    runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
+    for video in videos:
+        predict = predict_people if options.faces == "all" else predict_video
         try:
-            prediction = predict_video(
+            predictions = predict(
                 model, video, options, seq_len, stride, smooth, batch_size, torch_device,
                 progress, runner=runner,
             )  # fmt: skip
@@ -285,6 +411,10 @@ def predict_videos(
             log.error("%s", err)
             run.failed[str(video)] = str(err)
             continue
-        write_outputs(prediction, video, out_dir, annotated_video)
-        run.predictions.append(prediction)
+        if not isinstance(predictions, list):
+            predictions = [predictions]
+        for prediction in predictions:
+            write_outputs(prediction, video, out_dir, annotated_video)
+        write_record(predictions, video, out_dir, options)
+        run.predictions.extend(predictions)
     return run

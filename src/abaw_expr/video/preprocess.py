@@ -1,6 +1,9 @@
 """Raw videos to the ABAW layout: ``OUT/cropped_aligned/<video>/00001.jpg ...`` numbered by
 video frame (1-based), frames without the subject's face left missing, exactly as Aff-Wild2's
 training data look; plus ``OUT/faces/<video>.json`` (frame count, fps, every frame's boxes).
+With ``faces="all"`` each person is a folder and a record of their own, named as Aff-Wild2
+names them (``<video>_left`` / ``<video>_right``, see :mod:`.tracks`), and ``<video>.json``
+lists them.
 
 A video is written into a hidden folder and renamed into place when it is complete, and its
 JSON is written last: a killed run leaves no half video, and a rerun skips the videos whose
@@ -21,8 +24,9 @@ import numpy as np
 from ..data.frame_index import check_video_name
 from ..errors import InputError
 from ..writers import atomic_write_json
+from .batch import finished, select_shard, source_stamp
 from .reader import list_videos
-from .tracks import FaceOptions, track_video
+from .tracks import FaceOptions, track_people, track_video
 
 log = logging.getLogger(__name__)
 
@@ -36,49 +40,80 @@ class PreprocessResult:
     failed: dict[str, str]  # video file -> one-line error
 
 
-def _source_stamp(path: Path) -> dict:
-    stat = path.stat()
-    return {"source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
-
-
-def _already_done(record_path: Path, video: Path) -> bool:
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        return False
-    stamp = _source_stamp(video)
-    return all(record.get(k) == v for k, v in stamp.items())
+def _write_jpeg(path: Path, crop: np.ndarray) -> None:
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    )
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    path.write_bytes(data.tobytes())
 
 
 def preprocess_video(video: Path, out: Path, options: FaceOptions, progress: bool = False) -> dict:
-    """Crops and face record of one video; returns the record."""
+    """Crops and face records of one video; returns the video's record."""
     name = check_video_name(video.stem, video)
-    final = out / "cropped_aligned" / name
     partial = out / "cropped_aligned" / f".{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-
-    def write_crop(number: int, crop: np.ndarray) -> None:
-        ok, data = cv2.imencode(
-            ".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-        )
-        if not ok:
-            raise OSError(f"cannot encode frame {number} of {video}")
-        (partial / f"{number:05d}.jpg").write_bytes(data.tobytes())
-
     try:
-        faces = track_video(video, options, write_crop, progress)
+        if options.faces == "all":
+
+            def write_crop(track: int, number: int, crop: np.ndarray) -> None:
+                folder = partial / "pieces" / str(track)
+                folder.mkdir(parents=True, exist_ok=True)
+                _write_jpeg(folder / f"{number:05d}.jpg", crop)
+
+            people = track_people(video, options, write_crop, progress)
+        else:
+
+            def write_subject(number: int, crop: np.ndarray) -> None:
+                (partial / "pieces" / "0").mkdir(parents=True, exist_ok=True)
+                _write_jpeg(partial / "pieces" / "0" / f"{number:05d}.jpg", crop)
+
+            people = [(track_video(video, options, write_subject, progress), [0])]
+        # Each person's pieces into one folder, still hidden; then all of them into place.
+        for faces, tracks in people:
+            folder = partial / "people" / faces.name
+            folder.mkdir(parents=True)
+            for track in tracks:
+                for jpeg in (partial / "pieces" / str(track)).glob("*.jpg"):
+                    jpeg.rename(folder / jpeg.name)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    record = faces.summary(options)
-    record.update(_source_stamp(video), options=asdict(options))
-    if not faces.has_face.any():
-        log.warning("%s: no face found in any of its %d frames", video, faces.num_frames)
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-    atomic_write_json(out / "faces" / f"{name}.json", record)
-    return record
+    if not any(faces.has_face.any() for faces, _ in people):
+        log.warning("%s: no face found in any of its %d frames", video, people[0][0].num_frames)
+    records = []
+    for faces, _ in people:
+        final = out / "cropped_aligned" / faces.name
+        shutil.rmtree(final, ignore_errors=True)
+        (partial / "people" / faces.name).rename(final)
+        record = faces.summary(options)
+        record.update(source_stamp(video), options=asdict(options))
+        records.append(record)
+    shutil.rmtree(partial, ignore_errors=True)
+    names = [faces.name for faces, _ in people]
+    for record in records:
+        if record["video"] != name:
+            atomic_write_json(out / "faces" / f"{record['video']}.json", record)
+    # The video's own record last: it marks the video done.
+    if names == [name]:
+        video_record = records[0]
+    else:
+        video_record = {
+            k: records[0][k] for k in ("source", "width", "height", "fps", "frames")
+        } | {"video": name, "options": asdict(options), **source_stamp(video)}
+    video_record["people"] = names
+    atomic_write_json(out / "faces" / f"{name}.json", video_record)
+    return video_record
+
+
+def _people_done(out: Path, video: Path) -> bool:
+    record_path = out / "faces" / f"{video.stem}.json"
+    if not finished(record_path, video):
+        return False
+    people = json.loads(record_path.read_text()).get("people", [video.stem])
+    return all((out / "cropped_aligned" / person).is_dir() for person in people)
 
 
 def preprocess_videos(
@@ -86,15 +121,15 @@ def preprocess_videos(
     out: Path | str,
     options: FaceOptions | None = None,
     progress: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> PreprocessResult:
-    """Every video of ``source`` (a file or a folder); a video that fails is reported and the
-    others still processed."""
+    """Every video of ``source`` (a file or a folder), or shard ``(K, N)`` of them (see
+    :mod:`.batch`); a video that fails is reported and the others still processed."""
     options = options or FaceOptions()
     out = Path(out)
     result = PreprocessResult([], [], {})
-    for video in list_videos(source):
-        record_path = out / "faces" / f"{video.stem}.json"
-        if (out / "cropped_aligned" / video.stem).is_dir() and _already_done(record_path, video):
+    for video in select_shard(list_videos(source), shard):
+        if _people_done(out, video):
             result.skipped.append(video.stem)
             continue
         try:

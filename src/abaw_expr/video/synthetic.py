@@ -134,3 +134,75 @@ def _paste(frame: np.ndarray, face: np.ndarray, matte: np.ndarray, matrix: np.nd
     alpha = cv2.warpAffine(matte, matrix, (width, height))[..., None]
     frame *= 1 - alpha
     frame += alpha * warped
+
+
+@dataclass
+class Walker:
+    """A person for :func:`write_people_video`: in view from ``enter`` to ``leave`` (1-based,
+    inclusive), moving in a straight line from ``start`` to ``end`` (frame pixels, face centre),
+    ``face_px`` wide, with one ``expression`` the whole time."""
+
+    start: tuple[float, float]
+    end: tuple[float, float]
+    expression: int
+    face_px: float = 150.0
+    enter: int = 1
+    leave: int | None = None
+
+
+def write_people_video(
+    path: Path | str,
+    num_frames: int,
+    people: list[Walker],
+    size: tuple[int, int] = (640, 360),
+    fps: float = 25.0,
+    seed: int = 0,
+    fourcc: str = "mp4v",
+) -> list[SyntheticTruth]:
+    """Several of the sample's faces, each walking its own straight path with its own expression;
+    later people in the list are drawn in front (so paths that cross hide the earlier one).
+    Returns one truth per person, in the list's order."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    identities = [Identity.random(rng) for _ in people]
+    background = _background(rng, width, height)
+    matte = _face_mask()[..., None]
+    truths = []
+    for person in people:
+        visible = np.zeros(num_frames, bool)
+        visible[person.enter - 1 : person.leave or num_frames] = True
+        labels = np.where(visible, person.expression, -1).astype(np.int64)
+        points = np.full((num_frames, 5, 2), np.nan, np.float32)
+        truths.append(SyntheticTruth(visible, points, labels, np.zeros(num_frames, bool), fps))
+    for truth in truths:
+        truth.other_visible = np.any([t.visible for t in truths if t is not truth], axis=0)
+
+    def draw(i: int) -> np.ndarray:
+        shift = int(i * width / max(num_frames, 1) * 0.5)
+        frame = background[:, shift : shift + width].copy()
+        for person, identity, truth in zip(people, identities, truths, strict=True):
+            if not truth.visible[i]:
+                continue
+            first, last = person.enter - 1, (person.leave or num_frames) - 1
+            t = (i - first) / max(last - first, 1)
+            cx = person.start[0] + t * (person.end[0] - person.start[0])
+            cy = person.start[1] + t * (person.end[1] - person.start[1])
+            matrix = _placement(person.face_px / 112.0, 0.0, cx, cy)
+            params = FaceParams(*identity.apex(person.expression).tolist())
+            face = render_face(params, identity, rng, nuisance=Nuisance(noise=2.0))
+            _paste(frame, face, matte, matrix)
+            truth.points[i] = ARCFACE_TEMPLATE @ matrix[:, :2].T + matrix[:, 2]
+        return frame.astype(np.uint8)
+
+    def write(tmp: Path) -> None:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write {path} with codec {fourcc}")
+        try:
+            for i in range(num_frames):
+                writer.write(cv2.cvtColor(draw(i), cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+
+    atomic_write(path, write, suffix=f".tmp{Path(path).suffix}")
+    return truths

@@ -1,7 +1,14 @@
-"""One pass over a video: decode, follow the subject's face, align it, hand each crop on.
+"""One pass over a video: decode, follow the faces, align them, hand each crop on.
 
 Both ``preprocess`` (crops to JPEG files) and video ``predict`` (crops to the backbone) are this
 pass with a different ``on_face``. It also times its stages, for the benchmarks.
+
+Two modes (``FaceOptions.faces``): ``one`` follows one subject (:func:`track_video`); ``all``
+follows every face with a track of its own (:func:`track_people`), then joins the pieces of
+one person's track that a long absence cut apart, drops tracks too short to be a person, and
+names them as Aff-Wild2 names the people of one video: ``<video>`` for one, ``<video>_left`` /
+``<video>_right`` for two (by mean horizontal position), ``<video>_1``, ``_2``, ... for more
+(in order of first appearance).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..faces import SubjectTracker, align_face, build_detector
+from ..faces import MultiFaceTracker, SubjectTracker, align_face, build_detector
 from ..faces.tracking import NONE, OTHER, SUBJECT
 from .reader import VideoInfo, probe_video, read_frames
 
@@ -26,6 +33,8 @@ class FaceOptions:
     """How faces are found: see :mod:`abaw_expr.faces`."""
 
     detector: str = "dlib-hog"
+    faces: str = "all"  # "all": a track per person; "one": the subject only
+    min_track: int = 10  # with faces="all": a track with fewer face frames is not a person
     detect_every: int = 10  # full-frame search every N frames (and whenever the face is lost)
     detect_width: int = 640  # full-frame search on the frame scaled down to this width
     upsample: int = 0  # detector upsampling: 1 finds faces down to ~40 px, 4x slower
@@ -44,6 +53,12 @@ class VideoFaces:
     points: np.ndarray  # (n, 5, 2) float32, NaN where there is no subject
     others: list[list[list[float]]]  # per frame, the boxes of the other faces
     seconds: dict[str, float] = field(default_factory=dict)
+    track: str = ""  # "" (the one subject), "left", "right", "1", "2", ...
+
+    @property
+    def name(self) -> str:
+        """The outputs' name: the video's, with the track's suffix when it has one."""
+        return f"{self.info.name}_{self.track}" if self.track else self.info.name
 
     @property
     def num_frames(self) -> int:
@@ -69,7 +84,7 @@ class VideoFaces:
                 record["other_boxes"] = [[round(v, 1) for v in box] for box in self.others[i]]
             frames.append(record)
         return {
-            "video": self.info.name,
+            "video": self.name,
             "source": str(self.info.path),
             "width": self.info.width,
             "height": self.info.height,
@@ -78,6 +93,7 @@ class VideoFaces:
             "declared_frames": self.info.declared_frames,
             "face_frames": int(self.has_face.sum()),
             "other_face_frames": int((self.status == STATUS_CODES[OTHER]).sum()),
+            "track": self.track,
             "detector": options.detector,
             "detect_every": options.detect_every,
             "per_frame": frames,
@@ -150,3 +166,141 @@ def track_video(
         others,
         seconds,
     )
+
+
+FACE_MODES = ("all", "one")
+
+
+def track_people(
+    path: Path | str,
+    options: FaceOptions,
+    on_face: Callable[[int, int, np.ndarray], None],
+    progress: bool = False,
+    on_frame: Callable[[int, int], None] | None = None,
+) -> list[tuple[VideoFaces, list[int]]]:
+    """Follow every face through ``path``. ``on_face(track_id, frame_number, crop)`` gets each
+    aligned crop as soon as it is made, under the tracker's raw track id; the result is, per
+    person, their :class:`VideoFaces` and the raw track ids that make up their track (joined
+    pieces), left to right for two people, else in order of appearance."""
+    info = probe_video(path)
+    tracker = MultiFaceTracker(
+        build_detector(options.detector, options.upsample),
+        detect_every=options.detect_every,
+        detect_width=options.detect_width,
+    )
+    times: list[float] = []
+    seen: list[dict[int, tuple]] = []  # per frame: raw id -> (box, points)
+    seconds = {"decode": 0.0, "faces": 0.0, "consumer": 0.0}
+    frames = read_frames(path)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=info.declared_frames or None, desc=info.name, unit="frame", leave=False)
+    try:
+        while True:
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            t1 = time.perf_counter()
+            seconds["decode"] += t1 - t0
+            if frame is None:
+                break
+            faces, crops = {}, {}
+            for tid, box, points in tracker(frame.rgb):
+                try:
+                    crops[tid] = align_face(frame.rgb, points, options.size)
+                except ValueError:  # degenerate landmarks: no usable face
+                    continue
+                faces[tid] = (box, points)
+            t2 = time.perf_counter()
+            seconds["faces"] += t2 - t1
+            times.append(frame.time_s)
+            seen.append(faces)
+            for tid, crop in crops.items():
+                on_face(tid, frame.number, crop)
+            seconds["consumer"] += time.perf_counter() - t2
+            if bar is not None:
+                bar.update()
+            if on_frame is not None:
+                on_frame(frame.number, info.declared_frames)
+    finally:
+        if bar is not None:
+            bar.close()
+    people = link_tracks(seen, options.min_track)
+    names = person_names([[seen[i][t][0] for i in range(len(seen)) for t in p if t in seen[i]]
+                          for p in people])  # fmt: skip
+    result = []
+    for person, track in zip(people, names, strict=True):
+        n = len(seen)
+        status = np.full(n, STATUS_CODES[NONE], np.uint8)
+        boxes = np.full((n, 4), np.nan, np.float32)
+        points = np.full((n, 5, 2), np.nan, np.float32)
+        others: list[list[list[float]]] = []
+        for i, faces in enumerate(seen):
+            mine = [t for t in person if t in faces]
+            rest = [list(map(float, box)) for t, (box, _) in faces.items() if t not in person]
+            if mine:
+                status[i] = STATUS_CODES[SUBJECT]
+                boxes[i], points[i] = faces[mine[0]][0], faces[mine[0]][1]
+            elif rest:
+                status[i] = STATUS_CODES[OTHER]
+            others.append(rest)
+        faces_of = VideoFaces(
+            info, np.asarray(times, np.float64), status, boxes, points, others, seconds, track
+        )
+        result.append((faces_of, person))
+    if not result:  # nobody: one all-empty record under the video's own name
+        n = len(seen)
+        others = [[list(map(float, b)) for b, _ in f.values()] for f in seen]
+        status = np.array([STATUS_CODES[OTHER] if o else STATUS_CODES[NONE] for o in others])
+        empty = VideoFaces(
+            info,
+            np.asarray(times, np.float64),
+            status.astype(np.uint8).reshape(n),
+            np.full((n, 4), np.nan, np.float32),
+            np.full((n, 5, 2), np.nan, np.float32),
+            others,
+            seconds,
+        )
+        result.append((empty, []))
+    return result
+
+
+def link_tracks(seen: list[dict[int, tuple]], min_track: int = 10) -> list[list[int]]:
+    """People as lists of raw track ids. Tracks with fewer than ``min_track`` face frames are
+    dropped; a track that starts after another person's track has ended continues the
+    nearest such track (the person left and came back, or was hidden longer than the tracker
+    waits). Without face recognition, a stranger who enters after
+    somebody left is taken for them: the documented limitation of both modes."""
+    spans: dict[int, list[int]] = {}
+    for i, faces in enumerate(seen):
+        for tid in faces:
+            spans.setdefault(tid, []).append(i)
+    kept = sorted((t for t, f in spans.items() if len(f) >= min_track), key=lambda t: spans[t][0])
+    people: list[list[int]] = []
+    for tid in kept:
+        start = spans[tid][0]
+        here = _centre(seen[start][tid][0])
+        ended = [p for p in people if spans[p[-1]][-1] < start]
+        if ended:  # somebody left: the nearest (where they were last seen) came back
+            last = [_centre(seen[spans[p[-1]][-1]][p[-1]][0]) for p in ended]
+            gaps = [np.hypot(x - here[0], y - here[1]) for x, y in last]
+            ended[int(np.argmin(gaps))].append(tid)
+        else:
+            people.append([tid])
+    return people
+
+
+def person_names(boxes: list[list]) -> list[str]:
+    """Suffixes for the people of one video from their boxes: none for one person, ``left`` /
+    ``right`` for two (mean horizontal centre), ``1``, ``2``, ... for more (their order)."""
+    if len(boxes) == 1:
+        return [""]
+    if len(boxes) == 2:
+        centres = [np.mean([(b[0] + b[2]) / 2 for b in person]) for person in boxes]
+        return ["left", "right"] if centres[0] <= centres[1] else ["right", "left"]
+    return [str(k + 1) for k in range(len(boxes))]
+
+
+def _centre(box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
