@@ -168,7 +168,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     root = args.out
-    frames = 60 if args.quick else 300
+    frames = 100 if args.quick else 300
     write_sample(root / "sample", train_videos=args.videos, val_videos=2, frames=frames)
     images, annotations = root / "sample" / "cropped_aligned", root / "sample" / "annotations"
     result: dict = {
