@@ -3,7 +3,7 @@
 The probe's data are in :mod:`abaw_expr.data.probe`; this module adds what training on it
 needs (a saved backbone whose id the cache records, as ``train --features`` requires) and
 the config it is trained with: the paper's recipe (loss, AdamW, ReduceLROnPlateau, windows
-of 64, batch 16) with training windows every 32 frames and 4 epochs (the probe is learnt in
+of 64, batch 16) with training windows every 32 frames and 3 epochs (the probe is learnt in
 one or two; more only overfit and cost time).
 """
 
@@ -42,7 +42,7 @@ def prepare_probe(root: Path | str, spec: ProbeSpec) -> Path:
 
 
 def probe_config(
-    weights: Path | str, epochs: int = 4, seq_len: int = 64, stride: int = 32
+    weights: Path | str, epochs: int = 3, seq_len: int = 64, stride: int = 32
 ) -> Config:
     config = Config()
     config.model.backbone_weights = str(weights)
@@ -61,7 +61,7 @@ def run_probe(
     spec: ProbeSpec,
     arms: Sequence[str],
     seeds: int,
-    epochs: int = 4,
+    epochs: int = 3,
     resume: bool = False,
     on_run=None,
 ) -> dict:

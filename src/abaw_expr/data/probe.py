@@ -38,9 +38,9 @@ PROBE_FILE = "probe.npz"
 class ProbeSpec:
     """How the probe is drawn; the defaults are the benchmark's probe."""
 
-    train_videos: int = 24
-    val_videos: int = 8
-    frames: int = 400  # per video
+    train_videos: int = 12
+    val_videos: int = 6
+    frames: int = 320  # per video
     segment: tuple[int, int] = (80, 160)  # segment length range, frames (window: 64)
     uninformative: float = 0.4  # share of frames inside each segment that are background
     signal: float = 4.0  # norm of each class mean; the background is N(0, I)
