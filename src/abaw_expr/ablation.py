@@ -86,10 +86,12 @@ def _finished(run_dir: Path) -> dict | None:
 def evaluate_on_features(
     checkpoint: Path, features_dir: Path, out_dir: Path, subsets: dict[str, np.ndarray] | None
 ) -> dict:
-    """``metrics.json`` of a checkpoint on a cache's Validation_Set (every annotated frame),
-    plus macro F1 and accuracy on each boolean frame mask of ``subsets`` (cache row order)."""
+    """``metrics.json`` and ``predictions/`` of a checkpoint on a cache's Validation_Set, as
+    ``evaluate`` writes them from the images (every annotated frame; the backbone does not run
+    again), plus macro F1 and accuracy on each boolean frame mask of ``subsets`` (cache row order)."""
     from .checkpoint import load_model
     from .data.feature_cache import FeatureCache, open_split_index
+    from .evaluation import write_predictions
     from .inference import predict_probabilities
     from .metrics import expression_scores
 
@@ -108,6 +110,8 @@ def evaluate_on_features(
     annotated = labels >= 0
     metrics = expression_scores(labels[annotated], predicted[annotated])
     metrics["checkpoint"] = str(checkpoint)
+    metrics["videos"] = len(index)
+    write_predictions(out_dir / "predictions", index, probs)
     for name, mask in (subsets or {}).items():
         keep = mask & annotated
         scores = expression_scores(labels[keep], predicted[keep])
