@@ -8,11 +8,26 @@ import torch
 
 from abaw_expr.checkpoint import load_model
 from abaw_expr.cli import main
+from abaw_expr.training import train
+
+from .conftest import tiny_config
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra")
 
 
-def test_onnx_runtime_matches_pytorch_with_other_batch_and_length(trained_run, tmp_path):
+@pytest.fixture(params=["none", "relative"])
+def run_dir(request, trained_run, tiny_sample, tmp_path):
+    """The paper's model, and the opt-in relative positions (beyond the paper)."""
+    if request.param == "none":
+        return trained_run
+    config = tiny_config(model__positional="relative", trainer__limit_train_batches=2.0)
+    images = tiny_sample / "cropped_aligned"
+    train(config, tiny_sample / "annotations", tmp_path / "run", images, enable_progress_bar=False)
+    return tmp_path / "run"
+
+
+def test_onnx_runtime_matches_pytorch_with_other_batch_and_length(run_dir, tmp_path):
+    trained_run = run_dir
     out = tmp_path / "model.onnx"
     assert main(["export", "--checkpoint", str(trained_run / "best.ckpt"), "--out", str(out)]) == 0
     model, config = load_model(trained_run / "best.ckpt")

@@ -283,3 +283,50 @@ def test_calibrated_backbone_gives_standardised_features_and_keeps_them_in_its_w
     with torch.inference_mode():
         again = build_backbone(str(path), frozen_stages=5).eval()(images)
     assert torch.allclose(again, calibrated, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["combine", "only_att", "only_trans"])
+def test_relative_positions_train_and_keep_padding_out(variant: str) -> None:
+    torch.manual_seed(0)
+    head = TemporalHead(variant, positional="relative").train()
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[1, 5:] = False
+    out = head(torch.randn(2, 8, FEATURE_DIM), mask)
+    assert out.shape == (2, 8, NUM_CLASSES) and torch.isfinite(out).all()
+    out[mask].square().mean().backward()
+    _check_grads(head)
+    slopes = [
+        m.position_slopes for m in head.modules() if getattr(m, "position_slopes", None) is not None
+    ]
+    assert len(slopes) == BRANCHES[variant] - 1 and all(s.grad.abs().sum() > 0 for s in slopes)
+    head.eval()
+    features = torch.randn(2, 6, FEATURE_DIM)
+    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    changed = features.clone()
+    changed[1, 3:] = 100 * torch.randn(3, FEATURE_DIM)
+    torch.testing.assert_close(head(features, mask)[mask], head(changed, mask)[mask])
+    assert torch.isfinite(head(features, torch.zeros(2, 6, dtype=torch.bool))).all()
+
+
+@pytest.mark.parametrize("positional", ["none", "relative"])
+def test_only_relative_positions_see_frame_order(positional: str) -> None:
+    """The paper's head treats a window as a bag of frames (permuting the frames permutes the
+    logits); with relative positions a frame's logits depend on where the others sit."""
+    torch.manual_seed(0)
+    head = TemporalHead("combine", dropout=0.0, positional=positional).eval()
+    features = torch.randn(1, 10, FEATURE_DIM)
+    order = torch.tensor([0, 7, 2, 9, 4, 1, 6, 3, 8, 5])
+    with torch.no_grad():
+        permuted_out = head(features[:, order])
+        out_permuted = head(features)[:, order]
+    assert torch.allclose(permuted_out, out_permuted, atol=1e-5) == (positional == "none")
+
+
+def test_relative_positions_are_opt_in() -> None:
+    paper = count_parameters(TemporalHead("combine"))
+    relative = count_parameters(TemporalHead("combine", positional="relative"))
+    assert not any("position" in n for n, _ in TemporalHead("combine").named_parameters())
+    assert relative["attention"] == paper["attention"] + 2  # one slope per head
+    assert relative["encoder"] == paper["encoder"] + 2
+    with pytest.raises(InputError, match="positional"):
+        TemporalHead("combine", positional="sinusoidal")

@@ -156,8 +156,10 @@ def test_render_face() -> None:
 @pytest.mark.slow
 def test_frames_alone_are_learnable(sample: tuple[Path, dict]) -> None:
     """A linear model on 28x28 frames, trained on the training split, reaches a macro-F1 of at
-    least 0.6 on validation, frame by frame (the temporal model adds context). The figures on
-    the default sample, 30 + 10 videos: ~0.8 (grey frames) and ~0.85 (colour)."""
+    least 0.45 on validation, frame by frame (the temporal model adds context). Before the
+    lapses (30 % of expression frames at the rest face, label kept) it reached ~0.8 (grey) and
+    ~0.85 (colour) on the default sample; with them 0.51 on this test's sample, since a lapsed
+    frame alone looks Neutral."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
@@ -183,4 +185,4 @@ def test_frames_alone_are_learnable(sample: tuple[Path, dict]) -> None:
     pca = PCA(64, random_state=0)
     model = make_pipeline(pca, StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
     model.fit(x_train, y_train)
-    assert f1_score(y_val, model.predict(x_val), average="macro") >= 0.6
+    assert f1_score(y_val, model.predict(x_val), average="macro") >= 0.45

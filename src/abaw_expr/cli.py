@@ -130,6 +130,31 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"report: {write_run_report(args.out)}")
 
 
+def cmd_ablate(args: argparse.Namespace) -> None:
+    from .ablation import ablate, format_table, parse_arms
+
+    arms = parse_arms(args.variants)  # before anything is written
+    if args.seeds < 1:
+        raise InputError(f"--seeds: need at least 1 seed, got {args.seeds}")
+    if args.images is None and args.features is None:
+        raise InputError(
+            "give --images (cropped_aligned folder) or --features (a cache from 'abaw-expr extract')"
+        )
+    if args.resume and args.config is None and (args.out / "config.yaml").is_file():
+        args.config = args.out / "config.yaml"  # continue with the settings it started with
+    table = ablate(
+        _load_config(args),
+        args.annotations,
+        args.out,
+        arms,
+        args.seeds,
+        images_dir=args.images,
+        features_dir=args.features,
+        resume=args.resume,
+    )
+    _print(table, args.json, format_table(table) + f"table: {args.out / 'ablation.json'}")
+
+
 def cmd_extract(args: argparse.Namespace) -> None:
     from .extraction import extract
 
@@ -531,6 +556,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--annotations", type=Path, help="the evaluated split's label folder, for timelines"
     )
     p.add_argument("--out", type=Path, help="the HTML file (default RUN/report.html)")
+
+    p = command(
+        "ablate",
+        cmd_ablate,
+        "train variants over N seeds on the same data; mean and std of macro and per-class F1",
+    )
+    config_args(p)
+    p.add_argument("--images", type=Path, help="the cropped_aligned folder (end-to-end training)")
+    p.add_argument("--features", type=Path, help="a feature cache (head-only training)")
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="folder holding Train_Set/ and Validation_Set/",
+    )
+    p.add_argument("--out", type=Path, required=True, help="a new folder for the runs and table")
+    p.add_argument(
+        "--variants",
+        default="combine,only_att,only_trans,no_att_trans",
+        help="comma-separated; add +pos for the relative positions beyond the paper (combine+pos)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    p.add_argument("--seed", type=int, help="the first seed (default trainer.seed); then +1, ...")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--resume", action="store_true", help="finish an interrupted ablation")
+    p.add_argument("--json", action="store_true")
 
     p = command("compare", cmd_compare, "runs side by side: config differences, F1, time")
     p.add_argument("runs", type=Path, nargs="+", help="run folders")

@@ -42,6 +42,8 @@ class ModelConfig:
     head_dim: int = 64
     ff_dim: int = 512
     dropout: float = 0.5
+    # Beyond the paper, opt-in: "relative" = a learned distance bias in both attention branches
+    positional: str = "none"
 
 
 @dataclass
@@ -185,6 +187,10 @@ def validate(config: Config) -> None:
             "model.variant must be combine, only_att, only_trans or no_att_trans",
         ),
         (0 <= config.model.frozen_stages <= 5, "model.frozen_stages must be 0..5"),
+        (
+            config.model.positional in ("none", "relative"),
+            "model.positional must be none (the paper) or relative",
+        ),
         (config.optim.optimizer in ("adam", "adamw"), "optim.optimizer must be adam or adamw"),
         (
             config.data.seq_len >= 1 and config.data.stride >= 1 and config.data.eval_stride >= 1,

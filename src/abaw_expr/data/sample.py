@@ -4,7 +4,10 @@ Cartoon faces (112x112, placed like ArcFace-aligned crops) whose expression is s
 facial parameters, animated in onset / apex / offset segments between Neutral stretches. Beside
 the shapes (mouth, brows, eyes, nose wrinkles), each class but Surprise has a cartoon colour cue
 (a tinted face, blushing cheeks, tears, ...) so that even the features of a randomly
-initialised backbone separate the classes. The files carry the quirks of the real data: Neutral-heavy labels, runs
+initialised backbone separate the classes. Inside expression segments about 30 % of the
+frames *lapse* to the rest face in runs of 4..12 frames (a look away, a pause) while keeping
+the segment's label, as Aff-Wild2's annotators label through blinks, occlusions and turned
+heads: on those frames a single frame does not say it all. The files carry the quirks of the real data: Neutral-heavy labels, runs
 of -1, frames without a face image, a ``_left`` / ``_right`` pair, and a label file and an
 image folder of different lengths. The same seed gives byte-identical files.
 """
@@ -36,6 +39,8 @@ _CX, _CY = SIZE / 2, 62.0  # face centre
 # Expression segments take their class from a per-split bag, refilled when empty, so that every
 # class turns up in every split by construction. In training the rare ones (Anger, Disgust,
 # Fear) come 2/3 as often as the others; validation is balanced, for a steadier macro-F1.
+# Share of an expression segment's frames that lapse to the rest face (label kept).
+LAPSE_SHARE = 0.3
 _CLASS_BAGS = ((1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 7, 7), (1, 2, 3, 4, 5, 6, 7))
 
 Colour = tuple[float, float, float]
@@ -538,6 +543,11 @@ def _plan_video(
         ramp = np.ones(length, np.float32)
         ramp[:onset] = np.linspace(0, 1, onset + 1, dtype=np.float32)[1:]
         ramp[length - offset :] = np.linspace(1, 0, offset + 1, dtype=np.float32)[:-1]
+        # Lapses: runs inside the segment where the face is at rest (a look away, a pause) while
+        # the annotation keeps the segment's label, as Aff-Wild2's annotators label through them.
+        # About LAPSE_SHARE of the apex frames: those frames alone look Neutral.
+        for run in _runs(rng, length - onset - offset, round(LAPSE_SHARE * length / 8), 4, 13):
+            ramp[onset + run.start : onset + run.stop] = 0.0
         seg = slice(pos, min(pos + length, n))
         labels[seg], apex[seg] = label, idt.apex(label)
         env[seg] = (ramp * ramp * (3 - 2 * ramp))[: seg.stop - pos]

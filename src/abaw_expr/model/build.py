@@ -16,6 +16,11 @@ def build_model(config: Config, with_backbone: bool = True) -> ExpressionModel:
     m = config.model
     backbone = build_backbone(m.backbone_weights, m.frozen_stages) if with_backbone else None
     head = TemporalHead(
-        m.variant, heads=m.heads, head_dim=m.head_dim, ff_dim=m.ff_dim, dropout=m.dropout
+        m.variant,
+        heads=m.heads,
+        head_dim=m.head_dim,
+        ff_dim=m.ff_dim,
+        dropout=m.dropout,
+        positional=m.positional,
     )
     return ExpressionModel(backbone, head)

@@ -14,6 +14,14 @@ Wiring follows the authors' code (Phan et al., ABAW3 2022), which builds its mod
 The variants reproduce the authors' ablations: ``combine`` (all three), ``only_att``,
 ``only_trans`` and ``no_att_trans`` (backbone features only). Head parameters keep PyTorch's
 default initialisation, as in the authors' code (their custom init ran before the head existed).
+
+Beyond the paper, opt-in: ``positional="relative"`` adds to every attention score of both
+branches a bias ``-slope_h * |i - j|`` (ALiBi, Press et al. 2022) with one learned slope per
+head, started at ALiBi's geometric slopes (1/2, 1/4, ...). Without it the attention and the
+encoder see a window as a bag of frames: a frame that looks neutral cannot tell whether it
+sits inside an expression segment or in the Neutral stretch beside it. The slopes add
+``heads`` parameters per branch and work for any window length. The default, ``"none"``, is
+the paper's model exactly.
 """
 
 from __future__ import annotations
@@ -27,18 +35,35 @@ from abaw_expr.errors import InputError
 from abaw_expr.model.backbone import FEATURE_DIM, RegNetFeatures
 
 VARIANTS: tuple[str, ...] = ("combine", "only_att", "only_trans", "no_att_trans")
+POSITIONAL: tuple[str, ...] = ("none", "relative")  # "none" is the paper's
+
+
+def alibi_slopes(heads: int) -> torch.Tensor:
+    """ALiBi's starting slopes: 2^-1, 2^-2, ... (one per head)."""
+    return torch.tensor([2.0 ** -(h + 1) for h in range(heads)])
 
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention over frames with an optional key padding mask."""
 
-    def __init__(self, dim: int, heads: int = 2, head_dim: int = 64, dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 2,
+        head_dim: int = 64,
+        dropout: float = 0.0,
+        positional: str = "none",
+    ):
         super().__init__()
         self.heads = heads
         self.head_dim = head_dim
         self.dropout = dropout
         self.to_qkv = nn.Linear(dim, 3 * heads * head_dim, bias=False)
         self.to_out = nn.Linear(heads * head_dim, dim)
+        # Beyond the paper (opt-in): learned per-head slopes of a distance penalty.
+        self.position_slopes = (
+            nn.Parameter(alibi_slopes(heads)) if positional == "relative" else None
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, T, dim); mask: (B, T) bool, True = real frame. Returns (B, T, dim)."""
@@ -50,6 +75,15 @@ class SelfAttention(nn.Module):
             # A window with no real frame would give all -inf rows (NaN); let it attend freely.
             mask = mask | ~mask.any(dim=1, keepdim=True)
             attn_mask = mask[:, None, None, :]  # (B, 1, 1, T): True = may be attended to
+        if self.position_slopes is not None:
+            # Positions 1..T from x's values, not its shape: the ONNX exporter folds arange(T)
+            # and ones_like(x) into constants of the example's length; T must stay dynamic.
+            position = torch.where(torch.isfinite(x[0, :, 0]), 1.0, 1.0).to(x.dtype).cumsum(0)
+            distance = (position[None, :] - position[:, None]).abs()  # (T, T)
+            bias = -self.position_slopes.to(x.dtype)[:, None, None] * distance  # (H, T, T)
+            if attn_mask is not None:
+                bias = bias.masked_fill(~attn_mask, float("-inf"))  # (B, H, T, T)
+            attn_mask = bias
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
@@ -66,10 +100,11 @@ class EncoderLayer(nn.Module):
         head_dim: int = 64,
         ff_dim: int = 512,
         attn_dropout: float = 0.0,
+        positional: str = "none",
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, head_dim, attn_dropout)
+        self.attn = SelfAttention(dim, heads, head_dim, attn_dropout, positional)
         self.norm2 = nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, dim))
 
@@ -92,19 +127,23 @@ class TemporalHead(nn.Module):
         ff_dim: int = 512,
         dropout: float = 0.5,
         attn_dropout: float = 0.0,
+        positional: str = "none",
     ):
         super().__init__()
         if variant not in VARIANTS:
             raise InputError(f"unknown model variant {variant!r}; expected one of {VARIANTS}")
+        if positional not in POSITIONAL:
+            raise InputError(f"unknown positional {positional!r}; expected one of {POSITIONAL}")
         self.variant = variant
+        self.positional = positional
         self.feature_dim = feature_dim
         self.attention = (
-            SelfAttention(feature_dim, heads, head_dim, attn_dropout)
+            SelfAttention(feature_dim, heads, head_dim, attn_dropout, positional)
             if variant in ("combine", "only_att")
             else None
         )
         self.encoder = (
-            EncoderLayer(feature_dim, heads, head_dim, ff_dim, attn_dropout)
+            EncoderLayer(feature_dim, heads, head_dim, ff_dim, attn_dropout, positional)
             if variant in ("combine", "only_trans")
             else None
         )

@@ -4,7 +4,8 @@
 Per run (one column each): the config keys whose values differ between the runs (from each
 ``config.yaml``, flattened like ``model.variant``), the best validation macro F1 of training
 (``run.json``), the macro and per-class F1 of its evaluation if it has one, epochs, training
-time and status. A run's evaluation is ``<run>/eval/metrics.json``, else ``<run>/metrics.json``
+time and status. Runs that differ only in ``trainer.seed`` are also summarised as groups:
+mean ± standard deviation (sample) of their F1 over the seeds. A run's evaluation is ``<run>/eval/metrics.json``, else ``<run>/metrics.json``
 (``abaw-expr evaluate --out RUN/eval`` or ``--out RUN``).
 """
 
@@ -93,6 +94,61 @@ def comparison_rows(runs: Sequence[RunSummary]) -> list[tuple[str, list[str]]]:
     return rows
 
 
+def seed_groups(runs: Sequence[RunSummary]) -> list[list[int]]:
+    """Indices of runs whose configs differ only in ``trainer.seed``, groups of two or more."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(runs):
+        key = repr(sorted((k, repr(v)) for k, v in r.config.items() if k != "trainer.seed"))
+        groups.setdefault(key, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    import numpy as np
+
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return "-"
+    std = f" ± {100 * a.std(ddof=1):.1f}" if a.size > 1 else ""
+    return f"{100 * a.mean():.1f}{std}"
+
+
+def seed_group_rows(
+    runs: Sequence[RunSummary], groups: Sequence[Sequence[int]]
+) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Header and rows of the mean ± std table: one column per group of seeds."""
+    differing = config_differences([runs[g[0]].config for g in groups])
+    differing = [k for k in differing if k != "trainer.seed"]
+    header = [
+        ", ".join(f"{k}={runs[g[0]].config.get(k, '-')}" for k in differing)
+        or _labels([runs[g[0]].path])[0]
+        for g in groups
+    ]
+    members = [[runs[i] for i in g] for g in groups]
+    rows = [
+        ("seeds", [", ".join(str(r.config.get("trainer.seed", "-")) for r in m) for m in members]),
+        (
+            "best val/macro_f1 (training)",
+            [_mean_std([r.best_f1 for r in m if r.best_f1 is not None]) for m in members],
+        ),
+        (
+            "macro F1 (evaluate)",
+            [_mean_std([r.metrics["macro_f1"] for r in m if r.metrics]) for m in members],
+        ),
+    ]
+    for i, name in enumerate(CLASS_NAMES):
+        rows.append(
+            (
+                f"F1 {name}",
+                [
+                    _mean_std([r.metrics["per_class_f1"][i] for r in m if r.metrics])
+                    for m in members
+                ],
+            )
+        )
+    return header, rows
+
+
 def text_table(header: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]]) -> str:
     table = [["", *header], *[[label, *values] for label, values in rows]]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -115,10 +171,20 @@ def compare_runs(run_dirs: Sequence[Path | str], out_html: Path | str | None = N
     if len(runs) > 1 and not config_differences([r.config for r in runs]):
         rows.insert(0, ("config", ["same"] * len(runs)))
     text = text_table(header, rows)
+    groups = seed_groups(runs)
+    if groups:
+        group_header, group_rows = seed_group_rows(runs, groups)
+        text += "\nmean ± std over seeds (runs that differ only in trainer.seed)\n"
+        text += text_table(group_header, group_rows)
     if out_html is not None:
         out = Path(out_html)
         page = Page(f"Comparison of {len(runs)} runs", out.parent / out.stem)
         page.table([[label, *values] for label, values in rows], header=["", *header])
+        if groups:
+            page.table(
+                [[label, *values] for label, values in group_rows],
+                header=["mean ± std over seeds", *group_header],
+            )
         sources = [
             [h, str(r.path), str(r.eval_dir or "-")] for h, r in zip(header, runs, strict=True)
         ]

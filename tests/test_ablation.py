@@ -1,0 +1,112 @@
+"""abaw-expr ablate: variants over seeds, one table; bad arguments; resuming; compare's mean ± std."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from abaw_expr.ablation import ablate
+from abaw_expr.cli import main
+from abaw_expr.config import load_config
+from abaw_expr.context_probe import prepare_probe
+from abaw_expr.data.probe import ProbeSpec
+from abaw_expr.report.compare import compare_runs
+
+SPEC = ProbeSpec(train_videos=4, val_videos=2, frames=96, segment=(24, 48), seed=2)
+SETTINGS = ["data.seq_len=16", "data.stride=16", "data.eval_stride=8", "data.num_workers=0"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("probe")
+    return root / "cache", prepare_probe(root, SPEC)
+
+
+def args(cache, out, *extra):
+    features, weights = cache
+    settings = [x for s in SETTINGS for x in ("--set", s)]
+    return [
+        "ablate", "--features", str(features), "--annotations", str(features),
+        "--backbone-weights", str(weights), "--epochs", "1", "--out", str(out), *settings, *extra,
+    ]  # fmt: skip
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_ablation_resumes_without_retraining(cache, tmp_path, capsys):
+    out = tmp_path / "abl"
+    features, weights = cache
+    config = load_config(None, [*SETTINGS, f"model.backbone_weights={weights}", "trainer.epochs=1"])
+
+    def stop_after_first(arm, seed, metrics):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        ablate(config, features, out, ["no_att_trans", "combine+pos"], 2, features_dir=features,
+               on_run=stop_after_first)  # fmt: skip
+    first = out / "no_att_trans" / "seed42" / "best.ckpt"
+    stamp = first.stat().st_mtime_ns
+    assert main(args(cache, out, "--variants", "no_att_trans,combine", "--seeds", "2")) == 2
+    assert "resume" in capsys.readouterr().err  # the folder exists: refused without --resume
+    argv = args(cache, out, "--variants", "no_att_trans,combine+pos", "--seeds", "2", "--resume")
+    assert main([*argv, "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert first.stat().st_mtime_ns == stamp  # the finished run was kept, not retrained
+    assert set(table["arms"]) == {"no_att_trans", "combine+pos"}
+    for arm, row in table["arms"].items():
+        assert row["seeds"] == [42, 43]
+        f1 = [
+            json.loads((out / arm / f"seed{s}" / "eval" / "metrics.json").read_text())["macro_f1"]
+            for s in (42, 43)
+        ]
+        assert row["macro_f1"] == f1
+        assert row["macro_f1_mean"] == pytest.approx(np.mean(f1))
+        assert row["macro_f1_std"] == pytest.approx(np.std(f1, ddof=1))
+        assert set(row["per_class_f1"]["Neutral"]) == {"mean", "std"}
+    config = json.loads((out / "combine+pos" / "seed43" / "run.json").read_text())
+    assert (out / "combine+pos" / "seed43" / "config.yaml").read_text().count("relative") == 1
+    assert config["status"] == "finished"
+    assert "±" in (out / "ablation.txt").read_text()
+
+    runs = sorted(out.glob("*/seed*"))
+    text = compare_runs(runs, tmp_path / "compare.html")
+    assert "mean ± std over seeds" in text
+    pos = json.loads((out / "ablation.json").read_text())["arms"]["combine+pos"]
+    mean, std = 100 * pos["macro_f1_mean"], 100 * pos["macro_f1_std"]
+    assert f"{mean:.1f} ± {std:.1f}" in text
+    assert "mean ± std over seeds" in (tmp_path / "compare.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--variants", "combine,lstm"], "unknown variant 'lstm'"),
+        (["--seeds", "0"], "at least 1 seed"),
+        (["--variants", "combine,combine"], "named twice"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(cache, tmp_path, capsys, extra, message):
+    assert main(args(cache, tmp_path / "new", *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_existing_output_folder_is_refused(cache, tmp_path, capsys):
+    (tmp_path / "old").mkdir()
+    assert main(args(cache, tmp_path / "old", "--seeds", "1")) == 2
+    err = capsys.readouterr().err
+    assert "old: already exists" in err and err.count("\n") == 1
