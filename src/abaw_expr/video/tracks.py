@@ -100,6 +100,38 @@ class VideoFaces:
         }
 
 
+def _timed_frames(
+    path: Path | str,
+    info: VideoInfo,
+    seconds: dict[str, float],
+    progress: bool,
+    on_frame: Callable[[int, int], None] | None,
+):
+    """The decoded frames of ``path``, decoding time added to ``seconds["decode"]``; after the
+    caller's work on a frame: the progress bar and ``on_frame(frame_number, declared_frames)``."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=info.declared_frames or None, desc=info.name, unit="frame", leave=False)
+    frames = read_frames(path)
+    try:
+        while True:
+            start = time.perf_counter()
+            frame = next(frames, None)
+            seconds["decode"] += time.perf_counter() - start
+            if frame is None:
+                return
+            yield frame
+            if bar is not None:
+                bar.update()
+            if on_frame is not None:
+                on_frame(frame.number, info.declared_frames)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def track_video(
     path: Path | str,
     options: FaceOptions,
@@ -118,45 +150,26 @@ def track_video(
     )
     times, status, boxes, points, others = [], [], [], [], []
     seconds = {"decode": 0.0, "faces": 0.0, "consumer": 0.0}
-    frames = read_frames(path)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info.declared_frames or None, desc=info.name, unit="frame", leave=False)
-    try:
-        while True:
-            t0 = time.perf_counter()
-            frame = next(frames, None)
-            t1 = time.perf_counter()
-            seconds["decode"] += t1 - t0
-            if frame is None:
-                break
-            seen = tracker(frame.rgb)
-            crop = None
-            if seen.status == SUBJECT:
-                try:
-                    crop = align_face(frame.rgb, seen.points, options.size)
-                except ValueError:  # degenerate landmarks: no usable face in this frame
-                    seen.status = OTHER if seen.others else NONE
-            t2 = time.perf_counter()
-            seconds["faces"] += t2 - t1
-            times.append(frame.time_s)
-            status.append(STATUS_CODES[seen.status])
-            have = crop is not None
-            boxes.append(seen.box if have else (np.nan,) * 4)
-            points.append(seen.points if have else np.full((5, 2), np.nan, np.float32))
-            others.append([list(map(float, box)) for box in seen.others])
-            if have:
-                on_face(frame.number, crop)
-            seconds["consumer"] += time.perf_counter() - t2
-            if bar is not None:
-                bar.update()
-            if on_frame is not None:
-                on_frame(frame.number, info.declared_frames)
-    finally:
-        if bar is not None:
-            bar.close()
+    for frame in _timed_frames(path, info, seconds, progress, on_frame):
+        t1 = time.perf_counter()
+        seen = tracker(frame.rgb)
+        crop = None
+        if seen.status == SUBJECT:
+            try:
+                crop = align_face(frame.rgb, seen.points, options.size)
+            except ValueError:  # degenerate landmarks: no usable face in this frame
+                seen.status = OTHER if seen.others else NONE
+        t2 = time.perf_counter()
+        seconds["faces"] += t2 - t1
+        times.append(frame.time_s)
+        status.append(STATUS_CODES[seen.status])
+        have = crop is not None
+        boxes.append(seen.box if have else (np.nan,) * 4)
+        points.append(seen.points if have else np.full((5, 2), np.nan, np.float32))
+        others.append([list(map(float, box)) for box in seen.others])
+        if have:
+            on_face(frame.number, crop)
+        seconds["consumer"] += time.perf_counter() - t2
     return VideoFaces(
         info,
         np.asarray(times, np.float64),
@@ -191,41 +204,22 @@ def track_people(
     times: list[float] = []
     seen: list[dict[int, tuple]] = []  # per frame: raw id -> (box, points)
     seconds = {"decode": 0.0, "faces": 0.0, "consumer": 0.0}
-    frames = read_frames(path)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info.declared_frames or None, desc=info.name, unit="frame", leave=False)
-    try:
-        while True:
-            t0 = time.perf_counter()
-            frame = next(frames, None)
-            t1 = time.perf_counter()
-            seconds["decode"] += t1 - t0
-            if frame is None:
-                break
-            faces, crops = {}, {}
-            for tid, box, points in tracker(frame.rgb):
-                try:
-                    crops[tid] = align_face(frame.rgb, points, options.size)
-                except ValueError:  # degenerate landmarks: no usable face
-                    continue
-                faces[tid] = (box, points)
-            t2 = time.perf_counter()
-            seconds["faces"] += t2 - t1
-            times.append(frame.time_s)
-            seen.append(faces)
-            for tid, crop in crops.items():
-                on_face(tid, frame.number, crop)
-            seconds["consumer"] += time.perf_counter() - t2
-            if bar is not None:
-                bar.update()
-            if on_frame is not None:
-                on_frame(frame.number, info.declared_frames)
-    finally:
-        if bar is not None:
-            bar.close()
+    for frame in _timed_frames(path, info, seconds, progress, on_frame):
+        t1 = time.perf_counter()
+        faces, crops = {}, {}
+        for tid, box, points in tracker(frame.rgb):
+            try:
+                crops[tid] = align_face(frame.rgb, points, options.size)
+            except ValueError:  # degenerate landmarks: no usable face
+                continue
+            faces[tid] = (box, points)
+        t2 = time.perf_counter()
+        seconds["faces"] += t2 - t1
+        times.append(frame.time_s)
+        seen.append(faces)
+        for tid, crop in crops.items():
+            on_face(tid, frame.number, crop)
+        seconds["consumer"] += time.perf_counter() - t2
     people = link_tracks(seen, options.min_track)
     names = person_names([[seen[i][t][0] for i in range(len(seen)) for t in p if t in seen[i]]
                           for p in people])  # fmt: skip
