@@ -330,3 +330,25 @@ def test_relative_positions_are_opt_in() -> None:
     assert relative["encoder"] == paper["encoder"] + 2
     with pytest.raises(InputError, match="positional"):
         TemporalHead("combine", positional="sinusoidal")
+
+
+def test_the_heads_dropout_on_a_cpu_is_dropout():
+    """The head draws its CPU dropout mask with rand_like (faster than PyTorch's CPU dropout):
+    it must zero a share p of the inputs, scale the rest by 1 / (1 - p), pass gradients
+    through the kept ones only, and do nothing in eval mode."""
+    from abaw_expr.model.temporal import TemporalHead
+
+    head = TemporalHead("no_att_trans", dropout=0.5).train()
+    x = torch.ones(64, 64, 888, requires_grad=True)
+    torch.manual_seed(0)
+    y = head._drop(x)
+    zero = y == 0
+    assert 0.49 < zero.float().mean() < 0.51
+    assert torch.equal(y[~zero], torch.full_like(y[~zero], 2.0))
+    y.sum().backward()
+    assert torch.equal(x.grad, (~zero).float() * 2.0)
+    torch.manual_seed(0)
+    assert torch.equal(head._drop(x), y)  # seeded like the rest of training
+    head.eval()
+    assert head._drop(x) is x or torch.equal(head._drop(x), x)
+    assert torch.equal(TemporalHead("no_att_trans", dropout=0.0).train()._drop(x), x)
