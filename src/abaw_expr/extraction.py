@@ -33,8 +33,11 @@ def extract_split(
     image_size: int = 112,
     device: str | torch.device = "cpu",
     engine: str = "auto",
+    runner: BackboneRunner | None = None,
 ) -> FeatureCache:
-    """Run ``backbone`` over every face image of ``index`` and store the features (resumable)."""
+    """Run ``backbone`` over every face image of ``index`` and store the features (resumable).
+
+    ``runner``: a runner of ``backbone`` to reuse (one compiled graph for every split)."""
     writer = CacheWriter(out_dir, index, backbone_id, images_dir)
     if writer.pending:
         log.info(
@@ -51,8 +54,8 @@ def extract_split(
     remaining = {pos: int(index.videos[pos].has_image.sum()) for pos in writer.pending}
     for pos in [p for p, n in remaining.items() if n == 0]:
         writer.finish(pos)
-    # float32 on CUDA too: a cache is read by many trainings
-    runner = BackboneRunner(backbone, device, engine, batch_size, len(items), cuda_bf16=False)
+    if runner is None:  # float32 on CUDA too: a cache is read by many trainings
+        runner = BackboneRunner(backbone, device, engine, batch_size, len(items), cuda_bf16=False)
     loader = DataLoader(
         FrameImages(items, image_size), batch_size=batch_size, num_workers=num_workers
     )
@@ -85,9 +88,14 @@ def extract(
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = build_backbone(weights, frozen_stages=5)
+    indexes = {
+        split: build_split_index(images_dir, split_dir)
+        for split, split_dir in find_splits(annotations_dir).items()
+    }
+    frames = sum(int(v.has_image.sum()) for index in indexes.values() for v in index.videos)
+    runner = BackboneRunner(backbone, device, engine, batch_size, frames, cuda_bf16=False)
     caches = {}
-    for split, split_dir in find_splits(annotations_dir).items():
-        index = build_split_index(images_dir, split_dir)
+    for split, index in indexes.items():
         caches[split] = extract_split(
             index,
             backbone,
@@ -99,5 +107,6 @@ def extract(
             image_size,
             device,
             engine,
+            runner,
         )
     return caches
