@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import av
 import pytest
 
 from abaw_expr.serve import create_app
@@ -61,8 +62,22 @@ def test_upload_process_and_download(app, clip):
     assert "attachment" in download.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(download.get_data(as_text=True))))
     assert len(rows) == 40 and [int(r["label"]) for r in rows] == result["label"]
+    # The face's box per frame, in the video's pixels, for the page to draw over the preview.
+    assert (result["width"], result["height"]) == (320, 180)
+    boxes = result["box"]
+    assert len(boxes) == 40 and [b is not None for b in boxes] == [bool(f) for f in result["face"]]
+    for box in filter(None, boxes):
+        x0, y0, x1, y1 = box
+        assert 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 180 and 60 < x1 - x0 < 180
     preview = client.get(base + job["outputs"]["preview"]).get_data()
     assert preview[:4] == b"\x1a\x45\xdf\xa3"  # WebM (Matroska): playable in browsers
+    with av.open(io.BytesIO(preview)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name in ("vp8", "libvpx")
+        times = [frame.time for frame in container.decode(stream)]
+    assert (stream.width, stream.height) == (320, 180)
+    assert len(times) == 40  # every frame, each at its own time
+    assert max(abs(a - b) for a, b in zip(times, result["time_s"], strict=True)) < 0.002
     folder = app.runner.folder(job["id"])
     assert folder.is_dir() and str(folder).startswith(str(app.runner.root))
 
@@ -148,6 +163,15 @@ def test_the_page_in_a_real_browser(live_server, clip, tmp_path):
                 let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
             )
             assert painted > 0.5 * 940 * 150  # the stacked probabilities fill the strip
+            # Frame 1 has a face: its box and expression are drawn over the video.
+            page.wait_for_function("document.getElementById('player').readyState >= 1")
+            overlay = page.evaluate(
+                """() => { const c = document.getElementById('overlay');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
+                return [c.width, c.height, n]; }"""
+            )
+            assert overlay[0] > 300 and overlay[1] > 150 and overlay[2] > 200, overlay
             assert page.inner_text("#current-expression") != "-"
             href = page.get_attribute("#download-csv", "href")
             assert href.endswith("my_clip.csv")

@@ -344,3 +344,49 @@ def test_people_who_cross_keep_their_tracks_and_a_newcomer_gets_a_new_one(
     # The one behind was hidden for a while and is still one track, not two.
     hidden = np.flatnonzero(truths[0].visible & ~faces_json[1])
     assert len(hidden) >= 5 and faces_json[1][hidden.max() + 1 :].any()
+
+
+def _gradient_frame(width: int, height: int, shift: int) -> np.ndarray:
+    x = (np.arange(width)[None, :] + shift) % 256
+    y = np.arange(height)[:, None] % 256
+    return np.stack(np.broadcast_arrays(x, y, (x + y) // 2), -1).astype(np.uint8)
+
+
+def test_preview_scales_down_and_keeps_each_frames_time(tmp_path):
+    import av
+
+    from abaw_expr.video.preview import PreviewEncoder
+
+    times = [0.0, 0.04, 0.0402, 0.1, 0.5, 0.52]  # variable rate; two stamps within 1 ms
+    encoder = PreviewEncoder(tmp_path / "p.webm", max_width=320)
+    for k, t in enumerate(times):
+        encoder.add(_gradient_frame(1280, 720, 10 * k), t)
+    path = encoder.close()
+    assert encoder.source_size == (1280, 720) and encoder.frames == len(times)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        decoded = [(frame.time, frame.width, frame.height) for frame in container.decode(stream)]
+    assert [(w, h) for _, w, h in decoded] == [(320, 180)] * len(times)
+    got = [t for t, _, _ in decoded]
+    assert got == sorted(set(got))  # strictly increasing
+    assert np.allclose(got, [0.0, 0.04, 0.041, 0.1, 0.5, 0.52], atol=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["p.webm"]
+
+
+def test_an_aborted_preview_leaves_no_file_and_an_encoder_error_reaches_the_caller(tmp_path):
+    from abaw_expr.video.preview import PreviewEncoder
+
+    encoder = PreviewEncoder(tmp_path / "p.webm")
+    encoder.add(_gradient_frame(64, 48, 0), 0.0)
+    encoder.abort()
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("not a folder")
+    broken = PreviewEncoder(tmp_path / "file" / "p.webm")  # its folder cannot be made
+    with pytest.raises(OSError):
+        for k in range(100):
+            broken.add(_gradient_frame(64, 48, k), k / 25)
+        broken.close()
+    broken.abort()  # after an error: returns, nothing left behind
+    with pytest.raises(ValueError, match="no frame"):
+        PreviewEncoder(tmp_path / "empty.webm").close()
+    assert (tmp_path / "file").is_file() and len(list(tmp_path.iterdir())) == 1

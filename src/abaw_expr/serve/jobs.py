@@ -2,7 +2,12 @@
 
 Each job lives in its own folder under one temporary root (removed when the server stops); only
 the newest ``keep`` jobs are kept. A job goes ``queued`` -> ``running`` (with a frame count) ->
-``rendering`` (the playable preview) -> ``done``, or ``failed`` with a one-line reason.
+``finishing`` (the preview's last frames, the outputs) -> ``done``, or ``failed`` with a
+one-line reason.
+
+The browser-playable preview (WebM) is encoded from the frames the analysis decodes, while it
+analyses (:mod:`abaw_expr.video.preview`); the page draws the boxes and labels over it from
+``result.json``, so nothing is rendered after the analysis.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ from ..errors import InputError
 from ..evaluation import pick_device
 from ..inference import checked_stride
 from ..model.engine import BackboneRunner
-from ..video.predict import predict_video, write_annotated_video, write_outputs
+from ..video.predict import predict_video, write_outputs
+from ..video.preview import PreviewEncoder
 from ..video.tracks import FaceOptions
 from ..writers import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 PREVIEW = "preview.webm"  # VP8: what browsers play, whatever the upload's codec
+PREVIEW_WIDTH = 960  # wider uploads are scaled down for the page
 
 
 @dataclass
@@ -133,22 +140,32 @@ class JobRunner:
         def progress(number: int, declared: int) -> None:
             job.frames_done, job.frames_declared = number, declared
 
-        prediction = predict_video(
-            self.model, video, self.options, self.seq_len, self.stride, self.smooth,
-            device=self.device, on_frame=progress, runner=self.backbone,
-        )  # fmt: skip
-        write_outputs(prediction, video, folder)
-        job.state = "rendering"
-        write_annotated_video(prediction, video, folder / PREVIEW, max_width=960)
+        preview = PreviewEncoder(folder / PREVIEW, max_width=PREVIEW_WIDTH)
+        try:
+            prediction = predict_video(
+                self.model, video, self.options, self.seq_len, self.stride, self.smooth,
+                device=self.device, on_frame=progress, runner=self.backbone,
+                on_image=lambda frame: preview.add(frame.rgb, frame.time_s),
+            )  # fmt: skip
+            job.state = "finishing"
+            write_outputs(prediction, video, folder)
+        except BaseException:
+            preview.abort()
+            raise
+        preview.close()
         faces, probs = prediction.faces, prediction.probabilities
+        boxes = np.where(faces.has_face[:, None], np.round(faces.boxes, 1), np.nan)
         result = {
             "name": job.name,
             "classes": list(CLASS_NAMES),
+            "width": preview.source_size[0],  # the boxes' pixels; the preview may be smaller
+            "height": preview.source_size[1],
             "fps": faces.info.fps,
             "time_s": np.round(faces.time_s, 4).tolist(),
             "face": faces.has_face.astype(int).tolist(),
             "label": prediction.labels.tolist(),
             "probabilities": np.round(probs, 4).tolist(),
+            "box": [None if np.isnan(b[0]) else b.tolist() for b in boxes],  # x0, y0, x1, y1
         }
         atomic_write_text(folder / "result.json", json.dumps(result))
         job.outputs = {

@@ -115,14 +115,16 @@ def predict_video(
     progress: bool = False,
     on_frame=None,
     runner: BackboneRunner | None = None,
+    on_image=None,
 ) -> VideoPrediction:
     """One video through faces, backbone and head; ``on_frame(number, declared)`` reports
-    progress after each decoded frame. ``runner`` runs the backbone (default: eagerly)."""
+    progress after each decoded frame, ``on_image(frame)`` gets each decoded frame (a preview).
+    ``runner`` runs the backbone (default: eagerly)."""
     device = torch.device(device)
     began = time.perf_counter()
     runner = runner or BackboneRunner(model.backbone, device, "eager", batch_size)
     batcher = _BackboneBatcher(runner, batch_size, device)
-    faces = track_video(video, options, batcher, progress, on_frame)
+    faces = track_video(video, options, batcher, progress, on_frame, on_image)
     frames, features = batcher.result()
     start = time.perf_counter()
     probs = window_probabilities(

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..faces import MultiFaceTracker, SubjectTracker, align_face, build_detector
 from ..faces.tracking import NONE, OTHER, SUBJECT
-from .reader import VideoInfo, probe_video, read_frames
+from .reader import Frame, VideoInfo, probe_video, read_frames
 
 STATUS_CODES = {NONE: 0, SUBJECT: 1, OTHER: 2}
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
@@ -106,9 +106,11 @@ def _timed_frames(
     seconds: dict[str, float],
     progress: bool,
     on_frame: Callable[[int, int], None] | None,
+    on_image: Callable[[Frame], None] | None = None,
 ):
-    """The decoded frames of ``path``, decoding time added to ``seconds["decode"]``; after the
-    caller's work on a frame: the progress bar and ``on_frame(frame_number, declared_frames)``."""
+    """The decoded frames of ``path``, decoding time added to ``seconds["decode"]``; before the
+    caller's work on a frame: ``on_image(frame)``; after it: the progress bar and
+    ``on_frame(frame_number, declared_frames)``."""
     bar = None
     if progress:
         from tqdm import tqdm
@@ -122,6 +124,8 @@ def _timed_frames(
             seconds["decode"] += time.perf_counter() - start
             if frame is None:
                 return
+            if on_image is not None:
+                on_image(frame)
             yield frame
             if bar is not None:
                 bar.update()
@@ -138,9 +142,11 @@ def track_video(
     on_face: Callable[[int, np.ndarray], None],
     progress: bool = False,
     on_frame: Callable[[int, int], None] | None = None,
+    on_image: Callable[[Frame], None] | None = None,
 ) -> VideoFaces:
     """Follow the subject through ``path``; ``on_face(frame_number, crop)`` gets each aligned
-    RGB crop (1-based frame number, ``options.size`` square) as soon as it is made, and
+    RGB crop (1-based frame number, ``options.size`` square) as soon as it is made,
+    ``on_image(frame)`` every decoded frame (a preview), and
     ``on_frame(frame_number, declared_frames)`` is called after every frame (progress)."""
     info = probe_video(path)
     tracker = SubjectTracker(
@@ -150,7 +156,7 @@ def track_video(
     )
     times, status, boxes, points, others = [], [], [], [], []
     seconds = {"decode": 0.0, "faces": 0.0, "consumer": 0.0}
-    for frame in _timed_frames(path, info, seconds, progress, on_frame):
+    for frame in _timed_frames(path, info, seconds, progress, on_frame, on_image):
         t1 = time.perf_counter()
         seen = tracker(frame.rgb)
         crop = None
@@ -190,6 +196,7 @@ def track_people(
     on_face: Callable[[int, int, np.ndarray], None],
     progress: bool = False,
     on_frame: Callable[[int, int], None] | None = None,
+    on_image: Callable[[Frame], None] | None = None,
 ) -> list[tuple[VideoFaces, list[int]]]:
     """Follow every face through ``path``. ``on_face(track_id, frame_number, crop)`` gets each
     aligned crop as soon as it is made, under the tracker's raw track id; the result is, per
@@ -204,7 +211,7 @@ def track_people(
     times: list[float] = []
     seen: list[dict[int, tuple]] = []  # per frame: raw id -> (box, points)
     seconds = {"decode": 0.0, "faces": 0.0, "consumer": 0.0}
-    for frame in _timed_frames(path, info, seconds, progress, on_frame):
+    for frame in _timed_frames(path, info, seconds, progress, on_frame, on_image):
         t1 = time.perf_counter()
         faces, crops = {}, {}
         for tid, box, points in tracker(frame.rgb):
