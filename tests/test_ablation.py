@@ -110,3 +110,37 @@ def test_existing_output_folder_is_refused(cache, tmp_path, capsys):
     assert main(args(cache, tmp_path / "old", "--seeds", "1")) == 2
     err = capsys.readouterr().err
     assert "old: already exists" in err and err.count("\n") == 1
+
+
+def test_ablation_from_images_trains_end_to_end_and_evaluates_every_frame(
+    tiny_sample, tmp_path, capsys
+):
+    """--images: each run trains through the backbone on the face images and is evaluated
+    from them, writing an ABAW prediction file per validation video."""
+    from abaw_expr.data.annotations import read_labels
+
+    out = tmp_path / "abl"
+    settings = ["data.image_size=32", "data.seq_len=8", "data.stride=8", "data.eval_stride=4",
+                "data.batch_size=4", "data.num_workers=0", "model.backbone_weights=none",
+                "model.frozen_stages=3"]  # fmt: skip
+    argv = [
+        "ablate", "--images", str(tiny_sample / "cropped_aligned"),
+        "--annotations", str(tiny_sample / "annotations"), "--variants", "combine",
+        "--seeds", "2", "--seed", "5", "--epochs", "1", "--out", str(out), "--json",
+        *[x for s in settings for x in ("--set", s)],
+    ]  # fmt: skip
+    assert main(argv) == 0
+    row = json.loads(capsys.readouterr().out)["arms"]["combine"]
+    assert row["seeds"] == [5, 6]
+    val = sorted((tiny_sample / "annotations" / "Validation_Set").glob("*.txt"))
+    for seed, f1 in zip((5, 6), row["macro_f1"], strict=True):
+        run = out / "combine" / f"seed{seed}"
+        assert json.loads((run / "run.json").read_text())["images"] == str(
+            tiny_sample / "cropped_aligned"
+        )
+        metrics = json.loads((run / "eval" / "metrics.json").read_text())
+        assert metrics["macro_f1"] == f1 and metrics["videos"] == len(val)
+        for truth in val:  # a prediction for every annotated frame of each validation video
+            predicted = read_labels(run / "eval" / "predictions" / truth.name)
+            assert len(predicted) >= len(read_labels(truth))
+    assert row["macro_f1_mean"] == pytest.approx(np.mean(row["macro_f1"]))

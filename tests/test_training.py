@@ -96,6 +96,33 @@ def test_checkpoint_loads_safely_and_predicts(trained_run):
     assert out.shape == (1, 8, 8) and torch.isfinite(out).all()
 
 
+def test_a_loaded_model_holds_exactly_the_checkpoints_tensors(trained_run, tmp_path):
+    """Every tensor of the loaded model comes from the file, the optional standardisation
+    defaults to the identity, and a checkpoint that lacks a weight is refused."""
+    checkpoint = read_checkpoint(trained_run / "best.ckpt")
+    model, _ = load_model(trained_run / "best.ckpt")
+    saved = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+    loaded = model.state_dict()
+    assert loaded.keys() == saved.keys()
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+    frozen = [p.requires_grad for p in model.backbone.stem.parameters()]
+    assert frozen and not any(frozen)  # the frozen stages stay frozen
+
+    older = dict(checkpoint)
+    older["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "feature_" not in k}
+    torch.save(older, tmp_path / "older.ckpt")
+    model, _ = load_model(tmp_path / "older.ckpt")
+    assert not model.backbone.feature_mean.any() and (model.backbone.feature_std == 1).all()
+
+    broken = dict(checkpoint)
+    broken["state_dict"] = {
+        k: v for k, v in checkpoint["state_dict"].items() if "classifier.weight" not in k
+    }
+    torch.save(broken, tmp_path / "broken.ckpt")
+    with pytest.raises(InputError, match="does not fit the model"):
+        load_model(tmp_path / "broken.ckpt")
+
+
 def test_refuses_to_mix_runs(trained_run, tiny_sample):
     with pytest.raises(InputError, match="already holds a run"):
         train(
