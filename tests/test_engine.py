@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import pytest
@@ -56,3 +57,14 @@ def test_a_failing_compiler_falls_back_to_eager_with_a_warning(backbone, monkeyp
         out = runner(images)
     assert runner.engine == "eager" and "no C++ compiler" in caplog.text
     torch.testing.assert_close(out, BackboneRunner(backbone, "cpu", "eager")(images))
+
+
+def test_eager_on_a_cpu_runs_channels_last_at_the_same_output(backbone):
+    images = torch.randn(5, 3, 32, 32)
+    with torch.inference_mode():
+        reference = backbone(images)  # the plain NCHW module
+    runner = BackboneRunner(copy.deepcopy(backbone), "cpu", "eager")
+    assert runner.channels_last
+    assert runner.backbone.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    out = runner(images)
+    assert ((out - reference).abs().max() / reference.abs().max()).item() < 1e-4
