@@ -232,6 +232,25 @@ def test_predict_a_folder_with_a_faceless_and_an_unreadable_video(
     assert not (out / "corrupt.csv").exists()
 
 
+def test_a_video_whose_outputs_would_replace_another_persons_is_refused(
+    videos, checkpoint, tmp_path, capsys
+):
+    root, _ = videos
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "pair.mp4").write_bytes((root / "pair.mp4").read_bytes())  # two people
+    (folder / "pair_left.mp4").write_bytes((root / "returns.mp4").read_bytes())
+    out = tmp_path / "pred"
+    code = main(
+        ["predict", "--checkpoint", str(checkpoint), "--video", str(folder), "--out", str(out)]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "pair_left.mp4" in err and "would replace those of pair.mp4" in err
+    assert len(_read_csv(out / "pair_left.csv")) == 50  # still the pair's left person (50 frames)
+    assert (out / "pair_right.csv").is_file() and not (out / "pair_left.json").exists()
+
+
 def test_predict_needs_exactly_one_source(checkpoint, tmp_path, capsys):
     code = main(["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path)])
     assert code == 2 and "either --video" in capsys.readouterr().err

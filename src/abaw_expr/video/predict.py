@@ -402,6 +402,7 @@ def predict_videos(
         if declared >= COMPILE_MIN_FRAMES:
             break
     runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
+    written: dict[str, Path] = {}  # output name -> the video that wrote it in this run
     for video in videos:
         predict = predict_people if options.faces == "all" else predict_video
         try:
@@ -415,6 +416,17 @@ def predict_videos(
             continue
         if not isinstance(predictions, list):
             predictions = [predictions]
+        clash = next((p.name for p in predictions if written.get(p.name, video) != video), None)
+        if clash is not None:  # e.g. a_left.mp4 beside a.mp4 with two people
+            err = InputError(
+                f"its outputs {clash}.* would replace those of {written[clash].name}; "
+                "rename one of the two videos",
+                video,
+            )
+            log.error("%s", err)
+            run.failed[str(video)] = str(err)
+            continue
+        written.update((p.name, video) for p in predictions)
         for prediction in predictions:
             write_outputs(prediction, video, out_dir, annotated_video)
         write_record(predictions, video, out_dir, options)
