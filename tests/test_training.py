@@ -70,11 +70,13 @@ def test_compile_and_channels_last_settings_keep_checkpoints_plain(
     assert torch.isfinite(model(torch.rand(1, 8, 3, 32, 32))).all()
 
 
-def test_the_optimizer_is_fused_only_where_parameters_live_on_cuda():
+def test_the_optimizer_is_fused_where_parameters_live_on_a_cpu_or_cuda():
     config = Config()
     config.model.backbone_weights = "none"
-    optimizer = ExpressionModule(config.to_dict()).configure_optimizers()["optimizer"]
-    assert not optimizer.defaults.get("fused")  # CPU: the default implementation
+    module = ExpressionModule(config.to_dict())
+    assert module.configure_optimizers()["optimizer"].defaults.get("fused")  # CPU: fused
+    module.to("meta")  # a device without a fused AdamW: the default implementation
+    assert not module.configure_optimizers()["optimizer"].defaults.get("fused")
 
 
 def test_train_writes_a_complete_run(trained_run):
