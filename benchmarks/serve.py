@@ -20,11 +20,11 @@ Record the figures in benchmarks/RESULTS.md with date, machine and commit.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from report import emit, environment  # benchmarks/report.py, beside this script
 
 
 def main() -> None:
@@ -90,15 +90,9 @@ def main() -> None:
         "page_over_analysis": round(min(page) / min(analysis), 3),
         "render_after_s": round(render[0], 2),
         "old_flow_over_analysis": round((min(analysis) + render[0]) / min(analysis), 3),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        **environment(),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:24s} {value}")
+    emit(result, args.json, 24)
 
 
 if __name__ == "__main__":

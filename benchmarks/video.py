@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import emit, environment  # benchmarks/report.py, beside this script
 
 
 def first_frame(checkpoint: str, video: str, out: str, started: float) -> None:
@@ -117,15 +118,9 @@ def main() -> None:
         "first_frame_s_runs": first,
         "detect_every": args.detect_every,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        **environment(),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:32s} {value}")
+    emit(result, args.json, 32)
 
 
 if __name__ == "__main__":
