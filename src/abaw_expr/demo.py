@@ -14,7 +14,7 @@ temporal model learns.
    encoder) and the frame-only head on the cached features, each over 3 seeds
    (``abaw-expr ablate``), with the paper's loss, optimiser, scheduler, sequence length 64 and
    batch 16, for 8 epochs: what fits the demo's 6 minutes on a 2-core CPU, where a step of the
-   combine head takes ~0.23 s (the heads are still improving then; README).
+   combine head takes ~0.23 s (the best epoch is the last for about half of the runs; README).
 4. *Evaluate*: each checkpoint on every annotated validation frame, from the cached features
    (the frozen backbone runs once, in stage 2), writing the ABAW prediction files and
    ``metrics.json`` (``runs/<variant>/seed<S>/eval/``); the combine run's ``report.html``,
