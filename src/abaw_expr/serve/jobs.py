@@ -154,7 +154,6 @@ class JobRunner:
             raise
         preview.close()
         faces, probs = prediction.faces, prediction.probabilities
-        boxes = np.where(faces.has_face[:, None], np.round(faces.boxes, 1), np.nan)
         result = {
             "name": job.name,
             "classes": list(CLASS_NAMES),
@@ -165,7 +164,8 @@ class JobRunner:
             "face": faces.has_face.astype(int).tolist(),
             "label": prediction.labels.tolist(),
             "probabilities": np.round(probs, 4).tolist(),
-            "box": [None if np.isnan(b[0]) else b.tolist() for b in boxes],  # x0, y0, x1, y1
+            # x0, y0, x1, y1; NaN (None) in the frames without the subject's face
+            "box": [None if np.isnan(b[0]) else np.round(b, 1).tolist() for b in faces.boxes],
         }
         atomic_write_text(folder / "result.json", json.dumps(result))
         job.outputs = {

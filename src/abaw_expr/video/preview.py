@@ -59,7 +59,7 @@ class PreviewEncoder:
     def add(self, rgb: np.ndarray, time_s: float) -> None:
         if self._error is not None:
             raise self._error
-        if not self._frames and self.source_size == (0, 0):
+        if self.source_size == (0, 0):
             self.source_size = (rgb.shape[1], rgb.shape[0])
         self._queue.put((rgb, time_s))
 

@@ -85,16 +85,6 @@ def write_synthetic_video(
     points = np.full((num_frames, 5, 2), np.nan, np.float32)
     scale = face_px / 112.0
 
-    def write(tmp: Path) -> None:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-        if not writer.isOpened():
-            raise RuntimeError(f"OpenCV cannot write {path} with codec {fourcc}")
-        try:
-            for i in range(num_frames):
-                writer.write(cv2.cvtColor(draw(i), cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
-
     def draw(i: int) -> np.ndarray:
         shift = int(i * width / max(num_frames, 1) * 0.5)
         frame = background[:, shift : shift + width].copy()
@@ -115,7 +105,7 @@ def write_synthetic_video(
             points[i] = ARCFACE_TEMPLATE @ matrix[:, :2].T + matrix[:, 2]
         return frame.astype(np.uint8)
 
-    atomic_write(path, write, suffix=f".tmp{Path(path).suffix}")
+    _write_video(path, draw, num_frames, fps, (width, height), fourcc)
     labels = np.where(visible, labels, -1)
     other_visible = np.full(num_frames, second_face)
     return SyntheticTruth(visible, points, labels, other_visible, fps)
@@ -194,8 +184,15 @@ def write_people_video(
             truth.points[i] = ARCFACE_TEMPLATE @ matrix[:, :2].T + matrix[:, 2]
         return frame.astype(np.uint8)
 
+    _write_video(path, draw, num_frames, fps, (width, height), fourcc)
+    return truths
+
+
+def _write_video(path, draw, num_frames: int, fps: float, size: tuple[int, int], fourcc: str):
+    """``draw(i)`` (RGB) for i = 0 .. num_frames - 1, in order, into ``path`` (atomically)."""
+
     def write(tmp: Path) -> None:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
         if not writer.isOpened():
             raise RuntimeError(f"OpenCV cannot write {path} with codec {fourcc}")
         try:
@@ -205,4 +202,3 @@ def write_people_video(
             writer.release()
 
     atomic_write(path, write, suffix=f".tmp{Path(path).suffix}")
-    return truths
