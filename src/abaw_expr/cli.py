@@ -247,15 +247,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if (args.video is None) == (args.images is None):
         raise InputError("give either --video FILE_OR_DIR, or --images with --videos LIST")
     if args.video is not None:
-        from .video.batch import parse_shard
-        from .video.predict import predict_videos
+        from .video.batch import parse_shard, pending_videos
+        from .video.face_process import FacePassProcess
 
         shard = parse_shard(args.shard)
+        options = _face_options(args)
+        # The face pass starts now, in a process of its own, and runs while PyTorch imports.
+        videos, _ = pending_videos(args.video, args.out, shard, args.overwrite)
+        ahead = FacePassProcess(videos, options) if videos else None
+
+        from .video.predict import predict_videos
+
         run = predict_videos(
             args.checkpoint,
             args.video,
             args.out,
-            _face_options(args),
+            options,
             stride=args.stride,
             smooth=args.smooth,
             device=args.device,
@@ -264,6 +271,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             engine=args.engine,
             shard=shard,
             overwrite=args.overwrite,
+            ahead=ahead,
         )
         for p in run.predictions:
             faces = p.faces

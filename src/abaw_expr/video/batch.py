@@ -15,7 +15,9 @@ import json
 import re
 from pathlib import Path
 
+from ..data.frame_index import check_video_name
 from ..errors import InputError
+from .reader import list_videos
 
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -64,3 +66,26 @@ def finished(record_path: Path, video: Path) -> bool:
     return isinstance(record, dict) and all(
         record.get(k) == v for k, v in source_stamp(video).items()
     )
+
+
+def record_path(out_dir: Path, name: str) -> Path:
+    """``<video>.json``: written last, when every output of a predicted video is in place."""
+    return Path(out_dir) / f"{name}.json"
+
+
+def pending_videos(
+    source: Path | str,
+    out_dir: Path | str,
+    shard: tuple[int, int] | None = None,
+    overwrite: bool = False,
+) -> tuple[list[Path], list[str]]:
+    """The videos of ``source`` (its shard ``(K, N)``) that ``predict --video`` still has to
+    do, and the names of those an earlier run finished (skipped unless ``overwrite``)."""
+    videos, skipped = [], []
+    for video in select_shard(list_videos(source), shard):
+        check_video_name(video.stem, video)
+        if not overwrite and finished(record_path(Path(out_dir), video.stem), video):
+            skipped.append(video.stem)
+        else:
+            videos.append(video)
+    return videos, skipped

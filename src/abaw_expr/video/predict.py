@@ -16,6 +16,7 @@ import io
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from ..checkpoint import load_model
 from ..classes import CLASS_NAMES
 from ..data.annotations import write_labels
 from ..data.feature_cache import FEATURE_DIM
-from ..data.frame_index import check_video_name
 from ..data.images import eval_transform
 from ..errors import InputError
 from ..evaluation import pick_device
@@ -35,8 +35,9 @@ from ..inference import checked_stride, window_probabilities
 from ..model.engine import COMPILE_MIN_FRAMES, BackboneRunner
 from ..model.temporal import ExpressionModel
 from ..writers import atomic_write, atomic_write_json, atomic_write_text
-from .batch import finished, select_shard, source_stamp
-from .reader import list_videos, probe_video, read_frames
+from .batch import pending_videos, record_path, source_stamp
+from .face_process import FacePassProcess
+from .reader import probe_video, read_frames
 from .timeline import CLASS_COLOURS, plot_timeline
 from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_people, track_video
 
@@ -116,15 +117,22 @@ def predict_video(
     on_frame=None,
     runner: BackboneRunner | None = None,
     on_image=None,
+    face_pass: FacePassProcess | None = None,
 ) -> VideoPrediction:
     """One video through faces, backbone and head; ``on_frame(number, declared)`` reports
     progress after each decoded frame, ``on_image(frame)`` gets each decoded frame (a preview).
-    ``runner`` runs the backbone (default: eagerly)."""
+    ``runner`` runs the backbone (default: eagerly); ``face_pass`` follows the faces in a
+    process of its own (default: here)."""
     device = torch.device(device)
     began = time.perf_counter()
     runner = runner or BackboneRunner(model.backbone, device, "eager", batch_size)
     batcher = _BackboneBatcher(runner, batch_size, device)
-    faces = track_video(video, options, batcher, progress, on_frame, on_image)
+    if face_pass is None:
+        faces = track_video(video, options, batcher, progress, on_frame, on_image)
+    elif on_image is not None:
+        raise ValueError("the frames of a face pass in another process cannot be handed on")
+    else:
+        faces = face_pass.track(video, batcher, progress, on_frame)
     frames, features = batcher.result()
     start = time.perf_counter()
     probs = window_probabilities(
@@ -161,6 +169,7 @@ def predict_people(
     progress: bool = False,
     on_frame=None,
     runner: BackboneRunner | None = None,
+    face_pass: FacePassProcess | None = None,
 ) -> list[VideoPrediction]:
     """Every person of one video (see :func:`..tracks.track_people`), each predicted as
     :func:`predict_video` predicts the subject: one :class:`VideoPrediction` per person."""
@@ -174,7 +183,10 @@ def predict_people(
             batchers[track] = _BackboneBatcher(runner, batch_size, device)
         batchers[track](number, crop)
 
-    people = track_people(video, options, on_face, progress, on_frame)
+    if face_pass is None:
+        people = track_people(video, options, on_face, progress, on_frame)
+    else:
+        people = face_pass.track(video, on_face, progress, on_frame)
     results = [b.result() for b in batchers.values()]
     by_track = dict(zip(batchers, results, strict=True))
     model_seconds = sum(b.seconds for b in batchers.values())
@@ -325,11 +337,6 @@ class VideoRun:
     skipped: list[str] = field(default_factory=list)  # finished by an earlier run
 
 
-def record_path(out_dir: Path, name: str) -> Path:
-    """``<video>.json``: written last, when every output of the video is in place."""
-    return out_dir / f"{name}.json"
-
-
 def write_record(
     predictions: list[VideoPrediction], video: Path, out_dir: Path, options: FaceOptions
 ) -> None:
@@ -364,9 +371,15 @@ def predict_videos(
     engine: str = "auto",
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
+    ahead: FacePassProcess | None = None,
 ) -> VideoRun:
     """Predict every frame of one video or of every video in a folder (or of shard ``(K, N)``
     of them, see :mod:`.batch`).
+
+    ``ahead``, a :class:`.face_process.FacePassProcess` over the videos that
+    :func:`.batch.pending_videos` gives, started before this module (and PyTorch) was
+    imported, does the face pass while the model loads and beside the backbone (the command
+    does this); without it the face pass runs in this process. Closed at the end either way.
 
     A video that cannot be read is reported (one line naming it) and the others still
     processed; the CLI then exits non-zero. A video whose ``<video>.json`` record matches its
@@ -374,22 +387,33 @@ def predict_videos(
     """
     options = options or FaceOptions()
     out_dir = Path(out_dir)
-    run = VideoRun([], {})
-    videos = []
-    for video in select_shard(list_videos(source), shard):
-        check_video_name(video.stem, video)
-        if not overwrite and finished(record_path(out_dir, video.stem), video):
-            run.skipped.append(video.stem)
-        else:
-            videos.append(video)
-    if not videos:
-        return run
+    videos, skipped = pending_videos(source, out_dir, shard, overwrite)
+    run = VideoRun([], {}, skipped)
+    with ExitStack() as cleanup:
+        if ahead is not None:
+            cleanup.callback(ahead.close)
+        if videos:
+            _predict_pending(
+                checkpoint, videos, out_dir, options, run, stride, smooth, device, batch_size,
+                annotated_video, progress, engine, ahead, cleanup,
+            )  # fmt: skip
+    return run
+
+
+def _predict_pending(
+    checkpoint, videos, out_dir, options, run, stride, smooth, device, batch_size,
+    annotated_video, progress, engine, ahead, cleanup,
+) -> None:  # fmt: skip
     model, config = load_model(checkpoint)
     if model.backbone is None:
         raise InputError(
             "this checkpoint has no backbone and cannot predict from video", checkpoint
         )
     options.size = config.data.image_size
+    if ahead is not None and not ahead.serves(videos, options):
+        ahead.close()  # it guessed the crop size (or the videos) wrong: start it again
+        ahead = FacePassProcess(videos, options)
+        cleanup.callback(ahead.close)
     torch_device = pick_device(device)
     model = model.to(torch_device).eval()
     seq_len = config.data.seq_len
@@ -408,7 +432,7 @@ def predict_videos(
         try:
             predictions = predict(
                 model, video, options, seq_len, stride, smooth, batch_size, torch_device,
-                progress, runner=runner,
+                progress, runner=runner, face_pass=ahead,
             )  # fmt: skip
         except InputError as err:
             log.error("%s", err)
@@ -431,4 +455,3 @@ def predict_videos(
             write_outputs(prediction, video, out_dir, annotated_video)
         write_record(predictions, video, out_dir, options)
         run.predictions.extend(predictions)
-    return run

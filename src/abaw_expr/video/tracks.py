@@ -100,6 +100,13 @@ class VideoFaces:
         }
 
 
+def progress_bar(name: str, declared_frames: int):
+    """A frame counter on the terminal for one video (its declared length, if any, as total)."""
+    from tqdm import tqdm
+
+    return tqdm(total=declared_frames or None, desc=name, unit="frame", leave=False)
+
+
 def _timed_frames(
     path: Path | str,
     info: VideoInfo,
@@ -111,11 +118,7 @@ def _timed_frames(
     """The decoded frames of ``path``, decoding time added to ``seconds["decode"]``; before the
     caller's work on a frame: ``on_image(frame)``; after it: the progress bar and
     ``on_frame(frame_number, declared_frames)``."""
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info.declared_frames or None, desc=info.name, unit="frame", leave=False)
+    bar = progress_bar(info.name, info.declared_frames) if progress else None
     frames = read_frames(path)
     try:
         while True:
