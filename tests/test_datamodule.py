@@ -151,3 +151,17 @@ def test_ddp_shares_are_disjoint_and_keep_each_windows_draw(length):
     assert sorted(evaluated[0] + evaluated[1]) == list(range(length))  # each exactly once
     with pytest.raises(ValueError):
         EpochSampler(length, rank=2, world_size=2)
+
+
+def test_the_evaluation_normalisation_is_torchvisions_bit_for_bit():
+    from torchvision.transforms import v2
+
+    from abaw_expr.data.images import eval_transform
+    from abaw_expr.data.normalize import IMAGENET_MEAN, IMAGENET_STD
+
+    frames = torch.randint(0, 256, (2, 5, 3, 16, 16), dtype=torch.uint8)
+    reference = v2.Compose(
+        [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    )
+    assert torch.equal(eval_transform()(frames), reference(frames))
+    assert torch.equal(eval_transform()(frames), normalize_frames(frames))

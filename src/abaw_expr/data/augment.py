@@ -19,10 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms.v2 import functional as TF
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..torchvision_import import import_torchvision
+
+import_torchvision()  # first, so that torchvision comes in without torch._dynamo
+
+from torchvision.transforms.v2 import functional as TF  # noqa: E402
+
+from .normalize import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 _ADJUST = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation)
 

@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
-from .augment import IMAGENET_MEAN, IMAGENET_STD
+from .normalize import normalize_uint8
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +47,19 @@ def read_face(path: Path, size: int) -> torch.Tensor | None:
                 size,
                 size,
             )
-        face = v2.functional.resize(face, [size, size], antialias=True)
+        from torchvision.transforms.v2 import functional as TF  # rare: not at start-up
+
+        face = TF.resize(face, [size, size], antialias=True)
     return face
 
 
 _resized_folders: set[Path] = set()
 
 
-def eval_transform() -> v2.Transform:
-    """uint8 (..., 3, H, W) to the model's input: the ops of :func:`.augment.normalize_frames`."""
-    return v2.Compose(
-        [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    )
+def eval_transform():
+    """uint8 (..., 3, H, W) to the model's input: the ops of :func:`.augment.normalize_frames`
+    (see :mod:`.normalize`)."""
+    return normalize_uint8
 
 
 class FrameImages(Dataset):

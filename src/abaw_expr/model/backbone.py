@@ -34,9 +34,14 @@ from urllib.parse import urlparse
 
 import torch
 from torch import nn
-from torchvision.models import RegNet_Y_1_6GF_Weights, regnet_y_1_6gf
 
-from abaw_expr.errors import InputError
+from abaw_expr.torchvision_import import import_torchvision
+
+import_torchvision()  # first, so that torchvision comes in without torch._dynamo
+
+from torchvision.models import RegNet_Y_1_6GF_Weights, regnet_y_1_6gf  # noqa: E402
+
+from abaw_expr.errors import InputError  # noqa: E402
 
 FEATURE_DIM = 888
 STAGE_NAMES: tuple[str, ...] = ("stem", "block1", "block2", "block3", "block4")
