@@ -45,9 +45,10 @@ def test_no_data_module_names_the_model_even_in_a_function_body():
                 )
 
 
-def test_inference_commands_do_not_import_lightning():
+def test_inference_commands_do_not_import_lightning_or_dynamo():
     """evaluate, predict, serve and export never train: importing Lightning (seconds on a small
-    CPU) would only delay their first frame."""
+    CPU) would only delay their first frame, and so would ``torch._dynamo`` (2 s), which
+    torchvision imports unless :mod:`abaw_expr.torchvision_import` defers it."""
     entry_points = (
         "abaw_expr.cli",
         "abaw_expr.evaluation",
@@ -60,7 +61,7 @@ def test_inference_commands_do_not_import_lightning():
         code = (
             f"import sys, {module}\n"
             "print(','.join(sorted(m for m in ('lightning', 'pytorch_lightning', 'torchmetrics', "
-            "'abaw_expr.model.module', 'abaw_expr.training') if m in sys.modules)))"
+            "'abaw_expr.model.module', 'abaw_expr.training', 'torch._dynamo') if m in sys.modules)))"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
