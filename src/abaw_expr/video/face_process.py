@@ -52,7 +52,7 @@ class FacePassProcess:
             target=_face_pass,
             args=(self.videos, self.options, self._messages),
             name="abaw-expr-faces",
-            daemon=True,  # never outlives the command
+            daemon=True,  # ended at the command's exit (and when it is killed: _face_pass)
         )
         self._process.start()
         self._next = 0
