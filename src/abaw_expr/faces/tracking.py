@@ -100,7 +100,7 @@ class SubjectTracker:
             self._missed += 1
             return FaceObservation(OTHER if others else NONE, others=others, full_search=full)
         self.subject, self._missed = found.box, 0
-        points = self.detector.landmarks(frame, found.box)
+        points = _points(self.detector, frame, found)
         return FaceObservation(SUBJECT, found.box, points, others, full)
 
     def _following(self) -> bool:
@@ -168,6 +168,7 @@ class SubjectTracker:
                     d.box[3] / scale + top,
                 ),
                 d.score,
+                None if d.points is None else d.points / scale + np.float32([left, top]),
             )
             for d in self.detector.detect(image, threshold)
         ]
@@ -190,6 +191,13 @@ class Track:
         dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
         x0, y0, x1, y1 = self.box
         return (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+
+
+def _points(detector: FaceDetector, frame: np.ndarray, detection: Detection) -> np.ndarray:
+    """The five points of a detection: found with it, or by the detector's landmarks."""
+    if detection.points is not None:
+        return detection.points
+    return detector.landmarks(frame, detection.box)
 
 
 def _centre(box: Box) -> tuple[float, float]:
@@ -246,7 +254,7 @@ class MultiFaceTracker(SubjectTracker):
                 0.5 * v + 0.5 * s for v, s in zip(track.velocity, step, strict=True)
             )
             track.box, track.last, track.missed = detection.box, i, 0
-            found.append((track.id, detection.box))
+            found.append((track.id, detection))
         self._lost = any(t.missed for t in self.tracks)
         self.tracks = [t for t in self.tracks if t.missed <= self.patience]
         if full:  # faces nobody claims, and that overlap no claimed face, are new people
@@ -257,8 +265,8 @@ class MultiFaceTracker(SubjectTracker):
                     self._next_id += 1
                     self.tracks.append(track)
                     claimed.append(d.box)
-                    found.append((track.id, d.box))
-        return [(tid, box, self.detector.landmarks(frame, box)) for tid, box in found]
+                    found.append((track.id, d))
+        return [(tid, d.box, _points(self.detector, frame, d)) for tid, d in found]
 
     def _assign(self, faces: list[Detection], predicted: dict[int, Box]) -> dict[int, Detection]:
         """Track id -> detection, greedily by overlap with the predicted box (IoU >= min_iou)."""
