@@ -2,8 +2,8 @@
 tracking (one subject, or every face). Frames are RGB uint8 arrays (H, W, 3) throughout."""
 
 from .align import ARCFACE_TEMPLATE, align_face, similarity_to_template
-from .detectors import DETECTORS, Detection, FaceDetector, build_detector
-from .tracking import FaceObservation, MultiFaceTracker, SubjectTracker, Track, iou
+from .detectors import DETECTORS, Detection, FaceDetector, build_detector, iou
+from .tracking import FaceObservation, MultiFaceTracker, SubjectTracker, Track
 
 __all__ = [
     "ARCFACE_TEMPLATE",

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .detectors import Detection
+from .align import ARCFACE_TEMPLATE
+from .detectors import Detection, iou
 
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
 _STRIDE = 4
@@ -91,28 +92,13 @@ class CenterFaceDetector:
         ]
 
     def landmarks(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """The five points of the face in ``box`` (the trackers take them from the detection
-        itself; this is for a box from elsewhere): the network run again on the box and a
-        margin around it, its face that overlaps the box most."""
-        from .tracking import iou  # tracking imports the detector interface
-
-        height, width = frame.shape[:2]
+        """The five points of the face in ``box``, for a box found elsewhere (the trackers take
+        them from the detection itself): those of the face found in the frame that overlaps the
+        box most; the ArcFace template placed in the box if none does."""
+        faces = self.detect(frame, threshold=-1.6)
+        best = max(faces, key=lambda d: iou(d.box, box), default=None)
+        if best is not None and iou(best.box, box) > 0:
+            return best.points
         x0, y0, x1, y1 = box
-        mx, my = 0.3 * (x1 - x0), 0.3 * (y1 - y0)
-        left, top = max(int(x0 - mx), 0), max(int(y0 - my), 0)
-        right, bottom = min(int(x1 + mx) + 1, width), min(int(y1 + my) + 1, height)
-        scale = min(1.0, 128.0 / max(x1 - x0, 1.0))  # about 128 px: enough for its points
-        window = frame[top:bottom, left:right]
-        if scale < 1.0:
-            window = cv2.resize(window, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        best, overlap = None, 0.0
-        for found, _, points in self._faces(window, _probability(-1.6)):
-            found = tuple(v / scale + o for v, o in zip(found, (left, top, left, top), strict=True))
-            if (o := iou(found, box)) > overlap:
-                best, overlap = points / scale + np.float32([left, top]), o
-        if best is None:  # no face there any more: the ArcFace template placed in the box
-            from .align import ARCFACE_TEMPLATE
-
-            side = max(x1 - x0, y1 - y0)
-            return (ARCFACE_TEMPLATE / 112.0 * side + np.float32([x0, y0])).astype(np.float32)
-        return best.astype(np.float32)
+        side = max(x1 - x0, y1 - y0)
+        return (ARCFACE_TEMPLATE / 112.0 * side + np.float32([x0, y0])).astype(np.float32)

