@@ -9,7 +9,10 @@ Each figure runs in its own process, so ``peak_rss_mb`` is that benchmark's own 
   (``torch.utils.flop_counter``), the ceiling this CPU allows;
 - ``infer_fps``: the project's prediction path (backbone once per frame with the engine
   evaluate / predict choose, temporal head over overlapping windows) on frames already decoded;
-- ``extract_fps``: ``abaw-expr extract`` on JPEGs of a generated sample, decode included;
+  ``infer_onnxruntime_fps`` the same with ``--engine onnxruntime``, where it is installed;
+- ``extract_fps``: ``abaw-expr extract`` on JPEGs of a generated sample, decode included
+  (``--engine auto``; ``extract_onnxruntime_fps`` with ``--engine onnxruntime`` where ONNX
+  Runtime is installed, session building included);
 - ``head_train_fps``: frames per second of head-only training steps (batch 16 x 64 features);
 - ``decode_fps``: the same 112x112 JPEGs decoded by Pillow in one process, one after another
   (the ceiling of one loader worker);
@@ -83,17 +86,21 @@ def infer(quick: bool) -> dict:
 
     model = ExpressionModel(build_backbone("none", 5), TemporalHead("combine")).eval()
     frames = torch.randn(256 if quick else 512, 3, 112, 112)  # decoded, normalised faces
-    # The engine evaluate / predict choose for a data set (auto, >= 3000 frames): compiled.
-    backbone = BackboneRunner(model.backbone, "cpu", "auto", batch_size=64, frames=None)
+    result = {}
+    # auto: the engine evaluate / predict choose for a data set (>= 20,000 frames): compiled.
+    for engine in ("auto", "onnxruntime") if _has_onnxruntime() else ("auto",):
+        backbone = BackboneRunner(model.backbone, "cpu", engine, batch_size=64, frames=None)
 
-    def run() -> None:
-        features = backbone(frames)
-        windows = make_windows(torch.arange(len(frames)).numpy(), 64, 32)
-        rows = torch.from_numpy(windows.frames)
-        torch.softmax(model.head(features[rows], torch.from_numpy(windows.mask)), -1)
+        def run(backbone: BackboneRunner = backbone) -> None:
+            features = backbone(frames)
+            windows = make_windows(torch.arange(len(frames)).numpy(), 64, 32)
+            rows = torch.from_numpy(windows.frames)
+            torch.softmax(model.head(features[rows], torch.from_numpy(windows.mask)), -1)
 
-    with torch.inference_mode():
-        return {"infer_fps": best_rate(run, len(frames), 2 if quick else 3)}
+        with torch.inference_mode():
+            name = "infer_fps" if engine == "auto" else f"infer_{engine}_fps"
+            result[name] = best_rate(run, len(frames), 2 if quick else 3)
+    return result
 
 
 def _sample(root: Path, quick: bool) -> Path:
@@ -116,17 +123,28 @@ def extract(quick: bool) -> dict:
             root / "cropped_aligned", root / "annotations" / "Train_Set", use_cache=False
         )
         frames = sum(int(v.has_image.sum()) for v in index)
-        start = time.perf_counter()
-        extract_split(
-            index,
-            build_backbone("none", 5),
-            Path(tmp) / "f",
-            "none",
-            root / "cropped_aligned",
-            batch_size=64,
-            num_workers=1,
-        )
-        return {"extract_fps": frames / (time.perf_counter() - start)}
+        result = {}
+        for engine in ("auto", "onnxruntime") if _has_onnxruntime() else ("auto",):
+            start = time.perf_counter()
+            extract_split(
+                index,
+                build_backbone("none", 5),
+                Path(tmp) / f"f-{engine}",
+                "none",
+                root / "cropped_aligned",
+                batch_size=64,
+                num_workers=1,
+                engine=engine,
+            )
+            name = "extract_fps" if engine == "auto" else f"extract_{engine}_fps"
+            result[name] = frames / (time.perf_counter() - start)
+        return result
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
 
 
 def head_train(quick: bool) -> dict:

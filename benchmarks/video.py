@@ -1,7 +1,7 @@
 """Frames per second of ``abaw-expr predict --video`` on a 640x360 video, split by stage, and
 the wait before the first frame.
 
-    python benchmarks/video.py [--frames 750] [--json]
+    python benchmarks/video.py [--frames 750] [--engine auto] [--json]
 
 Start-up, each in a fresh process that runs the command as a user would: ``first_frame_s``,
 from the start to the first frame whose faces the command has in hand with its model loaded;
@@ -17,7 +17,8 @@ command runs it (faces: the default, every person), twice: the face pass in this
 Stages: ``decode`` (OpenCV), ``faces`` (detect, track, align), ``model`` (backbone on batches
 of crops, in a worker thread that overlaps the faces, + head over windows), ``write`` (CSV,
 ABAW txt, timeline PNG); as the backbone overlaps the face search, the stages add up to more
-than the wall time.
+than the wall time. ``--engine`` sets the backbone's engine of these two runs (the start-up
+figures use the command's default).
 Record the figures in benchmarks/RESULTS.md with date, machine and commit.
 """
 
@@ -145,6 +146,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=750, help="video length (default 30 s)")
     parser.add_argument("--detect-every", type=int, default=10)
+    parser.add_argument(
+        "--engine", default="auto", help="the backbone's engine in the steady runs (default auto)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     options = FaceOptions(detect_every=args.detect_every)
@@ -168,11 +172,13 @@ def main() -> None:
             start = time.perf_counter()
             ahead = FacePassProcess([video], options) if way == "face_process" else None
             run = predict_videos(root / "model.ckpt", video, root / "out", options,
-                                 device="cpu", progress=False, ahead=ahead)  # fmt: skip
+                                 device="cpu", progress=False, ahead=ahead,
+                                 engine=args.engine)  # fmt: skip
             runs[way] = (run.predictions[0], time.perf_counter() - start)
     result = {
         "video": "640x360, 25 fps, synthetic",
         "detect_every": args.detect_every,
+        "engine": args.engine,
         "first_frame_s": min(f["first_frame_s"] for f in first),
         "first_batch_s": min(f["first_batch_s"] for f in first),
         "first_runs": first,

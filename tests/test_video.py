@@ -19,6 +19,7 @@ from abaw_expr.data.annotations import read_labels
 from abaw_expr.data.frame_index import build_test_index
 from abaw_expr.errors import InputError
 from abaw_expr.faces import ARCFACE_TEMPLATE, similarity_to_template
+from abaw_expr.model import engine
 from abaw_expr.video.preprocess import preprocess_videos
 from abaw_expr.video.reader import list_videos, probe_video, read_frames
 from abaw_expr.video.synthetic import write_synthetic_video
@@ -175,9 +176,19 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_predict_from_a_video_writes_every_frame(videos, checkpoint, tmp_path, capsys):
+def test_predict_from_a_video_writes_every_frame(videos, checkpoint, tmp_path, capsys, monkeypatch):
     root, truth = videos
     out = tmp_path / "pred"
+    # However long the job, the backbone beside a face pass runs eagerly under --engine auto.
+    monkeypatch.setattr(engine, "COMPILE_MIN_FRAMES", 1)
+    engines = []
+    real_init = engine.BackboneRunner.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        engines.append(self.engine)
+
+    monkeypatch.setattr(engine.BackboneRunner, "__init__", init)
     code = main(
         ["predict", "--checkpoint", str(checkpoint), "--video", str(root / "returns.mp4"),
          "--out", str(out), "--smooth", "5", "--annotated-video"]
@@ -209,6 +220,7 @@ def test_predict_from_a_video_writes_every_frame(videos, checkpoint, tmp_path, c
     assert (annotated.width, annotated.height) == (640, 360)
     assert sum(1 for _ in read_frames(out / "returns.annotated.mp4")) == 80
     assert "returns: 80 frames" in capsys.readouterr().out
+    assert engines == ["eager"]
 
 
 def test_predict_a_folder_with_a_faceless_and_an_unreadable_video(

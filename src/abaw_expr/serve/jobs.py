@@ -29,7 +29,7 @@ from ..classes import CLASS_NAMES
 from ..errors import InputError
 from ..evaluation import pick_device
 from ..inference import checked_stride
-from ..model.engine import BackboneRunner
+from ..model.engine import BackboneRunner, engine_beside_faces
 from ..video.predict import predict_video, write_outputs
 from ..video.preview import PreviewEncoder
 from ..video.tracks import FaceOptions
@@ -74,8 +74,9 @@ class JobRunner:
             )
         self.device = pick_device(device)
         self.model.to(self.device).eval()
-        # compiled once for all jobs on a CPU (engine auto): a server lives long enough
-        self.backbone = BackboneRunner(self.model.backbone, self.device, engine)
+        self.backbone = BackboneRunner(
+            self.model.backbone, self.device, engine_beside_faces(engine)
+        )
         self.options = options or FaceOptions()
         self.options.size = config.data.image_size
         self.seq_len = config.data.seq_len

@@ -32,12 +32,12 @@ from ..data.images import eval_transform
 from ..errors import InputError
 from ..evaluation import pick_device
 from ..inference import checked_stride, window_probabilities
-from ..model.engine import COMPILE_MIN_FRAMES, BackboneRunner
+from ..model.engine import BackboneRunner, engine_beside_faces
 from ..model.temporal import ExpressionModel
 from ..writers import atomic_write, atomic_write_json, atomic_write_text
 from .batch import pending_videos, record_path, source_stamp
 from .face_process import FacePassProcess
-from .reader import probe_video, read_frames
+from .reader import read_frames
 from .timeline import CLASS_COLOURS, plot_timeline
 from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_people, track_video
 
@@ -322,14 +322,6 @@ def write_annotated_video(
     atomic_write(path, write, suffix=f".tmp{path.suffix}")
 
 
-def probe_declared_frames(video: Path) -> int:
-    """The frame count a video's container declares (0 if it cannot be opened)."""
-    try:
-        return probe_video(video).declared_frames
-    except InputError:
-        return 0
-
-
 @dataclass
 class VideoRun:
     predictions: list[VideoPrediction]
@@ -408,14 +400,9 @@ def predict_videos(
         model = model.to(torch_device).eval()
         seq_len = config.data.seq_len
         stride = checked_stride(stride or config.data.eval_stride, seq_len)
-        # Only whether the job reaches the compile threshold matters: stop counting there, so
-        # that a folder of thousands of videos is not opened file by file before the first frame.
-        declared = 0
-        for video in videos:
-            declared += probe_declared_frames(video)
-            if declared >= COMPILE_MIN_FRAMES:
-                break
-        runner = BackboneRunner(model.backbone, torch_device, engine, batch_size, declared)
+        runner = BackboneRunner(
+            model.backbone, torch_device, engine_beside_faces(engine), batch_size
+        )
         written: dict[str, Path] = {}  # output name -> the video that wrote it in this run
         for video in videos:
             predict = predict_people if options.faces == "all" else predict_video
