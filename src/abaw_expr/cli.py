@@ -391,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--engine",
             default="auto",
             choices=["auto", "eager", "compile", "onnxruntime"],
-            help="backbone on a CPU: compile (torch.compile, 1.1-1.3x, after 10-40 s of "
+            help="backbone on a CPU: compile (torch.compile, 1.1-1.3x, after 10-60 s of "
             "compiling), onnxruntime (1.3x on AVX2 CPUs, 1x on AVX-512 ones; needs onnx and "
             "onnxruntime) or eager; auto compiles jobs of 20,000 frames or more, and never "
             "beside a face pass (videos)",

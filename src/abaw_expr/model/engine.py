@@ -11,12 +11,12 @@ channels-last layout. On CUDA the backbone runs eagerly under bf16 autocast, as 
 Beside a face pass (``predict --video``, ``serve``), ``auto`` is eager on a CPU
 (:func:`engine_beside_faces`): the face search and the backbone share the cores there, and a
 compiled backbone gave only 1.06x the frames a second (1.5 ms a frame), which repays its
-compile after 7,000 (warm cache) to 39,000 frames (cold), while ``serve`` would
-make its first upload wait for it (RESULTS.md, 2026-11-28, issue 13).
+compile after 7,000 (warm cache) to 39,000 frames (cold), while ``serve`` would make its
+first upload wait for it (RESULTS.md, 2026-11-28, issue 13).
 
 Compiled graphs see one batch size (the last batch is padded) and one memory layout
-(contiguous), so a short last batch or channels-last crops need no second graph; if compiling fails (no C++ compiler, say), the runner
-warns once and goes on eagerly.
+(contiguous), so a short last batch or channels-last crops need no second graph; if
+compiling fails (no C++ compiler, say), the runner warns once and goes on eagerly.
 """
 
 from __future__ import annotations
