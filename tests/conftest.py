@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from abaw_expr.config import Config
 from abaw_expr.data.sample import write_sample
@@ -54,3 +55,18 @@ def trained_run(tiny_sample, tmp_path_factory) -> Path:
         enable_progress_bar=False,
     )
     return out
+
+
+class BatchSizeDependent(torch.nn.Module):
+    """A backbone whose output for one image depends on the size of the batch it is in, as
+    oneDNN's does on an AVX-512 CPU (there in the last bits; here plainly, on every machine).
+    ``sizes`` records the batch sizes it was given."""
+
+    def __init__(self, backbone: torch.nn.Module | None = None):
+        super().__init__()
+        self.backbone, self.sizes = backbone, []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        out = self.backbone(x) if self.backbone is not None else x.flatten(1)[:, :4]
+        return out + 0.01 * len(x)

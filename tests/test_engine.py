@@ -13,10 +13,14 @@ from abaw_expr.errors import InputError
 from abaw_expr.model.backbone import build_backbone
 from abaw_expr.model.engine import (
     COMPILE_MIN_FRAMES,
+    CPU_CHUNK,
     BackboneRunner,
     choose_engine,
+    chunk_size,
     engine_beside_faces,
 )
+
+from .conftest import BatchSizeDependent
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -47,7 +51,7 @@ def test_compiled_backbone_matches_eager_within_1e_3_with_a_padded_last_batch(ba
     images = torch.randn(7, 3, 32, 32)
     eager = BackboneRunner(backbone, "cpu", "eager")(images)
     runner = BackboneRunner(backbone, "cpu", "compile", batch_size=4)
-    compiled = runner(images)  # batches of 4 and 3 (padded to 4): one graph, no recompile
+    compiled = runner(images)  # one chunk, padded: one graph, no recompile
     assert runner.engine == "compile" and compiled.shape == (7, 888)
     assert ((compiled - eager).abs().max() / eager.abs().max()).item() < 1e-3
     assert runner(images[:1]).shape == (1, 888) and len(runner(images[:0])) == 0
@@ -118,3 +122,22 @@ def test_eager_on_a_cpu_runs_channels_last_at_the_same_output(backbone):
     assert runner.backbone.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
     out = runner(images)
     assert ((out - reference).abs().max() / reference.abs().max()).item() < 1e-4
+
+
+def test_every_image_meets_the_backbone_in_a_batch_of_one_size():
+    assert chunk_size(CPU, 24) == CPU_CHUNK and chunk_size(CUDA, 24) == 24
+    standin = BatchSizeDependent()
+    runner = BackboneRunner(standin, CPU, "eager", batch_size=24)
+    assert runner.chunk == CPU_CHUNK  # whatever the batch size asked for
+    images = torch.randn(2 * runner.chunk + 5, 3, 8, 8)
+    whole = runner(images)
+    assert set(standin.sizes) == {runner.chunk}  # the short last chunk is padded
+    for parts in (
+        [5, len(images) - 5],
+        [1] * 7 + [len(images) - 7],
+        [runner.chunk + 3, 2, runner.chunk],
+    ):
+        pieces = torch.cat([runner(part) for part in images.split(parts)])
+        assert torch.equal(pieces, whole)
+    assert runner.loader_batch_size(1) == runner.chunk
+    assert runner.loader_batch_size(runner.chunk + 1) == 2 * runner.chunk

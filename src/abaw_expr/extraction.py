@@ -57,7 +57,9 @@ def extract_split(
     if runner is None:  # float32 on CUDA too: a cache is read by many trainings
         runner = BackboneRunner(backbone, device, engine, batch_size, len(items), cuda_bf16=False)
     loader = DataLoader(
-        FrameImages(items, image_size), batch_size=batch_size, num_workers=num_workers
+        FrameImages(items, image_size),
+        batch_size=runner.loader_batch_size(batch_size),
+        num_workers=num_workers,
     )
     for images, row_ids, video_pos, ok in loader:
         writer.write(row_ids.numpy(), runner(images).cpu().numpy(), ok.numpy())

@@ -72,7 +72,9 @@ def frame_features(
     frames = np.flatnonzero(video.has_image)
     items = [(int(f), 0, video.path(int(f))) for f in frames]
     loader = DataLoader(
-        FrameImages(items, image_size), batch_size=batch_size, num_workers=num_workers
+        FrameImages(items, image_size),
+        batch_size=backbone.loader_batch_size(batch_size),
+        num_workers=num_workers,
     )
     chunks, kept = [], []
     for images, frame_ids, _, ok in loader:

@@ -14,9 +14,11 @@ compiled backbone gave only 1.06x the frames a second (1.5 ms a frame), which re
 compile after 7,000 (warm cache) to 39,000 frames (cold), while ``serve`` would make its
 first upload wait for it (RESULTS.md, 2026-11-28, issue 13).
 
-Compiled graphs see one batch size (the last batch is padded) and one memory layout
-(contiguous), so a short last batch or channels-last crops need no second graph; if
-compiling fails (no C++ compiler, say), the runner warns once and goes on eagerly.
+Every engine sees one batch shape (``CPU_CHUNK`` images on a CPU, the batch size on CUDA; a
+short batch is padded), so an image's features never depend on the batch it came in, and a
+compiled graph also sees one memory layout (contiguous): a short last batch or channels-last
+crops need no second graph. If compiling fails (no C++ compiler, say), the runner warns once
+and goes on eagerly.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ ENGINES = ("auto", "eager", "compile", "onnxruntime")
 # 1.3 ms a frame and costs 11 s (cache warm) to 58 s (cold), even after 8,500 to 45,000
 # frames (RESULTS.md, 2026-11-28).
 COMPILE_MIN_FRAMES = 20_000
+# The backbone sees every image in a batch of exactly this many on a CPU (the last one padded
+# with copies of its last image): oneDNN picks its kernels by batch size, and on an AVX-512
+# CPU one image's features differed by up to 1e-7 between batches of 5 and 16, while order
+# and company changed nothing (issue 19). One shape makes features independent of the batch
+# size asked for, the worker count, unreadable images and where a killed job resumed. Eager
+# batches of 32 run as fast as of 64 or 128 there (benchmarks/backbone_batch.py, RESULTS.md).
+CPU_CHUNK = 32
 
 
 def autocast_for(device: torch.device):
@@ -54,6 +63,12 @@ def choose_engine(engine: str, device: torch.device, frames: int | None) -> str:
     if engine == "auto":
         return "compile" if frames is None or frames >= COMPILE_MIN_FRAMES else "eager"
     return engine
+
+
+def chunk_size(device: torch.device, batch_size: int) -> int:
+    """How many images go through the backbone at once: ``CPU_CHUNK`` on a CPU whatever the
+    batch size asked for, the batch size on an accelerator."""
+    return CPU_CHUNK if device.type == "cpu" else batch_size
 
 
 def engine_beside_faces(engine: str) -> str:
@@ -78,6 +93,7 @@ class BackboneRunner:
         self.cuda_bf16 = cuda_bf16  # False: float32 on CUDA too (feature caches)
         self.backbone = backbone.to(self.device).eval()
         self.batch_size = batch_size
+        self.chunk = chunk_size(self.device, batch_size)
         self.engine = choose_engine(engine, self.device, frames)
         self._compiled = (
             torch.compile(self.backbone, dynamic=False) if self.engine == "compile" else None
@@ -89,36 +105,44 @@ class BackboneRunner:
         if self.channels_last:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
 
+    def loader_batch_size(self, batch_size: int) -> int:
+        """``batch_size`` rounded up to whole chunks, so that only a job's last batch is padded."""
+        return -(-batch_size // self.chunk) * self.chunk
+
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        if self._session is not None and len(images):
-            feed = {"images": images.float().contiguous().numpy()}
-            return torch.from_numpy(self._session.run(None, feed)[0])
-        if self._compiled is None or len(images) == 0:
-            if not self.cuda_bf16:
-                return self.backbone(images).float()
-            with autocast_for(self.device):
-                return self.backbone(images).float()
+        if len(images) == 0:
+            return self.backbone(images).float()
         out = []
-        # Crops made from (H, W, C) arrays arrive channels-last strided; a graph guards on the
-        # strides it was compiled for, so one layout for all batches means one compile.
-        for chunk in images.contiguous().split(self.batch_size):
+        for chunk in images.split(self.chunk):
             real = len(chunk)
-            if real < self.batch_size:
-                chunk = torch.cat([chunk, chunk[-1:].expand(self.batch_size - real, -1, -1, -1)])
+            if real < self.chunk:  # one batch shape: an image's output never depends on it
+                chunk = torch.cat([chunk, chunk[-1:].expand(self.chunk - real, -1, -1, -1)])
+            out.append(self._forward(chunk)[:real])
+        return torch.cat(out)
+
+    def _forward(self, chunk: torch.Tensor) -> torch.Tensor:
+        if self._session is not None:
+            feed = {"images": chunk.float().contiguous().numpy()}
+            return torch.from_numpy(self._session.run(None, feed)[0])
+        if self._compiled is not None:
             try:
-                out.append(self._compiled(chunk)[:real].float())
+                # Crops made from (H, W, C) arrays arrive channels-last strided; a graph guards
+                # on the strides it was compiled for, so one layout means one compile.
+                return self._compiled(chunk.contiguous()).float()
             except Exception as err:  # e.g. no C++ compiler on this machine
                 log.warning(
                     "torch.compile failed (%s); running the backbone eagerly",
                     str(err).splitlines()[0][:200] if str(err) else type(err).__name__,
                 )
                 self._compiled, self.engine = None, "eager"
-                return self(images)
-        return torch.cat(out)
+        if self.channels_last:
+            chunk = chunk.contiguous(memory_format=torch.channels_last)
+        if not self.cuda_bf16:
+            return self.backbone(chunk).float()
+        with autocast_for(self.device):
+            return self.backbone(chunk).float()
 
 
 def onnx_session(backbone: torch.nn.Module):

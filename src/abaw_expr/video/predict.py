@@ -63,7 +63,8 @@ class _BackboneBatcher:
     idle. Batches run one at a time, in order."""
 
     def __init__(self, backbone: BackboneRunner, batch_size: int, device: torch.device):
-        self.backbone, self.batch_size, self.device = backbone, batch_size, device
+        self.backbone, self.device = backbone, device
+        self.batch_size = backbone.loader_batch_size(batch_size)
         self.transform = eval_transform()
         self.pending: list[np.ndarray] = []
         self.numbers: list[int] = []
