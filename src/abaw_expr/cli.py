@@ -62,6 +62,17 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def _format_scores(scores: dict) -> str:
+    track = scores.get("track", "expr")
+    if track == "va":
+        return (
+            f"mean CCC {scores['score']:.4f} over {scores['frames']} frames\n"
+            f"  valence    CCC {scores['ccc_valence']:.4f}\n"
+            f"  arousal    CCC {scores['ccc_arousal']:.4f}"
+        )
+    if track == "au":
+        lines = [f"mean AU F1 {scores['score']:.4f} over {scores['frames']} frames"]
+        lines += [f"  {name:<10} F1 {f1:.4f}" for name, f1 in scores["f1_per_au"].items()]
+        return "\n".join(lines)
     lines = [f"macro F1 {scores['macro_f1']:.4f} over {scores['frames']} frames"]
     lines += [f"  {name:<10} F1 {f1:.4f}" for name, f1 in scores["per_class_f1"].items()]
     return "\n".join(lines)
@@ -356,11 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = command(
-        "score", cmd_score, "the ABAW metric of prediction files against one split's annotations"
+        "score",
+        cmd_score,
+        "the ABAW metric of predictions against one split's annotations (any track)",
     )
-    p.add_argument("--predictions", type=Path, required=True)
     p.add_argument(
-        "--annotations", type=Path, required=True, help="one split folder of <video>.txt"
+        "--predictions",
+        type=Path,
+        required=True,
+        help="a folder of <video>.txt (ABAW3's layout) or one image_location,... file",
+    )
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="one split folder of <video>.txt; its header tells the track (EXPR, VA or AU)",
     )
     p.add_argument("--json", action="store_true")
 

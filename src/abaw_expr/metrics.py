@@ -12,6 +12,7 @@ import logging
 import numpy as np
 
 from .classes import CLASS_NAMES, NUM_CLASSES
+from .data.tracks import AU_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +73,76 @@ def expression_scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
         "confusion_matrix": cm.tolist(),
         "absent_classes": [n for n, row in zip(CLASS_NAMES, cm, strict=True) if row.sum() == 0],
     }
+
+
+def concordance(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Lin's concordance correlation coefficient with population moments (ABAW's VA metric):
+    2 cov(x, y) / (var x + var y + (mean x - mean y)^2); 0 where that is 0/0."""
+    x = np.asarray(truth, dtype=np.float64)
+    y = np.asarray(predicted, dtype=np.float64)
+    if x.size == 0:
+        return 0.0
+    mx, my = x.mean(), y.mean()
+    covariance = ((x - mx) * (y - my)).mean()
+    denominator = x.var() + y.var() + (mx - my) ** 2
+    return float(2 * covariance / denominator) if denominator > 0 else 0.0
+
+
+def va_scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    """CCC of valence and of arousal over the annotated frames (no ``-5``); ``score`` is their
+    mean. ``labels`` and ``predictions`` are (frames, 2)."""
+    labels = np.asarray(labels, dtype=np.float64).reshape(-1, 2)
+    predictions = np.asarray(predictions, dtype=np.float64).reshape(-1, 2)
+    keep = (labels != -5).all(axis=1)
+    valence = concordance(labels[keep, 0], predictions[keep, 0])
+    arousal = concordance(labels[keep, 1], predictions[keep, 1])
+    return {
+        "ccc_valence": valence,
+        "ccc_arousal": arousal,
+        "score": (valence + arousal) / 2,
+        "frames": int(keep.sum()),
+    }
+
+
+def binary_f1(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """F1 of each column of 0/1 arrays (frames, columns); 0 where 2 TP + FP + FN is 0."""
+    truth = np.asarray(truth) == 1
+    predicted = np.asarray(predicted) == 1
+    tp = (truth & predicted).sum(0).astype(np.float64)
+    denominator = 2 * tp + (~truth & predicted).sum(0) + (truth & ~predicted).sum(0)
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+
+
+def au_scores(labels: np.ndarray, predictions: np.ndarray, names: tuple[str, ...]) -> dict:
+    """F1 of each action unit over the annotated frames (not a row of ``-1``); ``score`` is
+    their mean. ``labels`` and ``predictions`` are (frames, len(names)) of 0/1."""
+    labels = np.asarray(labels).reshape(-1, len(names))
+    predictions = np.asarray(predictions).reshape(-1, len(names))
+    keep = labels[:, 0] != -1
+    f1 = binary_f1(labels[keep], predictions[keep])
+    return {
+        "score": float(f1.mean()),
+        "f1_per_au": {n: float(x) for n, x in zip(names, f1, strict=True)},
+        "frames": int(keep.sum()),
+    }
+
+
+def track_scores(track_name: str, labels: np.ndarray, predictions: np.ndarray) -> dict:
+    """The ABAW metric of one track: ``track``, ``score``, ``frames`` and the track's details
+    (EXPR keeps :func:`expression_scores`' keys, with ``score`` = ``macro_f1``)."""
+    if track_name == "expr":
+        scores = expression_scores(labels, predictions)
+        scores["score"] = scores["macro_f1"]
+    elif track_name == "va":
+        scores = va_scores(labels, predictions)
+    elif track_name == "au":
+        scores = au_scores(labels, predictions, AU_NAMES)
+    else:
+        raise ValueError(f"unknown track {track_name!r}")
+    return {"track": track_name, **scores}
+
+
+def abaw_sum(scores_by_track: dict[str, float]) -> float:
+    """ABAW's multi-task figure: mean CCC + expression macro F1 + AU mean F1, over the tracks
+    given."""
+    return float(sum(scores_by_track.values()))

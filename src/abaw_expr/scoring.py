@@ -1,4 +1,10 @@
-"""Score ABAW prediction files against one split's annotation files (``abaw-expr score``)."""
+"""Score ABAW prediction files against one split's annotation files (``abaw-expr score``).
+
+The track (expression, valence-arousal or action units) is told by the annotation files'
+header. Predictions come in either submission layout: a folder of ``<video>.txt`` with the
+track's header (ABAW3), or one file ``image_location,<columns>`` with a row per frame image
+(later editions).
+"""
 
 from __future__ import annotations
 
@@ -7,43 +13,126 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.annotations import list_label_files, read_labels
-from .errors import InputError, require_dir
-from .metrics import expression_scores
+from .data.annotations import list_label_files
+from .data.submission import is_submission_header, parse_submission
+from .data.tracks import Track, annotated, read_track_file, read_utf8
+from .errors import InputError
+from .metrics import track_scores
 
 log = logging.getLogger(__name__)
 
 
-def score_predictions(predictions_dir: Path | str, split_dir: Path | str) -> dict:
-    """Macro F1 of ``predictions_dir/<video>.txt`` against every ``split_dir/<video>.txt``.
-
-    Every annotated video needs a prediction file with at least one line per annotation line;
-    a missing or short one is an :class:`InputError` naming the video. Extra trailing
-    predictions are ignored with a warning.
-    """
-    predictions_dir = require_dir(predictions_dir, "a folder of predictions")
-    all_labels, all_predictions = [], []
+def read_split_annotations(split_dir: Path | str) -> tuple[Track, dict[str, np.ndarray]]:
+    """The track of a split folder's ``<video>.txt`` files (all must agree) and their labels."""
+    track, labels = None, {}
     for label_file in list_label_files(split_dir):
-        video = label_file.stem
-        labels = read_labels(label_file)
-        prediction_file = predictions_dir / label_file.name
+        file_track, values = read_track_file(label_file)
+        if track is not None and file_track is not track:
+            raise InputError(
+                f"a {file_track.title} file among {track.title} files (header "
+                f"{file_track.header!r}); one split folder holds one track",
+                label_file,
+                1,
+            )
+        track = file_track
+        labels[label_file.stem] = values
+    return track, labels
+
+
+def _per_video_predictions(
+    predictions_dir: Path, track: Track, labels: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    aligned = {}
+    for video, truth in labels.items():
+        prediction_file = predictions_dir / f"{video}.txt"
         if not prediction_file.is_file():
             raise InputError(f"no prediction file for video {video!r}", prediction_file)
-        predicted = read_labels(prediction_file, allow_unannotated=False)
-        if len(predicted) < len(labels):
+        file_track, predicted = read_track_file(prediction_file, prediction=True)
+        if file_track is not track:
             raise InputError(
-                f"video {video!r}: {len(predicted)} predictions for {len(labels)} annotated frames",
+                f"a {file_track.title} prediction for {track.title} annotations", prediction_file, 1
+            )
+        if len(predicted) < len(truth):
+            raise InputError(
+                f"video {video!r}: {len(predicted)} predictions for {len(truth)} annotated frames",
                 prediction_file,
             )
-        if len(predicted) > len(labels):
+        if len(predicted) > len(truth):
             log.warning(
                 "%s: %d predictions for %d frames; extra lines ignored",
                 prediction_file,
                 len(predicted),
-                len(labels),
+                len(truth),
             )
-        all_labels.append(labels)
-        all_predictions.append(predicted[: len(labels)])
-    scores = expression_scores(np.concatenate(all_labels), np.concatenate(all_predictions))
-    scores["videos"] = len(all_labels)
+        aligned[video] = predicted[: len(truth)]
+    return aligned
+
+
+def _one_file_predictions(
+    prediction_file: Path, track: Track, labels: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    file_track, rows = parse_submission(read_utf8(prediction_file), prediction_file)
+    if file_track is not track:
+        raise InputError(
+            f"{file_track.title} predictions for {track.title} annotations", prediction_file, 1
+        )
+    aligned = {}
+    for video, truth in labels.items():
+        frames = rows.get(video, {})
+        needed = np.flatnonzero(annotated(track, truth))
+        missing = [i + 1 for i in needed if i + 1 not in frames]
+        if missing:
+            raise InputError(
+                f"no row for {video}/{missing[0]:05d}.jpg ({len(missing)} annotated frames of "
+                f"video {video!r} have none)",
+                prediction_file,
+            )
+        predicted = np.zeros_like(truth)
+        for i in needed:
+            predicted[i] = frames[i + 1]
+        aligned[video] = predicted
+    unknown = sorted(set(rows) - set(labels))
+    if unknown:
+        log.warning(
+            "%s: %d videos not in the annotations ignored (%s%s)",
+            prediction_file,
+            len(unknown),
+            ", ".join(unknown[:3]),
+            ", ..." if len(unknown) > 3 else "",
+        )
+    return aligned
+
+
+def score_predictions(predictions: Path | str, split_dir: Path | str) -> dict:
+    """The track's ABAW metric of ``predictions`` against every ``split_dir/<video>.txt``.
+
+    Every annotated frame needs a prediction: in a folder, a ``<video>.txt`` with at least one
+    line per annotation line (extra trailing lines are ignored with a warning); in one
+    ``image_location`` file, a row for each annotated frame. A missing one is an
+    :class:`InputError` naming the video.
+    """
+    predictions = Path(predictions)
+    if not predictions.exists():
+        raise InputError("no such folder or file", predictions)
+    track, labels = read_split_annotations(split_dir)
+    if predictions.is_dir():
+        aligned = _per_video_predictions(predictions, track, labels)
+    else:
+        with open(predictions, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+        if not is_submission_header(first):
+            raise InputError(
+                "a prediction file must start with 'image_location,...' (or pass the folder "
+                "of <video>.txt predictions)",
+                predictions,
+                1,
+            )
+        aligned = _one_file_predictions(predictions, track, labels)
+    videos = sorted(labels)
+    scores = track_scores(
+        track.name,
+        np.concatenate([labels[v] for v in videos]),
+        np.concatenate([aligned[v] for v in videos]),
+    )
+    scores["videos"] = len(videos)
     return scores
