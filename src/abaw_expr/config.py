@@ -44,6 +44,8 @@ class ModelConfig:
     dropout: float = 0.5
     # Beyond the paper, opt-in: "relative" = a learned distance bias in both attention branches
     positional: str = "none"
+    # Beyond the paper: ABAW's tracks the head predicts, any of expr | va | au (issue 20)
+    tasks: list[str] = field(default_factory=lambda: ["expr"])
 
 
 @dataclass
@@ -52,6 +54,11 @@ class LossConfig:
     alpha: float = 0.9
     kl_weight: float = 0.2
     smoothing: float = 0.1
+    # Trained together, each track's loss counts only its annotated frames, times its weight.
+    expr_weight: float = 1.0
+    va_weight: float = 1.0  # 1 - mean CCC of valence and arousal over the batch's frames
+    va_mse_weight: float = 0.0  # optionally plus this times their mean squared error
+    au_weight: float = 1.0  # binary cross-entropy, positives weighted by the training rates
 
 
 @dataclass

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from abaw_expr.errors import InputError
+from abaw_expr.model.temporal import TASK_WIDTHS, check_tasks, split_outputs
 
 
 class ExpressionLoss(nn.Module):
@@ -70,3 +71,86 @@ class ExpressionLoss(nn.Module):
         kl = (torch.xlogy(target, target) - target * log_p).sum(dim=-1)
         per_frame = torch.where(keep, focal + self.kl_weight * kl, 0.0)
         return per_frame.sum() / keep.sum().clamp(min=1)
+
+
+def batch_concordance(
+    predicted: torch.Tensor, truth: torch.Tensor, keep: torch.Tensor
+) -> torch.Tensor:
+    """CCC of each column of (..., D) over the frames where ``keep`` (...,) is True, with
+    population moments; (D,). Selected with ``where``, so other frames reach neither the value
+    nor the gradient, and shapes stay fixed."""
+    keep = keep[..., None]
+    x = torch.where(keep, predicted.float(), 0.0).flatten(0, -2)
+    y = torch.where(keep, truth.float(), 0.0).flatten(0, -2)
+    k = keep.flatten(0, -2).float()
+    n = k.sum(0).clamp(min=1)
+    mx, my = x.sum(0) / n, y.sum(0) / n
+    dx, dy = (x - mx) * k, (y - my) * k
+    covariance = (dx * dy).sum(0) / n
+    denominator = (dx * dx).sum(0) / n + (dy * dy).sum(0) / n + (mx - my) ** 2
+    return 2 * covariance / (denominator + 1e-8)
+
+
+class TrackLoss(nn.Module):
+    """The loss of a head trained on one or several of ABAW's tracks (issue 20).
+
+    - ``expr``: :class:`ExpressionLoss` (the paper's), on frames labelled 0..7;
+    - ``va``: 1 - the mean CCC of valence and arousal over the batch's frames annotated for
+      VA (no ``-5``), plus ``va_mse_weight`` times their mean squared error there;
+    - ``au``: binary cross-entropy on the 12 AU logits over frames annotated for AU (not a
+      row of ``-1``), positives weighted by ``au_pos_weight`` (the training split's negatives
+      over positives per AU, set by the training module).
+
+    The total is the sum of each track's loss times its weight; a track with no annotated frame
+    in the batch adds a zero. Padded frames (``mask`` False) count for no track.
+    """
+
+    def __init__(
+        self,
+        tasks,
+        expression: ExpressionLoss,
+        weights: dict[str, float] | None = None,
+        va_mse_weight: float = 0.0,
+    ):
+        super().__init__()
+        self.tasks = check_tasks(tasks)
+        self.expression = expression
+        self.weights = {t: 1.0 for t in self.tasks} | (weights or {})
+        if any(w < 0 for w in self.weights.values()) or va_mse_weight < 0:
+            raise InputError(f"loss weights must be >= 0, got {self.weights}, {va_mse_weight}")
+        self.va_mse_weight = va_mse_weight
+        self.register_buffer("au_pos_weight", torch.ones(TASK_WIDTHS["au"]))
+
+    def forward(self, outputs: torch.Tensor, targets: dict, mask: torch.Tensor | None = None):
+        """outputs (B, T, width) from the head; targets: ``labels`` (B, T) for expr, ``va``
+        (B, T, 2) with -5 where not annotated, ``au`` (B, T, 12) with -1 rows. Returns
+        (total, {task: its unweighted loss})."""
+        parts = split_outputs(outputs, self.tasks)
+        if mask is None:
+            mask = torch.ones(outputs.shape[:2], dtype=torch.bool, device=outputs.device)
+        losses = {}
+        if "expr" in parts:
+            losses["expr"] = self.expression(parts["expr"], targets["labels"], mask)
+        if "va" in parts:
+            truth = targets["va"]
+            keep = mask & (truth != -5).all(-1)
+            ccc = batch_concordance(parts["va"], truth, keep)
+            loss = 1 - ccc.mean()
+            if self.va_mse_weight:
+                error = torch.where(keep[..., None], parts["va"].float() - truth.float(), 0.0)
+                loss = loss + self.va_mse_weight * (error**2).sum() / (2 * keep.sum().clamp(min=1))
+            losses["va"] = torch.where(keep.any(), loss, 0.0 * loss)
+        if "au" in parts:
+            truth = targets["au"]
+            keep = mask & (truth[..., 0] != -1)
+            logits = torch.where(keep[..., None], parts["au"].float(), 0.0)
+            per_unit = F.binary_cross_entropy_with_logits(
+                logits,
+                truth.clamp(min=0).float(),
+                pos_weight=self.au_pos_weight,
+                reduction="none",
+            )
+            per_unit = torch.where(keep[..., None], per_unit, 0.0)
+            losses["au"] = per_unit.sum() / (keep.sum().clamp(min=1) * per_unit.shape[-1])
+        total = sum(self.weights[t] * losses[t] for t in self.tasks)
+        return total, losses

@@ -22,5 +22,6 @@ def build_model(config: Config, with_backbone: bool = True) -> ExpressionModel:
         ff_dim=m.ff_dim,
         dropout=m.dropout,
         positional=m.positional,
+        tasks=m.tasks,
     )
     return ExpressionModel(backbone, head)

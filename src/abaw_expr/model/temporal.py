@@ -22,6 +22,13 @@ encoder see a window as a bag of frames: a frame that looks neutral cannot tell 
 sits inside an expression segment or in the Neutral stretch beside it. The slopes add
 ``heads`` parameters per branch and work for any window length. The default, ``"none"``, is
 the paper's model exactly.
+
+Beyond the paper, ABAW's other frame-level tracks: ``tasks`` names the outputs, in the fixed
+order ``expr`` (8 expression logits, the paper's ``classifier``), ``va`` (valence and arousal,
+``tanh`` so in [-1, 1]) and ``au`` (12 action-unit logits). Every task head is a Linear on the
+same concatenation after the same dropout, and the head returns their outputs side by side,
+(B, T, 8 + 2 + 12) for all three; :func:`split_outputs` names the parts. With
+``tasks=("expr",)``, the default, the head is the paper's, parameter for parameter.
 """
 
 from __future__ import annotations
@@ -31,11 +38,39 @@ from torch import nn
 from torch.nn import functional as F
 
 from abaw_expr.classes import NUM_CLASSES
+from abaw_expr.data.tracks import AU_NAMES
 from abaw_expr.errors import InputError
 from abaw_expr.model.backbone import FEATURE_DIM, RegNetFeatures
 
 VARIANTS: tuple[str, ...] = ("combine", "only_att", "only_trans", "no_att_trans")
+# The outputs of each task, in the order the head concatenates them.
+TASK_WIDTHS: dict[str, int] = {"expr": NUM_CLASSES, "va": 2, "au": len(AU_NAMES)}
 POSITIONAL: tuple[str, ...] = ("none", "relative")  # "none" is the paper's
+
+
+def check_tasks(tasks) -> tuple[str, ...]:
+    """``tasks`` in the head's order; an unknown or repeated name, or none, is an InputError."""
+    tasks = tuple(tasks)
+    unknown = [t for t in tasks if t not in TASK_WIDTHS]
+    if unknown or not tasks or len(set(tasks)) != len(tasks):
+        raise InputError(
+            f"model tasks must be a non-empty subset of {list(TASK_WIDTHS)}, got {list(tasks)}"
+        )
+    return tuple(t for t in TASK_WIDTHS if t in tasks)
+
+
+def task_slices(tasks) -> dict[str, slice]:
+    """Where each task's outputs sit along the last axis of the head's output."""
+    slices, start = {}, 0
+    for task in check_tasks(tasks):
+        slices[task] = slice(start, start + TASK_WIDTHS[task])
+        start += TASK_WIDTHS[task]
+    return slices
+
+
+def split_outputs(outputs: torch.Tensor, tasks) -> dict[str, torch.Tensor]:
+    """The head's (..., width) output as ``{task: (..., its width)}``."""
+    return {task: outputs[..., where] for task, where in task_slices(tasks).items()}
 
 
 def alibi_slopes(heads: int) -> torch.Tensor:
@@ -128,8 +163,10 @@ class TemporalHead(nn.Module):
         dropout: float = 0.5,
         attn_dropout: float = 0.0,
         positional: str = "none",
+        tasks: tuple[str, ...] | list[str] = ("expr",),
     ):
         super().__init__()
+        self.tasks = check_tasks(tasks)
         if variant not in VARIANTS:
             raise InputError(f"unknown model variant {variant!r}; expected one of {VARIANTS}")
         if positional not in POSITIONAL:
@@ -149,7 +186,10 @@ class TemporalHead(nn.Module):
         )
         branches = 1 + (self.attention is not None) + (self.encoder is not None)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(branches * feature_dim, num_classes)
+        width = branches * feature_dim
+        self.classifier = nn.Linear(width, num_classes) if "expr" in self.tasks else None
+        self.va_regressor = nn.Linear(width, 2) if "va" in self.tasks else None
+        self.au_classifier = nn.Linear(width, len(AU_NAMES)) if "au" in self.tasks else None
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """features: (B, T, feature_dim); mask: (B, T) bool, True = real frame (None = all).
@@ -168,7 +208,21 @@ class TemporalHead(nn.Module):
                 parts.append(self.attention(features, mask))
             if self.encoder is not None:
                 parts.append(self.encoder(features, mask))
-            return self.classifier(self._drop(torch.cat(parts, dim=-1)))
+            joined = self._drop(torch.cat(parts, dim=-1))
+            if self.tasks == ("expr",):
+                return self.classifier(joined)  # the paper's head
+            outputs = []
+            if self.classifier is not None:
+                outputs.append(self.classifier(joined))
+            if self.va_regressor is not None:
+                outputs.append(torch.tanh(self.va_regressor(joined)))
+            if self.au_classifier is not None:
+                outputs.append(self.au_classifier(joined))
+            return torch.cat(outputs, dim=-1)
+
+    @property
+    def output_width(self) -> int:
+        return sum(TASK_WIDTHS[t] for t in self.tasks)
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         """``self.dropout``, with the mask drawn by ``rand_like`` on a CPU: PyTorch's CPU dropout
@@ -236,7 +290,7 @@ def count_parameters(model: ExpressionModel | TemporalHead) -> dict[str, int]:
         "backbone": n(backbone),
         "attention": n(head.attention),
         "encoder": n(head.encoder),
-        "head": n(head.classifier),
+        "head": n(head.classifier) + n(head.va_regressor) + n(head.au_classifier),
         "total": n(model),
         "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
