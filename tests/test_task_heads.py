@@ -211,3 +211,16 @@ def test_a_joint_head_learns_va_and_au_from_features():
     au_pred = (parts["au"].reshape(-1, 12).numpy()[:, :4] > 0).astype(int)
     constant = binary_f1(au_true, np.ones_like(au_true)).mean()  # the best constant for F1
     assert binary_f1(au_true, au_pred).mean() > constant + 0.3
+
+
+def test_validation_ccc_pools_every_batch_as_the_scorer_does():
+    from abaw_expr.model.module import ConcordanceSums
+
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(-1, 1, (300, 2))
+    predicted = 0.6 * truth + rng.normal(0.1, 0.3, (300, 2))
+    metric = ConcordanceSums()
+    for part in np.array_split(np.arange(300), [7, 150]):  # batches of unequal sizes
+        metric.update(torch.from_numpy(predicted[part]), torch.from_numpy(truth[part]))
+    expected = [concordance(truth[:, d], predicted[:, d]) for d in (0, 1)]
+    np.testing.assert_allclose(metric.compute().numpy(), expected, atol=1e-10)

@@ -37,7 +37,7 @@ def test_optimisation_lowers_the_loss():
     module.train()
     losses = []
     for _ in range(30):
-        loss = module.loss(module(features, mask), labels, mask)
+        loss, _ = module.loss(module(features, mask), {"labels": labels}, mask)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

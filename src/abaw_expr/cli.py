@@ -113,6 +113,16 @@ def _load_config(args: argparse.Namespace):
     return load_config(args.config, overrides)
 
 
+def _tracks(text: str) -> list[str]:
+    from .data.tracks import TRACKS
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in names if t not in TRACKS]
+    if unknown or not names:
+        raise InputError(f"--tracks: expected some of {','.join(TRACKS)}, got {text!r}")
+    return names
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from .training import train
 
@@ -123,6 +133,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.resume and args.config is None and (args.out / "config.yaml").is_file():
         args.config = args.out / "config.yaml"  # continue with the settings the run started with
     config = _load_config(args)
+    if args.tracks is not None:
+        config.model.tasks = _tracks(args.tracks)
+    elif not args.resume:  # every track the data hold; a resumed run keeps its config's
+        from .training import data_tracks
+
+        config.model.tasks = data_tracks(args.annotations, args.features)
     run = train(
         config,
         args.annotations,
@@ -132,7 +148,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         overwrite=args.overwrite,
     )
-    print(f"best validation macro F1 {run['best_macro_f1']:.4f}: {run['best_checkpoint']}")
+    if "best_macro_f1" in run:
+        print(f"best validation macro F1 {run['best_macro_f1']:.4f}: {run['best_checkpoint']}")
+    else:
+        tracks = " + ".join(run["tracks"])
+        print(f"best validation score ({tracks}) {run['best_score']:.4f}: {run['best_checkpoint']}")
     from .training import is_global_zero
 
     if is_global_zero():
@@ -477,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--variant", choices=["combine", "only_att", "only_trans", "no_att_trans"])
+    p.add_argument(
+        "--tracks",
+        help="ABAW tracks to train, some of expr,va,au (default: every track the data hold)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument(

@@ -82,18 +82,25 @@ def extract(
     image_size: int = 112,
     engine: str = "auto",
 ) -> dict[str, FeatureCache]:
-    """Extract features of every split under ``annotations_dir`` into ``out_dir/<split>/``."""
-    from .data.annotations import find_splits
+    """Extract features of every split under ``annotations_dir`` into ``out_dir/<split>/``.
+
+    ``annotations_dir`` is one track's folder or the folder of ABAW's track folders; the cache
+    holds the labels of every track found, so one extraction serves training on any of them."""
     from .data.frame_index import build_split_index
+    from .data.track_index import build_tracks_index, find_tracks
     from .model.backbone import build_backbone
 
+    tracks = find_tracks(annotations_dir)
+    if list(tracks) == ["expr"]:
+        indexes = {
+            split: build_split_index(images_dir, split_dir)
+            for split, split_dir in tracks["expr"].items()
+        }
+    else:
+        indexes = build_tracks_index(images_dir, tracks)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = build_backbone(weights, frozen_stages=5)
-    indexes = {
-        split: build_split_index(images_dir, split_dir)
-        for split, split_dir in find_splits(annotations_dir).items()
-    }
     frames = sum(int(v.has_image.sum()) for index in indexes.values() for v in index.videos)
     runner = BackboneRunner(backbone, device, engine, batch_size, frames, cuda_bf16=False)
     caches = {}

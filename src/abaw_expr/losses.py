@@ -119,7 +119,10 @@ class TrackLoss(nn.Module):
         if any(w < 0 for w in self.weights.values()) or va_mse_weight < 0:
             raise InputError(f"loss weights must be >= 0, got {self.weights}, {va_mse_weight}")
         self.va_mse_weight = va_mse_weight
-        self.register_buffer("au_pos_weight", torch.ones(TASK_WIDTHS["au"]))
+        # Saved with checkpoints of AU heads only: expression checkpoints keep their keys.
+        self.register_buffer(
+            "au_pos_weight", torch.ones(TASK_WIDTHS["au"]), persistent="au" in self.tasks
+        )
 
     def forward(self, outputs: torch.Tensor, targets: dict, mask: torch.Tensor | None = None):
         """outputs (B, T, width) from the head; targets: ``labels`` (B, T) for expr, ``va``

@@ -64,6 +64,19 @@ class StepSeed(L.Callback):
         L.seed_everything(seed, workers=True, verbose=False)
 
 
+def data_tracks(annotations_dir: Path | str, features_dir: Path | str | None = None) -> list[str]:
+    """The ABAW tracks the data hold, in ABAW's order: those whose labels a feature cache
+    holds, or whose annotation folders are under ``annotations_dir``."""
+    if features_dir is not None:
+        from .data.feature_cache import cached_tracks, open_split_index
+
+        return cached_tracks(open_split_index(Path(features_dir) / "Train_Set"))
+    from .data.track_index import find_tracks
+
+    found = find_tracks(annotations_dir)
+    return [t for t in ("expr", "va", "au") if t in found]
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(
@@ -189,13 +202,18 @@ def train(
         atomic_write_json(run_file, run)
 
     datamodule = ExpressionDataModule(
-        config.data, annotations_dir, images_dir, features_dir, seed=config.trainer.seed
+        config.data,
+        annotations_dir,
+        images_dir,
+        features_dir,
+        seed=config.trainer.seed,
+        tracks=config.model.tasks,
     )
     module = ExpressionModule(config.to_dict())
     checkpoint = ModelCheckpoint(
         dirpath=out_dir,
         filename="best",
-        monitor="val/macro_f1",
+        monitor=module.monitor,
         mode="max",
         auto_insert_metric_name=False,
     )
@@ -264,9 +282,13 @@ def train(
             atomic_write_json(run_file, run)
         raise
     best = checkpoint.best_model_score
+    best = float(best) if best is not None else None
     run.update(
         status="finished",
-        best_macro_f1=float(best) if best is not None else None,
+        tracks=list(module.tasks),
+        monitor=module.monitor,
+        # the paper's figure for the expression track alone; else the tracks' ABAW sum
+        **({"best_macro_f1": best} if module.monitor == "val/macro_f1" else {"best_score": best}),
         best_checkpoint=str(out_dir / "best.ckpt"),
         epochs=trainer.current_epoch,
         train_seconds=run.get("train_seconds", 0.0) + time.time() - started,

@@ -16,7 +16,7 @@ is counted exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -26,11 +26,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import DataConfig
+from ..errors import InputError
 from ..metrics import warn_absent_classes
-from .annotations import SPLITS, find_splits
+from .annotations import SPLITS
 from .augment import Augmentation, prepare_frames
 from .frame_index import FrameIndex, VideoFrames, build_split_index
 from .images import read_face
+from .track_index import build_tracks_index, choose_tracks, find_tracks
 from .windows import make_windows
 
 
@@ -130,6 +132,10 @@ class WindowDataset(Dataset):
         extra = {}
         if self.augmentation is not None and seed is not None:
             extra["augment"] = self.augmentation.draw(seed)
+        if video.va is not None:
+            extra["va"] = torch.from_numpy(video.va[frames])
+        if video.au is not None:
+            extra["au"] = torch.from_numpy(video.au[frames].astype(np.float32))
         return {
             "x": x,
             "labels": torch.from_numpy(video.labels[frames].astype(np.int64)),
@@ -224,8 +230,10 @@ class ExpressionDataModule(L.LightningDataModule):
         images_dir: Path | str | None = None,
         features_dir: Path | str | None = None,
         seed: int = 0,
+        tracks: Sequence[str] | None = None,
     ):
         super().__init__()
+        self.tracks = tracks  # ABAW tracks to read; None: every track found
         self.seed = seed  # of the training windows' order and augmentation, per epoch
         if images_dir is None and features_dir is None:
             raise ValueError("give images_dir or features_dir")
@@ -234,6 +242,7 @@ class ExpressionDataModule(L.LightningDataModule):
         self.images_dir = Path(images_dir) if images_dir is not None else None
         self.features_dir = Path(features_dir) if features_dir is not None else None
         self.indexes: dict[str, FrameIndex] = {}
+        self.chosen_tracks: list[str] = []  # the tracks read, in ABAW's order, once indexed
 
     def prepare_data(self) -> None:
         # Build (and cache) the frame index once, on one process, before DDP ranks read it.
@@ -243,26 +252,43 @@ class ExpressionDataModule(L.LightningDataModule):
         if self.indexes:
             return
         if self.features_dir is not None:
-            from .feature_cache import open_split_index
+            from .feature_cache import cached_tracks, open_split_index
 
             for split in SPLITS:
                 self.indexes[split] = open_split_index(self.features_dir / split)
+            held = cached_tracks(self.indexes["Train_Set"])
+            self.chosen_tracks = list(self.tracks) if self.tracks is not None else held
+            missing = [t for t in self.chosen_tracks if t not in held]
+            if missing:
+                raise InputError(
+                    f"this feature cache holds no {missing[0]} labels (it holds "
+                    f"{', '.join(held)}); extract it from annotations with that track",
+                    self.features_dir,
+                )
             return
-        for split, split_dir in find_splits(self.annotations_dir).items():
+        chosen = choose_tracks(find_tracks(self.annotations_dir), self.tracks, self.annotations_dir)
+        self.chosen_tracks = list(chosen)
+        if list(chosen) != ["expr"]:
+            for split in chosen.values():
+                if len(split) < len(SPLITS):
+                    break
+            else:
+                self.indexes = build_tracks_index(self.images_dir, chosen)
+                return
+            raise InputError(
+                f"missing split folder(s) under {next(iter(chosen.values()))}", self.annotations_dir
+            )
+        for split, split_dir in chosen["expr"].items():
             self.indexes[split] = build_split_index(self.images_dir, split_dir)
         train_names = {v.name for v in self.indexes.get("Train_Set", [])}
         both = sorted(train_names & {v.name for v in self.indexes.get("Validation_Set", [])})
         if both:
-            from ..errors import InputError
-
             raise InputError(
                 f"video {both[0]!r} is in both Train_Set and Validation_Set ({len(both)} such videos)",
                 self.annotations_dir,
             )
         missing = [s for s in SPLITS if s not in self.indexes]
         if missing:
-            from ..errors import InputError
-
             raise InputError(f"missing split folder(s) {', '.join(missing)}", self.annotations_dir)
 
     def _source(self, split: str) -> FrameSource:
@@ -277,7 +303,9 @@ class ExpressionDataModule(L.LightningDataModule):
         c = self.config
         train_index, val_index = self.indexes["Train_Set"], self.indexes["Validation_Set"]
         for split, index in self.indexes.items():
-            labels = [v.labels[v.usable] for v in index]
+            if "expr" not in self.chosen_tracks:
+                break
+            labels = [v.labels[v.usable & (v.labels >= 0)] for v in index]
             warn_absent_classes(np.concatenate(labels) if labels else np.zeros(0), split)
         self.train_set = WindowDataset(
             train_index,

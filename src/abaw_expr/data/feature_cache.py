@@ -56,6 +56,7 @@ def open_split_index(split_dir: Path | str) -> FrameIndex:
     with np.load(path, allow_pickle=False) as data:
         offsets = data["offsets"]
         images_dir = Path(str(data["images_dir"]))
+        va, au = data.get("va"), data.get("au")  # caches of other tracks (issue 20) hold these
         return FrameIndex(
             [
                 VideoFrames(
@@ -64,10 +65,24 @@ def open_split_index(split_dir: Path | str) -> FrameIndex:
                     data["labels"][a : a + k].copy(),
                     data["has_image"][a : a + k].copy(),
                     split_dir.name,
+                    va=None if va is None else va[a : a + k].copy(),
+                    au=None if au is None else au[a : a + k].copy(),
                 )
                 for n, a, k in zip(data["names"], offsets, data["lengths"], strict=True)
             ]
         )
+
+
+def cached_tracks(index: FrameIndex) -> list[str]:
+    """The tracks whose labels a cache's index holds: ``expr`` unless it holds only others."""
+    videos = index.videos
+    held = []
+    if not videos or not any(v.va is not None or v.au is not None for v in videos):
+        return ["expr"]
+    if any((v.labels >= 0).any() for v in videos):
+        held.append("expr")
+    held += [t for t in ("va", "au") if getattr(videos[0], t) is not None]
+    return held
 
 
 class FeatureCache:
@@ -150,6 +165,11 @@ class CacheWriter:
                 offsets=self.offsets,
                 labels=np.concatenate([v.labels for v in index]),
                 has_image=np.concatenate([v.has_image for v in index]),
+                **{
+                    track: np.concatenate([getattr(v, track) for v in index])
+                    for track in ("va", "au")
+                    if index.videos and getattr(index.videos[0], track) is not None
+                },
                 backbone=np.array(backbone_id),
                 images_dir=np.array(str(Path(images_dir).resolve())),
             )

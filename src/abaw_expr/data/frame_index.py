@@ -62,14 +62,30 @@ class VideoFrames:
     labels: np.ndarray  # int8, -1 = unannotated (all -1 for a test video)
     has_image: np.ndarray  # bool
     split: str = ""
+    # Other ABAW tracks, where chosen (data/track_index.py): (frames, 2) float32 valence and
+    # arousal with -5 where not annotated; (frames, 12) int8 action units, rows of -1.
+    va: np.ndarray | None = None
+    au: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
         return len(self.labels)
 
+    def annotated_for(self, track: str) -> np.ndarray:
+        """Frames annotated for one track (none for a track this index does not hold)."""
+        if track == "expr":
+            return self.labels >= 0
+        values = self.va if track == "va" else self.au
+        if values is None:
+            return np.zeros(self.num_frames, dtype=bool)
+        return (values != -5).all(1) if track == "va" else values[:, 0] != -1
+
     @property
     def annotated(self) -> np.ndarray:
-        return self.labels >= 0
+        """Frames annotated for any track this index holds."""
+        if self.va is None and self.au is None:
+            return self.labels >= 0
+        return self.annotated_for("expr") | self.annotated_for("va") | self.annotated_for("au")
 
     @property
     def usable(self) -> np.ndarray:

@@ -12,14 +12,56 @@ epoch, and the shapes through the backbone are fixed (every slot of every window
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelStatScores
 
 from ..classes import NUM_CLASSES
 from ..config import config_from_dict
-from ..losses import ExpressionLoss
-from ..metrics import f1_from_confusion
+from ..data.tracks import AU_NAMES
+from ..losses import ExpressionLoss, TrackLoss
+from ..metrics import abaw_sum, f1_from_confusion
 from .build import build_model  # the model from its config; inference imports it from .build
+from .temporal import check_tasks, split_outputs
+
+
+class ConcordanceSums(Metric):
+    """Lin's CCC of each column, pooled over every frame of an epoch and across processes, from
+    running sums (population moments, as ABAW's VA metric; float64)."""
+
+    def __init__(self, columns: int = 2):
+        super().__init__()
+        for name in ("n", "sx", "sy", "sxx", "syy", "sxy"):
+            self.add_state(name, torch.zeros(columns, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, predicted: torch.Tensor, truth: torch.Tensor) -> None:
+        x, y = predicted.double(), truth.double()
+        self.n += x.new_full(x.shape[1:], len(x))
+        self.sx += x.sum(0)
+        self.sy += y.sum(0)
+        self.sxx += (x * x).sum(0)
+        self.syy += (y * y).sum(0)
+        self.sxy += (x * y).sum(0)
+
+    def compute(self) -> torch.Tensor:
+        n = self.n.clamp(min=1)
+        mx, my = self.sx / n, self.sy / n
+        vx, vy = self.sxx / n - mx**2, self.syy / n - my**2
+        denominator = vx + vy + (mx - my) ** 2
+        ccc = 2 * (self.sxy / n - mx * my) / denominator.clamp(min=1e-12)
+        return torch.where(denominator > 0, ccc, 0.0)
+
+
+def au_positive_weights(index) -> torch.Tensor:
+    """Per AU, the training frames' negatives over positives (1 for an AU never positive): the
+    binary cross-entropy then weighs a rare AU's positives as much as its negatives."""
+    rows = [v.au[v.annotated_for("au") & v.has_image] for v in index if v.au is not None]
+    rows = np.concatenate(rows) if rows else np.zeros((0, len(AU_NAMES)))
+    positives = rows.sum(0).astype(np.float64)
+    negatives = len(rows) - positives
+    weights = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
+    return torch.from_numpy(weights).float()
 
 
 class NonFiniteLossError(RuntimeError):
@@ -36,14 +78,27 @@ class ExpressionModule(L.LightningModule):
         self.config = config_from_dict(config)
         self.model = build_model(self.config, with_backbone)
         c = self.config.loss
-        self.loss = ExpressionLoss(
-            gamma=c.gamma, alpha=c.alpha, kl_weight=c.kl_weight, smoothing=c.smoothing
+        self.tasks = check_tasks(self.config.model.tasks)
+        self.loss = TrackLoss(
+            self.tasks,
+            ExpressionLoss(
+                gamma=c.gamma, alpha=c.alpha, kl_weight=c.kl_weight, smoothing=c.smoothing
+            ),
+            weights={"expr": c.expr_weight, "va": c.va_weight, "au": c.au_weight},
+            va_mse_weight=c.va_mse_weight,
         )
         self.lr = self.config.optim.lr  # Lightning's LR finder updates this attribute
         self.val_confusion = MulticlassConfusionMatrix(
             NUM_CLASSES,
             ignore_index=-1,
             validate_args=False,  # its checks read the device
+        )
+        # Other tracks (issue 20): pooled CCC moments and per-AU counts, synchronised by DDP.
+        self.val_concordance = ConcordanceSums() if "va" in self.tasks else None
+        self.val_au = (
+            MultilabelStatScores(len(AU_NAMES), average=None, ignore_index=-1, validate_args=False)
+            if "au" in self.tasks
+            else None
         )
         # The first non-finite training loss (batch, global step, value), kept on the device.
         self.register_buffer("_bad", torch.tensor([-1.0, -1.0, 0.0]), persistent=False)
@@ -53,6 +108,9 @@ class ExpressionModule(L.LightningModule):
             self.model.channels_last = True
 
     def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if stage == "fit" and "au" in self.tasks and datamodule is not None:
+            self.loss.au_pos_weight.copy_(au_positive_weights(datamodule.indexes["Train_Set"]))
         if stage == "fit" and self.model.backbone is not None and self.config.trainer.compile:
             # In place: the state dict keeps its keys, checkpoints stay loadable without compile.
             self.model.backbone.compile()
@@ -60,9 +118,15 @@ class ExpressionModule(L.LightningModule):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(x, mask)
 
+    @property
+    def monitor(self) -> str:
+        """What picks the best epoch and drives the plateau schedule: the paper's validation
+        macro F1 for the expression track alone, else the chosen tracks' ABAW sum."""
+        return "val/macro_f1" if self.tasks == ("expr",) else "val/score"
+
     def _step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self(batch["x"], batch["mask"])
-        return logits, self.loss(logits, batch["labels"], batch["mask"])
+        outputs = self(batch["x"], batch["mask"])
+        return outputs, self.loss(outputs, batch, batch["mask"])[0]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         _, loss = self._step(batch)
@@ -116,14 +180,41 @@ class ExpressionModule(L.LightningModule):
             batch_size=len(batch["x"]),
             sync_dist=True,
         )
-        labels = torch.where(batch["mask"], batch["labels"], torch.full_like(batch["labels"], -1))
-        self.val_confusion.update(logits.argmax(-1).flatten(), labels.flatten())
+        mask = batch["mask"]
+        parts = split_outputs(logits, self.tasks)
+        if "expr" in parts:
+            labels = torch.where(mask, batch["labels"], torch.full_like(batch["labels"], -1))
+            self.val_confusion.update(parts["expr"].argmax(-1).flatten(), labels.flatten())
+        if "va" in parts:
+            keep = mask & (batch["va"] != -5).all(-1)
+            self.val_concordance.update(parts["va"][keep], batch["va"][keep])
+        if "au" in parts:
+            truth = torch.where(mask[..., None], batch["au"], -1.0).long()
+            self.val_au.update((parts["au"] > 0).long().flatten(0, 1), truth.flatten(0, 1))
 
     def on_validation_epoch_end(self) -> None:
-        cm = self.val_confusion.compute().cpu().numpy()
-        self.val_confusion.reset()
-        f1 = f1_from_confusion(cm)
-        self.log("val/macro_f1", float(f1.mean()), prog_bar=True, sync_dist=False)
+        scores = {}
+        if "expr" in self.tasks:
+            cm = self.val_confusion.compute().cpu().numpy()
+            self.val_confusion.reset()
+            scores["expr"] = float(f1_from_confusion(cm).mean())
+            self.log("val/macro_f1", scores["expr"], prog_bar=True, sync_dist=False)
+        if "va" in self.tasks:
+            ccc = self.val_concordance.compute().cpu()
+            self.val_concordance.reset()
+            scores["va"] = float(ccc.mean())
+            self.log("val/ccc_valence", float(ccc[0]), sync_dist=False)
+            self.log("val/ccc_arousal", float(ccc[1]), sync_dist=False)
+            self.log("val/ccc", scores["va"], prog_bar=True, sync_dist=False)
+        if "au" in self.tasks:
+            tp, fp, _, fn, _ = self.val_au.compute().cpu().double().unbind(-1)
+            self.val_au.reset()
+            denominator = 2 * tp + fp + fn
+            f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), 0.0)
+            scores["au"] = float(f1.mean())
+            self.log("val/au_f1", scores["au"], prog_bar=True, sync_dist=False)
+        if self.tasks != ("expr",):
+            self.log("val/score", abaw_sum(scores), prog_bar=True, sync_dist=False)
 
     def configure_optimizers(self):
         o = self.config.optim
@@ -143,7 +234,7 @@ class ExpressionModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {
                 "scheduler": scheduler,
-                "monitor": "val/macro_f1",
+                "monitor": self.monitor,
                 "interval": "epoch",
             },
         }

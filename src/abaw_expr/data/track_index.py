@@ -1,0 +1,189 @@
+"""Several of ABAW's tracks over the same videos: finding their folders and merging their labels.
+
+``--annotations`` may name one track's folder (holding ``Train_Set``/``Validation_Set``; its
+files' header tells the track) or the folder that holds the track folders as ABAW ships them
+(``EXPR_Classification_Challenge``, ``VA_Estimation_Challenge``, ``AU_Detection_Challenge``).
+
+The tracks annotate overlapping but different sets of videos, and a video's split can differ
+between them. The merged index of a split holds every video that any chosen track has in that
+split, with an array per chosen track (all unannotated where a track has no file for it), and
+as many frames as its longest annotation. No frame of a video that any chosen track validates
+on is trained on: such a video is left out of Train_Set, with a warning naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, require_dir
+from .annotations import SPLITS, list_label_files
+from .frame_index import FrameIndex, VideoFrames, check_video_name, list_image_frames
+from .tracks import AU, EXPR, TRACKS, VA, VA_UNANNOTATED, read_track_file
+
+log = logging.getLogger(__name__)
+
+
+def _splits_in(folder: Path) -> dict[str, Path]:
+    return {s: folder / s for s in SPLITS if (folder / s).is_dir()}
+
+
+def find_tracks(annotations_dir: Path | str) -> dict[str, dict[str, Path]]:
+    """``{track name: {split: folder}}`` for the tracks under ``annotations_dir``."""
+    root = require_dir(annotations_dir, "a folder of annotations")
+    direct = _splits_in(root)
+    if direct:
+        first = list_label_files(next(iter(direct.values())))[0]
+        track, _ = read_track_file(first)
+        return {track.name: direct}
+    found = {}
+    for track in TRACKS.values():
+        folder = root / track.folder
+        if folder.is_dir():
+            splits = _splits_in(folder)
+            if not splits:
+                raise InputError(f"holds neither of the split folders {', '.join(SPLITS)}", folder)
+            found[track.name] = splits
+    if not found:
+        folders = ", ".join(t.folder for t in TRACKS.values())
+        raise InputError(
+            f"holds neither {' nor '.join(SPLITS)} nor a track folder ({folders})", root
+        )
+    return found
+
+
+def choose_tracks(
+    found: dict[str, dict[str, Path]], wanted: Sequence[str] | None, where: Path | str
+) -> dict[str, dict[str, Path]]:
+    """The tracks asked for (all found if ``wanted`` is None), in ABAW's order."""
+    if wanted is None:
+        return {t: found[t] for t in TRACKS if t in found}
+    missing = [t for t in wanted if t not in found]
+    unknown = [t for t in wanted if t not in TRACKS]
+    if unknown:
+        raise InputError(f"unknown track {unknown[0]!r}; expected some of {list(TRACKS)}")
+    if missing:
+        raise InputError(
+            f"no {TRACKS[missing[0]].title} annotations ({TRACKS[missing[0]].folder}) here; "
+            f"found {', '.join(found) or 'none'}",
+            where,
+        )
+    return {t: found[t] for t in TRACKS if t in wanted}
+
+
+def _unannotated(track_name: str, length: int) -> np.ndarray:
+    if track_name == "expr":
+        return np.full(length, -1, dtype=np.int8)
+    if track_name == "va":
+        return np.full((length, 2), VA_UNANNOTATED, dtype=np.float32)
+    return np.full((length, len(AU.columns)), -1, dtype=np.int8)
+
+
+def _padded(values: np.ndarray, track_name: str, length: int) -> np.ndarray:
+    out = _unannotated(track_name, length)
+    out[: len(values)] = values
+    return out
+
+
+def build_tracks_index(
+    images_dir: Path | str, tracks: dict[str, dict[str, Path]]
+) -> dict[str, FrameIndex]:
+    """One merged :class:`FrameIndex` per split over the chosen tracks' label files."""
+    images_dir = require_dir(images_dir, "the cropped_aligned folder")
+    files: dict[str, dict[str, dict[str, Path]]] = {s: {} for s in SPLITS}  # split/video/track
+    for track_name, splits in tracks.items():
+        for split, folder in splits.items():
+            for f in list_label_files(folder):
+                files[split].setdefault(check_video_name(f.stem, f), {})[track_name] = f
+        both = (
+            sorted(
+                {f.stem for f in list_label_files(splits["Train_Set"])}
+                & {f.stem for f in list_label_files(splits["Validation_Set"])}
+            )
+            if len(splits) == 2
+            else []
+        )
+        if both:
+            raise InputError(
+                f"video {both[0]!r} is in both Train_Set and Validation_Set of the "
+                f"{TRACKS[track_name].title} track ({len(both)} such videos)",
+                splits["Validation_Set"],
+            )
+    validated = set(files["Validation_Set"])
+    for name in sorted(validated & set(files["Train_Set"])):
+        tracks_there = ", ".join(TRACKS[t].title for t in files["Train_Set"][name])
+        log.warning(
+            "video %s is left out of training: another track validates on it (its %s labels "
+            "are in Train_Set)",
+            name,
+            tracks_there,
+        )
+        del files["Train_Set"][name]
+    indexes = {}
+    for split in SPLITS:
+        videos = []
+        for name in sorted(files[split]):
+            by_track = {}
+            for track_name, f in files[split][name].items():
+                track, values = read_track_file(f)
+                if track.name != track_name:
+                    raise InputError(
+                        f"a {track.title} file in the {TRACKS[track_name].title} track's folder",
+                        f,
+                        1,
+                    )
+                by_track[track_name] = values
+            length = max(len(v) for v in by_track.values())
+            arrays = {
+                t: _padded(by_track[t], t, length) if t in by_track else _unannotated(t, length)
+                for t in tracks
+            }
+            image_dir = images_dir / name
+            frames = list_image_frames(image_dir)
+            has_image = np.zeros(length, dtype=bool)
+            has_image[frames[frames < length]] = True
+            videos.append(
+                VideoFrames(
+                    name,
+                    image_dir,
+                    arrays.get("expr", _unannotated("expr", length)),
+                    has_image,
+                    split,
+                    va=arrays.get("va"),
+                    au=arrays.get("au"),
+                )
+            )
+        indexes[split] = FrameIndex(videos)
+    return indexes
+
+
+def track_stats(index: FrameIndex, tracks: Sequence[str]) -> dict:
+    """Per track: videos with labels, annotated frames, annotated frames with a face, and the
+    track's label counts (classes, AU positives, VA means)."""
+    out = {}
+    for track_name in tracks:
+        track = TRACKS[track_name]
+        videos = annotated_frames = usable = 0
+        for v in index:
+            mask = v.annotated_for(track_name)
+            videos += bool(mask.any())
+            annotated_frames += int(mask.sum())
+            usable += int((mask & v.has_image).sum())
+        entry = {"videos": videos, "annotated": annotated_frames, "usable": usable}
+        if track is VA and usable:
+            values = np.concatenate([v.va[v.annotated_for("va") & v.has_image] for v in index])
+            entry["mean"] = {
+                "valence": float(values[:, 0].mean()),
+                "arousal": float(values[:, 1].mean()),
+            }
+        if track is AU:
+            rows = [v.au[v.annotated_for("au") & v.has_image] for v in index]
+            positives = np.concatenate(rows).sum(0) if rows else np.zeros(len(AU.columns))
+            entry["positive"] = {n: int(c) for n, c in zip(AU.columns, positives, strict=True)}
+        if track is EXPR:
+            entry["per_class"] = index.stats()["per_class"]
+        out[track_name] = entry
+    return out
