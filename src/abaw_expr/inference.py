@@ -23,7 +23,7 @@ from .data.frame_index import FrameIndex, VideoFrames
 from .data.images import FrameImages
 from .data.windows import make_windows
 from .model.engine import BackboneRunner, autocast_for
-from .model.temporal import ExpressionModel
+from .model.temporal import TASK_WIDTHS, ExpressionModel, split_outputs, task_slices
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,25 @@ def frame_features(
     if not chunks:
         return np.zeros(0, np.int64), torch.zeros(0, FEATURE_DIM, device=device)
     return np.concatenate(kept), torch.cat(chunks)
+
+
+def frame_values(outputs: torch.Tensor, tasks) -> torch.Tensor:
+    """The head's raw outputs as what is averaged over windows: expression probabilities
+    (softmax), valence and arousal as they are, AU probabilities (sigmoid)."""
+    if tuple(tasks) == ("expr",):
+        return torch.softmax(outputs, dim=-1)
+    parts = split_outputs(outputs, tasks)
+    convert = {"expr": lambda x: torch.softmax(x, -1), "va": lambda x: x, "au": torch.sigmoid}
+    return torch.cat([convert[t](x) for t, x in parts.items()], dim=-1)
+
+
+def frame_prior(tasks, width: int) -> np.ndarray:
+    """The values of a video without a single face: uniform expression probabilities (whose
+    arg-max is Neutral, Aff-Wild2's most frequent class), valence and arousal 0, no AU."""
+    if tuple(tasks) == ("expr",):
+        return np.full(width, 1.0 / width)
+    prior = {"expr": np.full(NUM_CLASSES, 1.0 / NUM_CLASSES), "va": np.zeros(2)}
+    return np.concatenate([prior.get(t, np.zeros(TASK_WIDTHS[t])) for t in task_slices(tasks)])
 
 
 def checked_stride(stride: int, seq_len: int) -> int:
@@ -173,7 +192,9 @@ def window_probabilities(
     then smoothed, then frames without a face are filled from the nearest one.
     """
     device = features.device
-    total = np.zeros((num_frames, NUM_CLASSES), dtype=np.float64)
+    tasks = getattr(head, "tasks", ("expr",))
+    prior = frame_prior(tasks, getattr(head, "output_width", NUM_CLASSES))
+    total = np.zeros((num_frames, len(prior)), dtype=np.float64)
     count = np.zeros(num_frames, dtype=np.int64)
     windows = make_windows(np.arange(len(frames)), seq_len, stride)
     for start in range(0, len(windows), batch_size):
@@ -181,17 +202,18 @@ def window_probabilities(
         mask = torch.from_numpy(windows.mask[start : start + batch_size]).to(device)
         with autocast_for(device):
             logits = head(features[rows], mask)
-        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        probs = frame_values(logits.float(), tasks).cpu().numpy()
         m = mask.cpu().numpy()
         positions = frames[windows.frames[start : start + batch_size]]
         np.add.at(total, positions[m], probs[m])
         np.add.at(count, positions[m], 1)
     known = count > 0
-    probs = np.full((num_frames, NUM_CLASSES), 1.0 / NUM_CLASSES)
+    probs = np.tile(prior, (num_frames, 1))
     probs[known] = total[known] / count[known, None]
     if not known.any():
         log.warning(
-            "%s: no frame with a readable face; every frame predicted from the uniform prior (Neutral)",
+            "%s: no frame with a readable face; every frame predicted from the prior "
+            "(uniform expression probabilities: Neutral; valence and arousal 0; no AU)",
             name,
         )
     probs = smooth_probabilities(probs, known, smooth)
