@@ -10,6 +10,10 @@ the segment's label, as Aff-Wild2's annotators label through blinks, occlusions 
 heads: on those frames a single frame does not say it all. The files carry the quirks of the real data: Neutral-heavy labels, runs
 of -1, frames without a face image, a ``_left`` / ``_right`` pair, and a label file and an
 image folder of different lengths. The same seed gives byte-identical files.
+
+:mod:`.sample_tracks` adds ABAW's three tracks under ``tracks/``, with valence-arousal and
+action units read off the same per-frame parameters, from generators of their own: the images
+and the expression files do not depend on them.
 """
 
 from __future__ import annotations
