@@ -10,6 +10,10 @@ the segment's label, as Aff-Wild2's annotators label through blinks, occlusions 
 heads: on those frames a single frame does not say it all. The files carry the quirks of the real data: Neutral-heavy labels, runs
 of -1, frames without a face image, a ``_left`` / ``_right`` pair, and a label file and an
 image folder of different lengths. The same seed gives byte-identical files.
+
+:mod:`.sample_tracks` adds ABAW's three tracks under ``tracks/``, with valence-arousal and
+action units read off the same per-frame parameters, from generators of their own: the images
+and the expression files do not depend on them.
 """
 
 from __future__ import annotations
@@ -492,6 +496,7 @@ class _VideoPlan:
     nuisance: np.ndarray  # (frames, len(Nuisance)) float32
     has_image: np.ndarray  # bool, per video frame
     noise_seed: tuple[int, ...]
+    track_seed: tuple[int, ...] = ()
 
 
 class _ClassBag:
@@ -617,7 +622,7 @@ def _video_names(train: int, val: int) -> tuple[list[str], list[str], int]:
 
 def _prepare_out_dir(out: Path) -> None:
     """Remove an earlier sample here; refuse a folder that holds anything else."""
-    ours = {"cropped_aligned", "annotations", "sample.json"}
+    ours = {"cropped_aligned", "annotations", "tracks", "sample.json"}
     if out.exists():
         if not out.is_dir():
             raise InputError("is a file, expected a folder for the sample data", out)
@@ -633,9 +638,37 @@ def _prepare_out_dir(out: Path) -> None:
             )
         # sample.json first, so that a half-replaced sample never looks complete
         (out / "sample.json").unlink(missing_ok=True)
-        for name in ("cropped_aligned", "annotations"):
+        for name in ("cropped_aligned", "annotations", "tracks"):
             shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _plan_sample(
+    train_videos: int, val_videos: int, frames: int, seed: int
+) -> tuple[list[tuple[str, _VideoPlan]], dict[str, list[str]]]:
+    """Every video's plan, with its split, in writing order; and the quirks, by video name."""
+    train_names, val_names, pair = _video_names(train_videos, val_videos)
+    quirks: dict[str, list[str]] = {"left_right_pair": train_names[pair : pair + 2]}
+    plans: list[tuple[str, _VideoPlan]] = []
+    for split_id, (split, names) in enumerate(zip(SPLITS, (train_names, val_names), strict=True)):
+        bag = _ClassBag(np.random.default_rng([seed, split_id, 1]), _CLASS_BAGS[split_id])
+        for k, name in enumerate(names):
+            special = {"unannotated"} if k == 0 else {"annotated_missing"} if k == 1 else set()
+            extra = 0
+            if k == len(names) - 1 and split_id == 0:
+                special.add("labels_longer")
+            elif k == len(names) - 1:
+                special.add("images_longer")
+                extra = int(np.random.default_rng([seed, split_id, 3, k]).integers(5, 21))
+            plan = _plan_video(
+                name, np.random.default_rng([seed, split_id, 0, k]), bag, frames, extra, special
+            )
+            plan.noise_seed = (seed, split_id, 2, k)
+            plan.track_seed = (seed, split_id, 4, k)  # the VA / AU tracks' own draws
+            plans.append((split, plan))
+            for quirk in sorted(special):
+                quirks.setdefault(quirk, []).append(name)
+    return plans, quirks
 
 
 def write_sample(
@@ -659,30 +692,14 @@ def write_sample(
             f"sample too small: need train_videos >= 2, val_videos >= 1, frames >= 100 "
             f"(got {train_videos}, {val_videos}, {frames})"
         )
+    from .sample_tracks import write_tracks  # it builds on this module
+
     out = Path(out_dir)
     _prepare_out_dir(out)
-    train_names, val_names, pair = _video_names(train_videos, val_videos)
-    quirks: dict[str, list[str]] = {"left_right_pair": train_names[pair : pair + 2]}
-    plans: list[tuple[str, _VideoPlan]] = []
-    for split_id, (split, names) in enumerate(zip(SPLITS, (train_names, val_names), strict=True)):
-        bag = _ClassBag(np.random.default_rng([seed, split_id, 1]), _CLASS_BAGS[split_id])
-        for k, name in enumerate(names):
-            special = {"unannotated"} if k == 0 else {"annotated_missing"} if k == 1 else set()
-            extra = 0
-            if k == len(names) - 1 and split_id == 0:
-                special.add("labels_longer")
-            elif k == len(names) - 1:
-                special.add("images_longer")
-                extra = int(np.random.default_rng([seed, split_id, 3, k]).integers(5, 21))
-            plan = _plan_video(
-                name, np.random.default_rng([seed, split_id, 0, k]), bag, frames, extra, special
-            )
-            plan.noise_seed = (seed, split_id, 2, k)
-            plans.append((split, plan))
-            for quirk in sorted(special):
-                quirks.setdefault(quirk, []).append(name)
+    plans, quirks = _plan_sample(train_videos, val_videos, frames, seed)
     for split, plan in plans:
         write_labels(out / "annotations" / split / f"{plan.name}.txt", plan.labels)
+    tracks = write_tracks(out, plans, quirks)
     dirs = [out / "cropped_aligned" / plan.name for _, plan in plans]
     if workers is None:
         cpus = os.cpu_count() or 1
@@ -703,6 +720,7 @@ def write_sample(
         "image_size": SIZE,
         "splits": {},
         "quirks": quirks,
+        "tracks": tracks,
     }
     for split in SPLITS:
         chosen = [
