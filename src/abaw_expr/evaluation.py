@@ -14,7 +14,7 @@ from .data.annotations import list_label_files, write_labels
 from .data.frame_index import FrameIndex, build_split_index, build_test_index
 from .data.submission import format_submission
 from .data.track_index import build_tracks_index
-from .data.tracks import TRACKS, format_track_file, read_track_file
+from .data.tracks import TRACKS, format_track_file, parse_track_file, read_track_file
 from .errors import InputError
 from .inference import predict_probabilities
 from .metrics import track_scores, warn_absent_classes
@@ -135,9 +135,12 @@ def evaluate(
         checkpoint, build, stride, smooth, device, batch_size, num_workers, engine, loaded
     )
     predictions_dir = out_dir / "predictions"
-    predicted = [track_predictions(p, tasks, track.name) for p in probabilities]
-    for video, values in zip(index, predicted, strict=True):
-        atomic_write_text(predictions_dir / f"{video.name}.txt", format_track_file(track, values))
+    predicted = []
+    for video, values in zip(index, probabilities, strict=True):
+        text = format_track_file(track, track_predictions(values, tasks, track.name))
+        atomic_write_text(predictions_dir / f"{video.name}.txt", text)
+        # scored as written (valence and arousal to 6 digits), so evaluate = score exactly
+        predicted.append(parse_track_file(text, video.name, prediction=True)[1])
     labels = {"expr": lambda v: v.labels, "va": lambda v: v.va, "au": lambda v: v.au}[track.name]
     truth = np.concatenate([labels(v) for v in index])
     if track.name == "expr":
