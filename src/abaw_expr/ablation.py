@@ -91,9 +91,9 @@ def evaluate_on_features(
     again), plus macro F1 and accuracy on each boolean frame mask of ``subsets`` (cache row order)."""
     from .checkpoint import load_model
     from .data.feature_cache import FeatureCache, open_split_index
-    from .evaluation import write_predictions
+    from .evaluation import track_predictions, write_predictions
     from .inference import predict_probabilities
-    from .metrics import expression_scores
+    from .metrics import abaw_sum, expression_scores, track_scores
 
     split = features_dir / "Validation_Set"
     model, config = load_model(checkpoint)
@@ -105,23 +105,38 @@ def evaluate_on_features(
         seq_len=config.data.seq_len,
         stride=config.data.eval_stride,
     )
-    labels = np.concatenate([v.labels for v in index])
-    predicted = np.concatenate([p.argmax(1) for p in probs])
-    annotated = labels >= 0
-    metrics = expression_scores(labels[annotated], predicted[annotated])
+    tasks = tuple(config.model.tasks)
+    if tasks == ("expr",):
+        metrics = {}
+    else:  # every track the checkpoint predicts, each on the frames it annotates
+        metrics = {"tracks": {}}
+        for track in tasks:
+            truth = np.concatenate([track_labels(v, track) for v in index])
+            predicted = np.concatenate([track_predictions(p, tasks, track) for p in probs])
+            metrics["tracks"][track] = track_scores(track, truth, predicted)
+        metrics["score"] = abaw_sum({t: m["score"] for t, m in metrics["tracks"].items()})
+    if "expr" in tasks:  # the expression track's keys stay at the top, as before
+        labels = np.concatenate([v.labels for v in index])
+        predicted = np.concatenate([track_predictions(p, tasks, "expr") for p in probs])
+        annotated = labels >= 0
+        metrics.update(expression_scores(labels[annotated], predicted[annotated]))
+        for name, mask in (subsets or {}).items():
+            keep = mask & annotated
+            scores = expression_scores(labels[keep], predicted[keep])
+            metrics.setdefault("subsets", {})[name] = {
+                "macro_f1": scores["macro_f1"],
+                "accuracy": float((labels[keep] == predicted[keep]).mean()) if keep.any() else None,
+                "frames": int(keep.sum()),
+            }
     metrics["checkpoint"] = str(checkpoint)
     metrics["videos"] = len(index)
-    write_predictions(out_dir / "predictions", index, probs)
-    for name, mask in (subsets or {}).items():
-        keep = mask & annotated
-        scores = expression_scores(labels[keep], predicted[keep])
-        metrics.setdefault("subsets", {})[name] = {
-            "macro_f1": scores["macro_f1"],
-            "accuracy": float((labels[keep] == predicted[keep]).mean()) if keep.any() else None,
-            "frames": int(keep.sum()),
-        }
+    write_predictions(out_dir / "predictions", index, probs, tasks)
     atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def track_labels(video, track: str) -> np.ndarray:
+    return {"expr": video.labels, "va": video.va, "au": video.au}[track]
 
 
 def ablate(
@@ -217,6 +232,8 @@ def _train_and_evaluate(config, annotations_dir, run_dir, images_dir, features_d
     best = Path(run["best_checkpoint"])
     if features_dir is not None:
         return evaluate_on_features(best, Path(features_dir), run_dir / "eval", subsets)
+    if tuple(config.model.tasks) != ("expr",):
+        raise InputError("ablations of other tracks than expressions run on a feature cache")
     return evaluate(
         best,
         images_dir,
@@ -227,9 +244,27 @@ def _train_and_evaluate(config, annotations_dir, run_dir, images_dir, features_d
 
 
 def summarise(seeds: Sequence[int], results: Sequence[dict]) -> dict:
-    """One arm's row: seeds, per-seed macro F1, mean/std of macro and per-class F1 (and subsets)."""
-    row = {
-        "seeds": list(seeds),
+    """One arm's row: seeds, per-seed macro F1, mean/std of macro and per-class F1 (and subsets);
+    for runs of other tracks, per track the per-seed scores and their mean/std (``tracks``)."""
+    row: dict = {"seeds": list(seeds)}
+    if "tracks" in results[0]:
+        row["tracks"] = {}
+        for track, first in results[0]["tracks"].items():
+            entry = {"score": [r["tracks"][track]["score"] for r in results]}
+            entry["score_stats"] = mean_std(entry["score"])
+            for key in ("ccc_valence", "ccc_arousal"):
+                if key in first:
+                    entry[key] = mean_std([r["tracks"][track][key] for r in results])
+            if "f1_per_au" in first:
+                entry["f1_per_au"] = {
+                    au: mean_std([r["tracks"][track]["f1_per_au"][au] for r in results])
+                    for au in first["f1_per_au"]
+                }
+            row["tracks"][track] = entry
+        row["score"] = mean_std([r["score"] for r in results])
+    if "macro_f1" not in results[0]:
+        return row
+    row |= {
         "macro_f1": [r["macro_f1"] for r in results],
         **{f"macro_f1_{k}": v for k, v in mean_std([r["macro_f1"] for r in results]).items()},
         "per_class_f1": {
@@ -257,13 +292,27 @@ def format_table(table: dict) -> str:
 
     arms = table["arms"]
     header = list(arms)
-    rows = [
-        ("seeds", [str(len(a["seeds"])) for a in arms.values()]),
+    first = next(iter(arms.values()), {})
+    rows = [("seeds", [str(len(a["seeds"])) for a in arms.values()])]
+    titles = {"expr": "expression macro F1 %", "va": "VA mean CCC %", "au": "AU mean F1 %"}
+    for track in first.get("tracks", {}):
+        if track == "expr" and "macro_f1_mean" in first:
+            continue  # its rows follow, class by class
+        rows.append((titles[track], [pm(a["tracks"][track]["score_stats"]) for a in arms.values()]))
+        if track == "va":
+            for key in ("ccc_valence", "ccc_arousal"):
+                label = f"  CCC {key.removeprefix('ccc_')} %"
+                rows.append((label, [pm(a["tracks"]["va"][key]) for a in arms.values()]))
+    if "tracks" in first:
+        rows.append(("ABAW sum of the tracks %", [pm(a["score"]) for a in arms.values()]))
+    if "macro_f1_mean" not in first:
+        return "mean ± standard deviation over seeds (sample std)\n" + text_table(header, rows)
+    rows.append(
         (
             "macro F1 %",
             [pm({"mean": a["macro_f1_mean"], "std": a["macro_f1_std"]}) for a in arms.values()],
-        ),
-    ]
+        )
+    )
     for name in CLASS_NAMES:
         rows.append((f"F1 {name} %", [pm(a["per_class_f1"][name]) for a in arms.values()]))
     subsets = next(iter(arms.values()), {}).get("subsets", {})

@@ -123,6 +123,19 @@ def _tracks(text: str) -> list[str]:
     return names
 
 
+def _config_with_tracks(args: argparse.Namespace):
+    """The run's config, training ``--tracks`` or else every track the data hold (a resumed
+    run keeps its config's)."""
+    config = _load_config(args)
+    if args.tracks is not None:
+        config.model.tasks = _tracks(args.tracks)
+    elif not args.resume:
+        from .training import data_tracks
+
+        config.model.tasks = data_tracks(args.annotations, args.features)
+    return config
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from .training import train
 
@@ -132,13 +145,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
     if args.resume and args.config is None and (args.out / "config.yaml").is_file():
         args.config = args.out / "config.yaml"  # continue with the settings the run started with
-    config = _load_config(args)
-    if args.tracks is not None:
-        config.model.tasks = _tracks(args.tracks)
-    elif not args.resume:  # every track the data hold; a resumed run keeps its config's
-        from .training import data_tracks
-
-        config.model.tasks = data_tracks(args.annotations, args.features)
+    config = _config_with_tracks(args)
     run = train(
         config,
         args.annotations,
@@ -174,7 +181,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     if args.resume and args.config is None and (args.out / "config.yaml").is_file():
         args.config = args.out / "config.yaml"  # continue with the settings it started with
     table = ablate(
-        _load_config(args),
+        _config_with_tracks(args),
         args.annotations,
         args.out,
         arms,
@@ -638,6 +645,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         default="combine,only_att,only_trans,no_att_trans",
         help="comma-separated; add +pos for the relative positions beyond the paper (combine+pos)",
+    )
+    p.add_argument(
+        "--tracks",
+        help="ABAW tracks to train, some of expr,va,au (default: every track the data hold)",
     )
     p.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     p.add_argument("--seed", type=int, help="the first seed (default trainer.seed); then +1, ...")
