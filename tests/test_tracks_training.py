@@ -170,3 +170,21 @@ def test_asking_for_a_track_the_cache_lacks(three_track_cache):
     )
     with pytest.raises(InputError, match="holds no au labels"):
         datamodule.prepare_data()
+
+
+def test_stats_of_every_track(tmp_path, capsys):
+    from abaw_expr.cli import main
+
+    images, ann = write_layout(tmp_path)
+    assert main(["stats", "--images", str(images), "--annotations", str(ann), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    train = stats["Train_Set"]
+    assert train["va"]["videos"] == 2 and train["au"]["videos"] == 2  # a, b; a, f (c left out)
+    assert train["va"]["annotated"] == 2 * (LENGTHS["va"] - 4)
+    assert train["va"]["usable"] == 2 * (85 - 4)  # images end at frame 85
+    usable_au = [labels_for("au", v, LENGTHS["au"]) for v in ("a", "f")]
+    expected = sum(int((u[u[:, 0] >= 0, 0] == 1).sum()) for u in usable_au)
+    assert train["au"]["positive"]["AU1"] == expected
+    assert sum(train["expr"]["per_class"].values()) == train["expr"]["usable"]
+    assert main(["stats", "--images", str(images), "--annotations", str(ann)]) == 0
+    assert "positive: AU1" in capsys.readouterr().out

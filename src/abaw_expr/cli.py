@@ -39,7 +39,12 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_stats(args: argparse.Namespace) -> None:
     from .data.annotations import find_splits
     from .data.frame_index import build_split_index
+    from .data.track_index import find_tracks
 
+    tracks = find_tracks(args.annotations)
+    if list(tracks) != ["expr"]:
+        _print_track_stats(args, tracks)
+        return
     result = {
         split: build_split_index(args.images, d).stats()
         for split, d in find_splits(args.annotations).items()
@@ -59,6 +64,30 @@ def cmd_stats(args: argparse.Namespace) -> None:
             print(
                 f"  absent: {', '.join(absent)} (F1 0 in ABAW's scoring: macro F1 <= {8 - len(absent)}/8)"
             )
+
+
+def _print_track_stats(args: argparse.Namespace, tracks: dict) -> None:
+    """``stats`` of several tracks (or one other than expressions): per split and track."""
+    from .data.track_index import build_tracks_index, track_stats
+
+    indexes = build_tracks_index(args.images, tracks)
+    result = {split: track_stats(index, list(tracks)) for split, index in indexes.items()}
+    if args.json:
+        print(json.dumps(result))
+        return
+    for split, by_track in result.items():
+        print(f"{split}: {len(indexes[split])} videos")
+        for track, s in by_track.items():
+            line = f"  {track:<4} {s['videos']} videos, {s['annotated']} annotated, {s['usable']} usable"
+            if "mean" in s:
+                line += f"; mean valence {s['mean']['valence']:+.3f}, arousal {s['mean']['arousal']:+.3f}"
+            print(line)
+            if "positive" in s:
+                total = max(s["usable"], 1)
+                rates = ", ".join(f"{au} {100 * n / total:.0f}%" for au, n in s["positive"].items())
+                print(f"       positive: {rates}")
+            if "per_class" in s:
+                print("       " + ", ".join(f"{k} {v}" for k, v in s["per_class"].items()))
 
 
 def _format_scores(scores: dict) -> str:
@@ -390,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--annotations",
         type=Path,
         required=True,
-        help="folder holding Train_Set/ and Validation_Set/",
+        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders",
     )
     p.add_argument("--json", action="store_true")
 

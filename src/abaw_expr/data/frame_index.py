@@ -135,7 +135,8 @@ class FrameIndex:
         for v in self.videos:
             annotated += int(v.annotated.sum())
             usable += int(v.usable.sum())
-            per_class += np.bincount(v.labels[v.usable].astype(np.int64), minlength=NUM_CLASSES)
+            expression = v.labels[v.usable & (v.labels >= 0)]  # usable for another track: -1
+            per_class += np.bincount(expression.astype(np.int64), minlength=NUM_CLASSES)
         return {
             "videos": len(self.videos),
             "frames": self.num_frames,
