@@ -254,7 +254,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate
 
     metrics = evaluate(
-        args.checkpoint, args.images, args.annotations, args.out, **_prediction_settings(args)
+        args.checkpoint,
+        args.images,
+        args.annotations,
+        args.out,
+        fit_thresholds=args.fit_au_thresholds,
+        **_prediction_settings(args),
     )
     run_dir = args.checkpoint.parent
     report = ""
@@ -576,7 +581,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
             p.add_argument(
-                "--annotations", type=Path, required=True, help="one split folder of <video>.txt"
+                "--annotations",
+                type=Path,
+                required=True,
+                help="one split folder of <video>.txt, of any track the checkpoint predicts",
+            )
+            p.add_argument(
+                "--fit-au-thresholds",
+                action="store_true",
+                help="an AU split: fit one threshold per AU on it (an optimistic score there), "
+                "saved beside the checkpoint for predict",
             )
             p.add_argument("--json", action="store_true")
         else:

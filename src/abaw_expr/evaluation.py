@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,10 @@ from .data.annotations import list_label_files, write_labels
 from .data.frame_index import FrameIndex, build_split_index, build_test_index
 from .data.submission import format_submission
 from .data.track_index import build_tracks_index
-from .data.tracks import TRACKS, format_track_file, parse_track_file, read_track_file
+from .data.tracks import AU_NAMES, TRACKS, format_track_file, parse_track_file, read_track_file
 from .errors import InputError
 from .inference import predict_probabilities
-from .metrics import track_scores, warn_absent_classes
+from .metrics import binary_f1, track_scores, warn_absent_classes
 from .model.temporal import task_slices
 from .writers import atomic_write_json, atomic_write_text
 
@@ -62,20 +63,64 @@ def _predict_index(
     )
 
 
-def track_predictions(values: np.ndarray, tasks, track: str) -> np.ndarray:
+def track_predictions(
+    values: np.ndarray, tasks, track: str, au_thresholds: np.ndarray | None = None
+) -> np.ndarray:
     """One track's ABAW predictions from a video's per-frame values (see
     :func:`~abaw_expr.inference.frame_values`): the expression class, valence and arousal,
-    or each AU at a probability of 0.5 or more."""
+    or each AU at a probability of its threshold or more (0.5 unless fitted)."""
     part = values[..., task_slices(tasks)[track]] if tuple(tasks) != ("expr",) else values
     if track == "expr":
         return part.argmax(-1)
     if track == "va":
         return np.clip(part, -1, 1)
-    return (part >= 0.5).astype(np.int8)
+    thresholds = 0.5 if au_thresholds is None else au_thresholds
+    return (part >= thresholds).astype(np.int8)
+
+
+def au_thresholds_file(checkpoint: Path | str) -> Path:
+    """Where ``evaluate --fit-au-thresholds`` keeps a checkpoint's AU thresholds: beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".au_thresholds.json")
+
+
+def load_au_thresholds(checkpoint: Path | str) -> np.ndarray | None:
+    """The checkpoint's fitted AU thresholds, or None (then 0.5)."""
+    path = au_thresholds_file(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        values = np.array([float(saved["thresholds"][name]) for name in AU_NAMES])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"not a file of AU thresholds ({err})", path) from None
+    if not ((values > 0) & (values < 1)).all():
+        raise InputError("AU thresholds must lie in (0, 1)", path)
+    return values
+
+
+def fit_au_thresholds(truth: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Per AU, the threshold on a grid 0.05, 0.10, ..., 0.95 with the best F1 on the
+    annotated frames (the lowest such threshold on a tie)."""
+    keep = truth[:, 0] != -1
+    truth, probabilities = truth[keep] == 1, probabilities[keep]
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    best = np.full(truth.shape[1], 0.5)
+    for unit in range(truth.shape[1]):
+        f1 = [
+            binary_f1(truth[:, unit : unit + 1], probabilities[:, unit : unit + 1] >= t)[0]
+            for t in grid
+        ]
+        best[unit] = grid[int(np.argmax(f1))]
+    return best
 
 
 def write_predictions(
-    out_dir: Path, index: FrameIndex, probabilities: list[np.ndarray], tasks=("expr",)
+    out_dir: Path,
+    index: FrameIndex,
+    probabilities: list[np.ndarray],
+    tasks=("expr",),
+    au_thresholds: np.ndarray | None = None,
 ) -> None:
     """ABAW's submission files. A checkpoint of the expression track alone writes one file per
     video in ``out_dir`` (header, one label per frame), as ABAW3 asks. A checkpoint of other
@@ -89,7 +134,7 @@ def write_predictions(
     for track_name in tasks:
         track = TRACKS[track_name]
         per_video = {
-            video.name: track_predictions(values, tasks, track_name)
+            video.name: track_predictions(values, tasks, track_name, au_thresholds)
             for video, values in zip(index, probabilities, strict=True)
         }
         for name, predicted in per_video.items():
@@ -110,11 +155,15 @@ def evaluate(
     batch_size: int = 64,
     num_workers: int = 2,
     engine: str = "auto",
+    fit_thresholds: bool = False,
 ) -> dict:
     """Predict every frame of a labelled split, write the prediction files and ``metrics.json``.
 
     The metric covers every annotated frame, with or without a face image, exactly as
-    ``abaw-expr score`` computes it on the written files.
+    ``abaw-expr score`` computes it on the written files. AUs are on at the checkpoint's fitted
+    thresholds if it has them, else at 0.5; ``fit_thresholds`` (an AU split) first fits one
+    per AU on this split and saves them beside the checkpoint, for ``predict``: the score is
+    then optimistic, as the thresholds were tuned on the frames it is measured on.
     """
     out_dir = Path(out_dir)
     label_files = list_label_files(split_dir)
@@ -134,10 +183,21 @@ def evaluate(
     index, probabilities = _predict_index(
         checkpoint, build, stride, smooth, device, batch_size, num_workers, engine, loaded
     )
+    thresholds = load_au_thresholds(checkpoint)
+    if fit_thresholds:
+        if track.name != "au":
+            raise InputError("--fit-au-thresholds needs a split of the AU track", split_dir)
+        probs = np.concatenate([p[..., task_slices(tasks)["au"]] for p in probabilities])
+        thresholds = fit_au_thresholds(np.concatenate([v.au for v in index]), probs)
+        fitted = {
+            "thresholds": dict(zip(AU_NAMES, thresholds.tolist(), strict=True)),
+            "fitted_on": str(split_dir),
+        }
+        atomic_write_json(au_thresholds_file(checkpoint), fitted)
     predictions_dir = out_dir / "predictions"
     predicted = []
     for video, values in zip(index, probabilities, strict=True):
-        text = format_track_file(track, track_predictions(values, tasks, track.name))
+        text = format_track_file(track, track_predictions(values, tasks, track.name, thresholds))
         atomic_write_text(predictions_dir / f"{video.name}.txt", text)
         # scored as written (valence and arousal to 6 digits), so evaluate = score exactly
         predicted.append(parse_track_file(text, video.name, prediction=True)[1])
@@ -148,6 +208,12 @@ def evaluate(
     metrics = track_scores(track.name, truth, np.concatenate(predicted))
     metrics["videos"] = len(index)
     metrics["checkpoint"] = str(checkpoint)
+    if track.name == "au":
+        metrics["au_thresholds"] = (
+            "0.5" if thresholds is None else dict(zip(AU_NAMES, thresholds.tolist(), strict=True))
+        )
+        if fit_thresholds:
+            metrics["au_thresholds_fitted_here"] = True  # an optimistic score
     atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 
@@ -177,5 +243,7 @@ def predict_test_set(
         engine,
         loaded,
     )
-    write_predictions(Path(out_dir), index, probabilities, loaded[1].model.tasks)
+    write_predictions(
+        Path(out_dir), index, probabilities, loaded[1].model.tasks, load_au_thresholds(checkpoint)
+    )
     return len(index)
