@@ -387,7 +387,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     info = export_onnx(args.checkpoint, args.out, opset=args.opset)
     print(
-        f"wrote {args.out}: frames (B, T, 3, {info['image_size']}, {info['image_size']}) + mask (B, T) -> logits (B, T, 8)"
+        f"wrote {args.out}: frames (B, T, 3, {info['image_size']}, {info['image_size']}) + mask (B, T) -> logits (B, T, {max(stop for _, stop in info['outputs'].values())})"
+        + ("" if list(info["outputs"]) == ["expr"] else f"; along the last axis {info['outputs']}")
     )
 
 

@@ -1,7 +1,10 @@
 """``abaw-expr export``: the whole sequence model as ONNX, for ONNX Runtime and other engines.
 
 The graph takes ``frames`` (B, T, 3, H, W), ImageNet-normalised float32, and ``mask`` (B, T)
-bool (True = real frame), and returns ``logits`` (B, T, 8); B and T are dynamic. Unlike the
+bool (True = real frame), and returns ``logits`` (B, T, 8); B and T are dynamic. A checkpoint
+of other ABAW tracks returns its tasks side by side instead, (B, T, 8 + 2 + 12) for all three
+(expression logits, valence and arousal in [-1, 1], AU logits; the returned ``outputs`` says
+where each sits). Unlike the
 PyTorch model, the exported graph runs the backbone on padded slots too (their outputs are
 never attended to), which keeps the graph free of data-dependent shapes.
 """
@@ -14,6 +17,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_model
+from .model.temporal import task_slices
 from .writers import atomic_write
 
 
@@ -52,4 +56,10 @@ def export_onnx(checkpoint: Path | str, out: Path | str, opset: int = 18) -> dic
         )
 
     atomic_write(out, write)
-    return {"image_size": size, "seq_len": config.data.seq_len, "opset": opset}
+    outputs = {t: [w.start, w.stop] for t, w in task_slices(config.model.tasks).items()}
+    return {
+        "image_size": size,
+        "seq_len": config.data.seq_len,
+        "opset": opset,
+        "outputs": outputs,
+    }
