@@ -188,3 +188,22 @@ def test_stats_of_every_track(tmp_path, capsys):
     assert sum(train["expr"]["per_class"].values()) == train["expr"]["usable"]
     assert main(["stats", "--images", str(images), "--annotations", str(ann)]) == 0
     assert "positive: AU1" in capsys.readouterr().out
+
+
+def test_training_windows_cover_the_chosen_tracks_frames_only(three_track_cache):
+    root, ann, _ = three_track_cache
+    datamodule = ExpressionDataModule(
+        tiny_config().data, ann, features_dir=root / "f", tracks=["va"]
+    )
+    datamodule.setup("fit")
+    train_index = datamodule.indexes["Train_Set"]
+    assert all(v.au is None and not (v.labels >= 0).any() for v in train_index)
+    frames = {
+        (pos, int(f)) for pos, window, mask in datamodule.train_set.windows for f in window[mask]
+    }
+    expected = {
+        (pos, int(f))
+        for pos, v in enumerate(train_index)
+        for f in np.flatnonzero(v.annotated_for("va") & v.has_image)
+    }
+    assert frames == expected  # f, annotated for AU only, gives no training window

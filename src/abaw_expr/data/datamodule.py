@@ -107,6 +107,18 @@ def index_windows(
     return out
 
 
+def keep_tracks(index: FrameIndex, tracks: Sequence[str]) -> None:
+    """Forget the labels of tracks not in ``tracks`` (in place), so that the training windows
+    cover the frames of the chosen tracks only."""
+    for video in index:
+        if "expr" not in tracks:
+            video.labels = np.full_like(video.labels, -1)
+        if "va" not in tracks:
+            video.va = None
+        if "au" not in tracks:
+            video.au = None
+
+
 class WindowDataset(Dataset):
     def __init__(
         self,
@@ -265,6 +277,9 @@ class ExpressionDataModule(L.LightningDataModule):
                     f"{', '.join(held)}); extract it from annotations with that track",
                     self.features_dir,
                 )
+            if self.chosen_tracks != held:  # what is not trained is not annotated here
+                for index in self.indexes.values():
+                    keep_tracks(index, self.chosen_tracks)
             return
         chosen = choose_tracks(find_tracks(self.annotations_dir), self.tracks, self.annotations_dir)
         self.chosen_tracks = list(chosen)
