@@ -433,9 +433,11 @@ def write_annotated_video(
                     x0, y0, x1, y1 = (int(round(v)) for v in faces.boxes[i])
                     cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
                     _caption(bgr, text, (x0, max(y0 - 8, 18)), colour)
-                    for k, line in enumerate(more, start=1):  # other tracks: under the box
+                    # the other tracks under the box, the lowest line inside the frame
+                    top = min(y1 + 22, height - 6 - 22 * (len(more) - 1))
+                    for k, line in enumerate(more):
                         x = max(min(x0, width - _text_width(line) - 2), 2)
-                        _caption(bgr, line, (x, min(y1 + 22 * k, height - 6)), colour)
+                        _caption(bgr, line, (x, top + 22 * k), colour)
                 else:
                     _caption(bgr, f"no face ({text})", (10, 26), (220, 220, 220))
                     for k, line in enumerate(more, start=1):
