@@ -609,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--annotated-video",
                 action="store_true",
-                help="also write <video>.annotated.mp4 with the face box and expression drawn on",
+                help="also write <video>.annotated.mp4 with the face box and predictions drawn on",
             )
             p.add_argument("--batch-size", type=int, default=64)
             shard_arg(p)

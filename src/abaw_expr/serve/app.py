@@ -58,13 +58,16 @@ def create_app(
             abort(404)
         return jsonify(job.public())
 
-    @app.get("/api/jobs/<job_id>/files/<name>")
+    @app.get("/api/jobs/<job_id>/files/<path:name>")  # path: va/<video>.txt
     def files(job_id: str, name: str):
         job = runner.get(job_id)
         if job is None or job.state != "done" or name not in job.outputs.values():
             abort(404)  # only the job's own outputs, by their exact names
         return send_from_directory(
-            runner.folder(job_id), name, as_attachment=name.endswith((".csv", ".txt"))
+            runner.folder(job_id),
+            name,
+            as_attachment=name.endswith((".csv", ".txt")),
+            download_name=name.replace("/", "_"),  # va/<video>.txt -> va_<video>.txt
         )
 
     @app.errorhandler(413)

@@ -26,11 +26,12 @@ import numpy as np
 
 from ..checkpoint import load_model
 from ..classes import CLASS_NAMES
+from ..data.tracks import AU_NAMES
 from ..errors import InputError
 from ..evaluation import pick_device
 from ..inference import checked_stride
 from ..model.engine import BackboneRunner, engine_beside_faces
-from ..video.predict import predict_video, write_outputs
+from ..video.predict import VideoPrediction, predict_video, submission_files, write_outputs
 from ..video.preview import PreviewEncoder
 from ..video.tracks import FaceOptions
 from ..writers import atomic_write_text
@@ -154,26 +155,52 @@ class JobRunner:
             preview.abort()
             raise
         preview.close()
-        faces, probs = prediction.faces, prediction.probabilities
         result = {
             "name": job.name,
-            "classes": list(CLASS_NAMES),
             "width": preview.source_size[0],  # the boxes' pixels; the preview may be smaller
             "height": preview.source_size[1],
-            "fps": faces.info.fps,
-            "time_s": np.round(faces.time_s, 4).tolist(),
-            "face": faces.has_face.astype(int).tolist(),
-            "label": prediction.labels.tolist(),
-            "probabilities": np.round(probs, 4).tolist(),
-            # x0, y0, x1, y1; NaN (None) in the frames without the subject's face
-            "box": [None if np.isnan(b[0]) else np.round(b, 1).tolist() for b in faces.boxes],
+            **result_tracks(prediction),
         }
         atomic_write_text(folder / "result.json", json.dumps(result))
+        # the expression track alone: "txt", as always; other checkpoints: "txt_<track>"
+        txt = submission_files(prediction)
+        if prediction.tasks == ("expr",):
+            txt = {"txt": txt["expr"]}
+        else:
+            txt = {f"txt_{task}": path for task, path in txt.items()}
         job.outputs = {
             "csv": f"{job.name}.csv",
-            "txt": f"{job.name}.txt",
+            **txt,
             "png": f"{job.name}.png",
             "preview": PREVIEW,
             "result": "result.json",
         }
         job.state = "done"
+
+
+def result_tracks(prediction: VideoPrediction) -> dict:
+    """The per-frame part of ``result.json``: times, faces, boxes and the checkpoint's tracks
+    (``tasks``): ``classes``, ``label`` and ``probabilities`` for the expression track;
+    ``valence`` and ``arousal`` for VA; ``aus`` (the AU names), ``au`` (0/1 per frame and AU)
+    and ``au_probabilities`` for AU."""
+    faces = prediction.faces
+    out: dict = {
+        "tasks": list(prediction.tasks),
+        "fps": faces.info.fps,
+        "time_s": np.round(faces.time_s, 4).tolist(),
+        "face": faces.has_face.astype(int).tolist(),
+    }
+    if prediction.labels is not None:
+        out["classes"] = list(CLASS_NAMES)
+        out["label"] = prediction.labels.tolist()
+        out["probabilities"] = np.round(prediction.probabilities, 4).tolist()
+    if prediction.va is not None:
+        out["valence"] = np.round(prediction.va[:, 0], 4).tolist()
+        out["arousal"] = np.round(prediction.va[:, 1], 4).tolist()
+    if prediction.aus is not None:
+        out["aus"] = list(AU_NAMES)
+        out["au"] = prediction.aus.tolist()
+        out["au_probabilities"] = np.round(prediction.au_probabilities, 4).tolist()
+    # x0, y0, x1, y1; NaN (None) in the frames without the subject's face
+    out["box"] = [None if np.isnan(b[0]) else np.round(b, 1).tolist() for b in faces.boxes]
+    return out

@@ -1,12 +1,28 @@
-"""From video files to an expression for every frame.
+"""From video files to a prediction for every frame.
 
 Per video, in one streamed pass: decode, follow and align the faces (every person's, or the
 subject's: ``FaceOptions.faces``), and run the
 backbone on batches of aligned crops; then the temporal head over the same windows as in
 training (``seq_len`` frames with a face, every ``stride``), averaged where they overlap,
 optionally smoothed, and filled from the nearest face frame where there is none. Writes
-``<video>.csv`` (every frame: time, face status, label, probabilities), ``<video>.txt`` (ABAW
-submission format), ``<video>.png`` (timeline) and, on request, ``<video>.annotated.mp4``.
+``<video>.csv`` (every frame: time, face status, then the checkpoint's tracks), the ABAW
+submission files, ``<video>.png`` (timeline) and, on request, ``<video>.annotated.mp4``.
+
+What a checkpoint predicts decides the columns of ``<video>.csv`` after
+``frame,time_s,face,status``:
+
+- the expression track alone (the paper's model): ``label,expression`` and the 8 class
+  probabilities by class name, exactly as before the other tracks existed;
+- any other set of tracks, in the order expr, va, au, only those it has:
+  ``label,expression,<8 class probabilities>``; ``valence,arousal`` (the head's tanh'd
+  values averaged over windows, in [-1, 1]); ``AU1,...,AU26`` as 0/1 (an AU is on at a
+  probability of 0.5 or more, as ``predict`` decides for the submission files) and then
+  ``AU1_prob,...,AU26_prob``, the probabilities themselves: they show how sure each call
+  is, and let a user pick other thresholds without running the model again.
+
+The ABAW submission files follow ``predict --images``: the expression track alone writes
+``<video>.txt`` (one label per frame); other checkpoints write ``<track>/<video>.txt`` for
+each of their tracks, in ABAW3's per-video layout of that track.
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -29,11 +46,12 @@ from ..classes import CLASS_NAMES
 from ..data.annotations import write_labels
 from ..data.feature_cache import FEATURE_DIM
 from ..data.images import eval_transform
+from ..data.tracks import AU_NAMES, TRACKS, VA_NAMES, format_track_file
 from ..errors import InputError
-from ..evaluation import pick_device
+from ..evaluation import pick_device, track_predictions
 from ..inference import checked_stride, window_probabilities
 from ..model.engine import BackboneRunner, engine_beside_faces
-from ..model.temporal import ExpressionModel
+from ..model.temporal import ExpressionModel, task_slices
 from ..writers import atomic_write, atomic_write_json, atomic_write_text
 from .batch import pending_videos, record_path, source_stamp
 from .face_process import FacePassProcess
@@ -46,14 +64,56 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class VideoPrediction:
+    """One person's per-frame values: the checkpoint's ``tasks`` side by side, as
+    :func:`~abaw_expr.inference.window_probabilities` gives them (expression probabilities,
+    valence and arousal, AU probabilities). A track the checkpoint lacks reads as None."""
+
     name: str
     faces: VideoFaces
-    probabilities: np.ndarray  # (n, 8) float32
+    values: np.ndarray  # (n, width) float32
     seconds: dict[str, float] = field(default_factory=dict)  # decode, faces, model, write
+    tasks: tuple[str, ...] = ("expr",)
+
+    def _part(self, task: str) -> np.ndarray | None:
+        if task not in self.tasks:
+            return None
+        if self.tasks == ("expr",):
+            return self.values
+        return self.values[:, task_slices(self.tasks)[task]]
+
+    def track(self, task: str) -> np.ndarray | None:
+        """The track's ABAW predictions (see :func:`~abaw_expr.evaluation.track_predictions`)."""
+        return {"expr": self.labels, "va": self.va, "au": self.aus}[task]
+
+    def _predicted(self, task: str) -> np.ndarray | None:
+        if task not in self.tasks:
+            return None
+        return track_predictions(self.values, self.tasks, task)
 
     @property
-    def labels(self) -> np.ndarray:
-        return self.probabilities.argmax(1)
+    def probabilities(self) -> np.ndarray | None:
+        """(n, 8) expression probabilities."""
+        return self._part("expr")
+
+    @cached_property
+    def labels(self) -> np.ndarray | None:
+        """(n,) expression class per frame."""
+        return self._predicted("expr")
+
+    @cached_property
+    def va(self) -> np.ndarray | None:
+        """(n, 2) valence and arousal in [-1, 1]."""
+        return self._predicted("va")
+
+    @property
+    def au_probabilities(self) -> np.ndarray | None:
+        """(n, 12) probability of each AU of :data:`~abaw_expr.data.tracks.AU_NAMES`."""
+        return self._part("au")
+
+    @cached_property
+    def aus(self) -> np.ndarray | None:
+        """(n, 12) int8: 1 where an AU is on."""
+        return self._predicted("au")
 
 
 class _BackboneBatcher:
@@ -103,6 +163,10 @@ class _BackboneBatcher:
         if not features:
             return frames, torch.zeros(0, FEATURE_DIM, device=self.device)
         return frames, torch.cat(features)
+
+
+def _tasks(model: ExpressionModel) -> tuple[str, ...]:
+    return tuple(getattr(model.head, "tasks", ("expr",)))
 
 
 def predict_video(
@@ -155,7 +219,7 @@ def predict_video(
         "model": batcher.seconds + time.perf_counter() - start,
         "pass": time.perf_counter() - began,  # wall time; the model overlaps the faces
     }
-    return VideoPrediction(video.stem, faces, probs, seconds)
+    return VideoPrediction(video.stem, faces, probs, seconds, _tasks(model))
 
 
 def predict_people(
@@ -214,7 +278,7 @@ def predict_people(
             name=str(video),
         )
         model_seconds += time.perf_counter() - start
-        predictions.append(VideoPrediction(faces.name, faces, probs))
+        predictions.append(VideoPrediction(faces.name, faces, probs, tasks=_tasks(model)))
     if not people[0][0].has_face.any():
         log.warning("%s: no face found in any of its %d frames", video, people[0][0].num_frames)
     for prediction in predictions:  # the stages of the whole pass, shared by its people
@@ -227,25 +291,52 @@ def predict_people(
     return predictions
 
 
+AU_PROBABILITY_COLUMNS = tuple(f"{name}_prob" for name in AU_NAMES)
+
+
+def prediction_columns(tasks) -> list[str]:
+    """The header of ``<video>.csv`` for a checkpoint of ``tasks`` (see the module's text)."""
+    columns = ["frame", "time_s", "face", "status"]
+    if "expr" in tasks:
+        columns += ["label", "expression", *CLASS_NAMES]
+    if "va" in tasks:
+        columns += list(VA_NAMES)
+    if "au" in tasks:
+        columns += [*AU_NAMES, *AU_PROBABILITY_COLUMNS]
+    return columns
+
+
 def prediction_csv(prediction: VideoPrediction) -> str:
-    faces, probs = prediction.faces, prediction.probabilities
+    faces = prediction.faces
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["frame", "time_s", "face", "status", "label", "expression", *CLASS_NAMES])
-    labels = prediction.labels
+    writer.writerow(prediction_columns(prediction.tasks))
+    labels, probs = prediction.labels, prediction.probabilities
+    va, aus, au_probs = prediction.va, prediction.aus, prediction.au_probabilities
     for i in range(faces.num_frames):
-        writer.writerow(
-            [
-                i + 1,
-                f"{faces.time_s[i]:.4f}",
-                int(faces.has_face[i]),
-                STATUS_NAMES[int(faces.status[i])],
-                int(labels[i]),
-                CLASS_NAMES[labels[i]],
-                *(f"{p:.5f}" for p in probs[i]),
-            ]
-        )
+        row = [
+            i + 1,
+            f"{faces.time_s[i]:.4f}",
+            int(faces.has_face[i]),
+            STATUS_NAMES[int(faces.status[i])],
+        ]
+        if labels is not None:
+            row += [int(labels[i]), CLASS_NAMES[labels[i]], *(f"{p:.5f}" for p in probs[i])]
+        if va is not None:
+            row += [f"{v:.5f}" for v in va[i]]
+        if aus is not None:
+            row += [*(int(a) for a in aus[i]), *(f"{p:.5f}" for p in au_probs[i])]
+        writer.writerow(row)
     return buffer.getvalue()
+
+
+def submission_files(prediction: VideoPrediction) -> dict[str, str]:
+    """The ABAW submission files of one prediction, by their path under the output folder:
+    ``<video>.txt`` for the expression track alone, else ``<track>/<video>.txt`` per track."""
+    name = prediction.name
+    if prediction.tasks == ("expr",):
+        return {"expr": f"{name}.txt"}
+    return {task: f"{task}/{name}.txt" for task in prediction.tasks}
 
 
 def write_outputs(
@@ -254,11 +345,22 @@ def write_outputs(
     start = time.perf_counter()
     name = prediction.name
     atomic_write_text(out_dir / f"{name}.csv", prediction_csv(prediction))
-    write_labels(out_dir / f"{name}.txt", prediction.labels)
+    for task, path in submission_files(prediction).items():
+        if prediction.tasks == ("expr",):
+            write_labels(out_dir / path, prediction.labels)
+        else:
+            text = format_track_file(TRACKS[task], prediction.track(task))
+            atomic_write_text(out_dir / path, text)
     status = prediction.faces.has_face
     title = f"{name}: {int(status.sum())} of {len(status)} frames with a face"
     plot_timeline(
-        out_dir / f"{name}.png", prediction.faces.time_s, prediction.probabilities, status, title
+        out_dir / f"{name}.png",
+        prediction.faces.time_s,
+        prediction.probabilities,
+        status,
+        title,
+        va=prediction.va,
+        aus=prediction.aus,
     )
     if annotated_video:
         write_annotated_video(prediction, video, out_dir / f"{name}.annotated.mp4")
@@ -268,6 +370,27 @@ def write_outputs(
 def _hex_to_bgr(colour: str) -> tuple[int, int, int]:
     r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return b, g, r
+
+
+def frame_caption(prediction: VideoPrediction, i: int) -> tuple[list[str], str]:
+    """What the annotated video writes by frame ``i``'s face, one line per track, and its
+    colour (hex): the expression and its probability, valence and arousal, the AUs on."""
+    parts, colour = [], "#f2f2f2"
+    if prediction.labels is not None:
+        label = int(prediction.labels[i])
+        parts.append(f"{CLASS_NAMES[label]} {prediction.probabilities[i, label]:.2f}")
+        colour = CLASS_COLOURS[label]
+    if prediction.va is not None:
+        valence, arousal = prediction.va[i]
+        parts.append(f"V {valence:+.2f} A {arousal:+.2f}")
+    if prediction.aus is not None:
+        on = [name for name, a in zip(AU_NAMES, prediction.aus[i], strict=True) if a]
+        parts.append(" ".join(on) if on else "no AU")
+    return parts, colour
+
+
+def _text_width(text: str) -> int:
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.65, 4)[0][0]
 
 
 def _caption(image: np.ndarray, text: str, origin: tuple[int, int], colour) -> None:
@@ -280,12 +403,12 @@ def _caption(image: np.ndarray, text: str, origin: tuple[int, int], colour) -> N
 def write_annotated_video(
     prediction: VideoPrediction, video: Path, path: Path, max_width: int = 0
 ) -> None:
-    """A copy of ``video`` with the subject's box and expression drawn on (a second decode).
+    """A copy of ``video`` with the subject's box and predictions drawn on (a second decode).
 
     ``.mp4`` is written as MPEG-4 Part 2, ``.webm`` as VP8 (what browsers play);
     ``max_width`` scales wider videos down."""
     fourcc = "VP80" if path.suffix.lower() == ".webm" else "mp4v"
-    faces, probs, labels = prediction.faces, prediction.probabilities, prediction.labels
+    faces = prediction.faces
     fps = faces.info.fps or 25.0
 
     def write(tmp: Path) -> None:
@@ -304,15 +427,21 @@ def write_annotated_video(
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
                     if not writer.isOpened():
                         raise OSError(f"OpenCV cannot write {fourcc} video to {tmp}")
-                label = int(labels[i])
-                colour = _hex_to_bgr(CLASS_COLOURS[label])
-                text = f"{CLASS_NAMES[label]} {probs[i, label]:.2f}"
+                (text, *more), hex_colour = frame_caption(prediction, i)
+                colour = _hex_to_bgr(hex_colour)
                 if faces.has_face[i]:
                     x0, y0, x1, y1 = (int(round(v)) for v in faces.boxes[i])
                     cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
                     _caption(bgr, text, (x0, max(y0 - 8, 18)), colour)
+                    # the other tracks under the box, the lowest line inside the frame
+                    top = min(y1 + 22, height - 6 - 22 * (len(more) - 1))
+                    for k, line in enumerate(more):
+                        x = max(min(x0, width - _text_width(line) - 2), 2)
+                        _caption(bgr, line, (x, top + 22 * k), colour)
                 else:
                     _caption(bgr, f"no face ({text})", (10, 26), (220, 220, 220))
+                    for k, line in enumerate(more, start=1):
+                        _caption(bgr, line, (10, 26 + 24 * k), (220, 220, 220))
                 if size != (width, height):
                     bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
                 writer.write(bgr)

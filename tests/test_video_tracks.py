@@ -1,0 +1,232 @@
+"""predict --video and serve with checkpoints of the valence-arousal and action-unit tracks: the
+per-frame CSV's columns, values that are the head's own outputs on the video's faces, the
+per-track submission files, the timeline, and what serve's result.json carries."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from abaw_expr.checkpoint import load_model, save_model_checkpoint
+from abaw_expr.classes import CLASS_NAMES, NUM_CLASSES
+from abaw_expr.cli import main
+from abaw_expr.data.images import eval_transform
+from abaw_expr.data.tracks import AU_NAMES, read_track_file
+from abaw_expr.inference import frame_values
+from abaw_expr.model.module import build_model
+from abaw_expr.model.temporal import TASK_WIDTHS, task_slices
+from abaw_expr.serve import create_app
+from abaw_expr.serve.jobs import result_tracks
+from abaw_expr.video.predict import (
+    VideoPrediction,
+    frame_caption,
+    prediction_columns,
+    prediction_csv,
+)
+from abaw_expr.video.reader import VideoInfo
+from abaw_expr.video.synthetic import write_synthetic_video
+from abaw_expr.video.timeline import plot_timeline
+from abaw_expr.video.tracks import FaceOptions, VideoFaces, track_video
+
+from .conftest import tiny_config
+
+FRAMES = 30
+AU_PROBS = [f"{name}_prob" for name in AU_NAMES]
+EXPR_COLUMNS = ["label", "expression", *CLASS_NAMES]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_synthetic_video(path, FRAMES, size=(320, 180), face_px=110, absent=((12, 16),), seed=4)
+    return path
+
+
+def _checkpoint(path: Path, tasks: tuple[str, ...]) -> Path:
+    """An untrained model of ``tasks`` whose one window holds every face frame of the clip."""
+    torch.manual_seed(0)
+    config = tiny_config(model__tasks=list(tasks), data__seq_len=64, data__eval_stride=64)
+    model = build_model(config)
+    with torch.no_grad():  # spread valence and arousal inside [-1, 1], AU probabilities off 0.5
+        for layer, scale in ((model.head.va_regressor, 5), (model.head.au_classifier, 40)):
+            if layer is not None:
+                layer.weight.mul_(scale)
+    save_model_checkpoint(model, config, path)
+    return path
+
+
+@pytest.fixture(scope="module", params=[("va", "au"), ("expr", "va", "au")], ids="+".join)
+def checkpoint(request, tmp_path_factory) -> Path:
+    return _checkpoint(tmp_path_factory.mktemp("ckpt") / "model.ckpt", request.param)
+
+
+def _head_values(checkpoint: Path, clip: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The subject's face frames in the clip and the head's values on them, computed here:
+    the crops of one face pass through the backbone, then the head over one window."""
+    model, config = load_model(checkpoint)
+    crops: dict[int, np.ndarray] = {}
+    options = FaceOptions(faces="one", size=config.data.image_size)
+    faces = track_video(clip, options, lambda number, crop: crops.__setitem__(number, crop))
+    numbers = sorted(crops)
+    batch = torch.from_numpy(np.stack([crops[n] for n in numbers])).permute(0, 3, 1, 2)
+    with torch.inference_mode():
+        outputs = model.head(model.backbone(eval_transform()(batch))[None])[0]
+    assert np.array_equal(np.flatnonzero(faces.has_face), np.array(numbers) - 1)
+    return faces.has_face, frame_values(outputs, model.head.tasks).numpy()
+
+
+def _rows(text: str) -> tuple[list[str], list[dict]]:
+    reader = csv.DictReader(io.StringIO(text))
+    return list(reader.fieldnames), list(reader)
+
+
+def _column(rows: list[dict], *names: str) -> np.ndarray:
+    return np.array([[float(r[n]) for n in names] for r in rows])
+
+
+def test_predict_video_writes_the_checkpoints_tracks_as_its_head_gives_them(
+    clip, checkpoint, tmp_path
+):
+    model, _ = load_model(checkpoint)
+    tasks = model.head.tasks
+    out = tmp_path / "pred"
+    code = main(
+        ["predict", "--checkpoint", str(checkpoint), "--video", str(clip), "--out", str(out),
+         "--faces", "one", "--annotated-video"]
+    )  # fmt: skip
+    assert code == 0
+    header, rows = _rows((out / "clip.csv").read_text())
+    expected = ["frame", "time_s", "face", "status"]
+    expected += EXPR_COLUMNS if "expr" in tasks else []
+    assert header == [*expected, "valence", "arousal", *AU_NAMES, *AU_PROBS]
+    assert [int(r["frame"]) for r in rows] == list(range(1, FRAMES + 1))
+
+    has_face, values = _head_values(checkpoint, clip)
+    assert [int(r["face"]) for r in rows] == has_face.astype(int).tolist()
+    assert 10 <= has_face.sum() < FRAMES
+    face = np.flatnonzero(has_face)
+    part = task_slices(tasks)
+    va, au_probs = _column(rows, "valence", "arousal"), _column(rows, *AU_PROBS)
+    aus = _column(rows, *AU_NAMES).astype(int)
+    # On the face frames: the head's own outputs (tanh'd valence and arousal, sigmoid AUs).
+    np.testing.assert_allclose(va[face], values[:, part["va"]], atol=2e-4)
+    np.testing.assert_allclose(au_probs[face], values[:, part["au"]], atol=2e-4)
+    assert np.abs(va).max() < 1 and np.ptp(va[face], 0).min() > 0
+    # AUs are 0/1, on exactly where their probability is 0.5 or more; some on, some off.
+    assert set(np.unique(aus)) == {0, 1}
+    np.testing.assert_array_equal(aus, (au_probs >= 0.5).astype(int))
+    if "expr" in tasks:
+        probs = _column(rows, *CLASS_NAMES)
+        np.testing.assert_allclose(probs[face], values[:, part["expr"]], atol=2e-4)
+        labels = [int(r["label"]) for r in rows]
+        np.testing.assert_array_equal(labels, probs.argmax(1))
+    # A frame without a face takes the nearest face frame's values.
+    gap = np.flatnonzero(~has_face)[0]
+    assert [rows[gap][c] for c in header[4:]] == [rows[gap - 1][c] for c in header[4:]]
+
+    # One ABAW file per track, as predict --images writes them; the same values as the CSV.
+    assert not (out / "clip.txt").exists()
+    track, written = read_track_file(out / "va" / "clip.txt", prediction=True)
+    assert track.name == "va"
+    np.testing.assert_allclose(written, va, atol=1e-5)
+    track, written = read_track_file(out / "au" / "clip.txt", prediction=True)
+    assert track.name == "au"
+    np.testing.assert_array_equal(written, aus)
+    if "expr" in tasks:
+        track, written = read_track_file(out / "expr" / "clip.txt", prediction=True)
+        np.testing.assert_array_equal(written, labels)
+    assert (out / "clip.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "clip.annotated.mp4").stat().st_size > 0
+
+
+def _wait(client, job_id: str, timeout: float = 120) -> dict:
+    start = time.time()
+    while time.time() - start < timeout:
+        job = client.get(f"/api/jobs/{job_id}").get_json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not finished in {timeout} s: {job}")
+
+
+def test_serve_result_carries_valence_arousal_and_aus(clip, tmp_path):
+    checkpoint = _checkpoint(tmp_path / "va_au.ckpt", ("va", "au"))
+    app = create_app(checkpoint, device="cpu", engine="eager")
+    try:
+        client = app.test_client()
+        page = client.get("/").get_data(as_text=True)
+        assert 'id="va-timeline"' in page and 'id="au-timeline"' in page
+        with open(clip, "rb") as handle:
+            job = client.post("/api/jobs", data={"video": (handle, clip.name)}).get_json()
+        job = _wait(client, job["id"])
+        assert job["state"] == "done", job
+        assert {"txt_va", "txt_au"} <= set(job["outputs"]) and "txt" not in job["outputs"]
+        base = f"/api/jobs/{job['id']}/files/"
+        result = client.get(base + job["outputs"]["result"]).get_json()
+        assert result["tasks"] == ["va", "au"] and result["aus"] == list(AU_NAMES)
+        assert "label" not in result and "probabilities" not in result
+        assert len(result["valence"]) == len(result["arousal"]) == len(result["au"]) == FRAMES
+        _, rows = _rows(client.get(base + job["outputs"]["csv"]).get_data(as_text=True))
+        va = np.array([result["valence"], result["arousal"]]).T
+        np.testing.assert_allclose(va, _column(rows, "valence", "arousal"), atol=1e-4)
+        np.testing.assert_array_equal(result["au"], _column(rows, *AU_NAMES))
+        au_probs = np.array(result["au_probabilities"])
+        np.testing.assert_allclose(au_probs, _column(rows, *AU_PROBS), atol=1e-4)
+        np.testing.assert_array_equal(result["au"], (au_probs >= 0.5).astype(int))
+        download = client.get(base + job["outputs"]["txt_va"])
+        assert download.status_code == 200 and "va_clip.txt" in download.headers[
+            "Content-Disposition"
+        ]  # fmt: skip
+        assert download.get_data(as_text=True).startswith("valence,arousal\n")
+    finally:
+        app.cleanup()
+
+
+SUBSETS = [s for k in (1, 2, 3) for s in itertools.combinations(("expr", "va", "au"), k)]
+
+
+@pytest.mark.parametrize("tasks", SUBSETS, ids="+".join)
+def test_every_set_of_tracks_gives_its_columns_timeline_caption_and_result(tasks, tmp_path):
+    """Without a video: a prediction of each set of tracks through every writer."""
+    n = 12
+    rng = np.random.default_rng(0)
+    outputs = torch.from_numpy(rng.normal(0, 2, (n, sum(TASK_WIDTHS[t] for t in tasks))))
+    if "va" in tasks:  # the head's valence and arousal are tanh'd
+        va = task_slices(tasks)["va"]
+        outputs[:, va] = torch.tanh(outputs[:, va])
+    values = frame_values(outputs, tasks).numpy().astype(np.float32)
+    status = np.array([1] * 5 + [0] * 3 + [1] * 4, np.uint8)
+    info = VideoInfo(tmp_path / "v.mp4", 320, 180, 25.0, n)
+    boxes = np.tile(np.float32([10, 10, 60, 60]), (n, 1))
+    boxes[status == 0] = np.nan
+    faces = VideoFaces(
+        info, np.arange(n) / 25.0, status, boxes, np.zeros((n, 5, 2), np.float32), [[]] * n
+    )
+    prediction = VideoPrediction("v", faces, values, tasks=tasks)
+    header, rows = _rows(prediction_csv(prediction))
+    assert header == prediction_columns(tasks) and len(rows) == n
+    if tasks == ("expr",):  # the paper's model: the columns it always had
+        assert header == ["frame", "time_s", "face", "status", *EXPR_COLUMNS]
+    assert ("label" in header) == ("expr" in tasks) and ("valence" in header) == ("va" in tasks)
+    assert ("AU12" in header) == ("AU12_prob" in header) == ("au" in tasks)
+    plot_timeline(
+        tmp_path / "v.png", faces.time_s, prediction.probabilities, faces.has_face, "v",
+        va=prediction.va, aus=prediction.aus,
+    )  # fmt: skip
+    assert (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
+    lines, _ = frame_caption(prediction, 6)
+    assert len(lines) == len(tasks)
+    result = result_tracks(prediction)
+    assert result["tasks"] == list(tasks)
+    assert ("probabilities" in result) == ("classes" in result) == ("expr" in tasks)
+    assert ("valence" in result) == ("arousal" in result) == ("va" in tasks)
+    assert ("au" in result) == ("au_probabilities" in result) == ("au" in tasks)
+    if "expr" in tasks:
+        assert np.array(result["probabilities"]).shape == (n, NUM_CLASSES)
