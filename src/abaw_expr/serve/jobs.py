@@ -28,7 +28,7 @@ from ..checkpoint import load_model
 from ..classes import CLASS_NAMES
 from ..data.tracks import AU_NAMES
 from ..errors import InputError
-from ..evaluation import pick_device
+from ..evaluation import load_au_thresholds, pick_device
 from ..inference import checked_stride
 from ..model.engine import BackboneRunner, engine_beside_faces
 from ..video.predict import VideoPrediction, predict_video, submission_files, write_outputs
@@ -69,6 +69,7 @@ class JobRunner:
         engine: str = "auto",
     ):
         self.model, config = load_model(checkpoint)
+        self.model.au_thresholds = load_au_thresholds(checkpoint)  # used by the predictions
         if self.model.backbone is None:
             raise InputError(
                 "this checkpoint has no backbone and cannot predict from video", checkpoint

@@ -48,7 +48,7 @@ from ..data.feature_cache import FEATURE_DIM
 from ..data.images import eval_transform
 from ..data.tracks import AU_NAMES, TRACKS, VA_NAMES, format_track_file
 from ..errors import InputError
-from ..evaluation import pick_device, track_predictions
+from ..evaluation import load_au_thresholds, pick_device, track_predictions
 from ..inference import checked_stride, window_probabilities
 from ..model.engine import BackboneRunner, engine_beside_faces
 from ..model.temporal import ExpressionModel, task_slices
@@ -73,6 +73,7 @@ class VideoPrediction:
     values: np.ndarray  # (n, width) float32
     seconds: dict[str, float] = field(default_factory=dict)  # decode, faces, model, write
     tasks: tuple[str, ...] = ("expr",)
+    au_thresholds: np.ndarray | None = None  # fitted by evaluate --fit-au-thresholds; else 0.5
 
     def _part(self, task: str) -> np.ndarray | None:
         if task not in self.tasks:
@@ -88,7 +89,7 @@ class VideoPrediction:
     def _predicted(self, task: str) -> np.ndarray | None:
         if task not in self.tasks:
             return None
-        return track_predictions(self.values, self.tasks, task)
+        return track_predictions(self.values, self.tasks, task, self.au_thresholds)
 
     @property
     def probabilities(self) -> np.ndarray | None:
@@ -219,7 +220,9 @@ def predict_video(
         "model": batcher.seconds + time.perf_counter() - start,
         "pass": time.perf_counter() - began,  # wall time; the model overlaps the faces
     }
-    return VideoPrediction(video.stem, faces, probs, seconds, _tasks(model))
+    return VideoPrediction(
+        video.stem, faces, probs, seconds, _tasks(model), getattr(model, "au_thresholds", None)
+    )
 
 
 def predict_people(
@@ -278,7 +281,15 @@ def predict_people(
             name=str(video),
         )
         model_seconds += time.perf_counter() - start
-        predictions.append(VideoPrediction(faces.name, faces, probs, tasks=_tasks(model)))
+        predictions.append(
+            VideoPrediction(
+                faces.name,
+                faces,
+                probs,
+                tasks=_tasks(model),
+                au_thresholds=getattr(model, "au_thresholds", None),
+            )
+        )
     if not people[0][0].has_face.any():
         log.warning("%s: no face found in any of its %d frames", video, people[0][0].num_frames)
     for prediction in predictions:  # the stages of the whole pass, shared by its people
@@ -521,6 +532,7 @@ def predict_videos(
             raise InputError(
                 "this checkpoint has no backbone and cannot predict from video", checkpoint
             )
+        model.au_thresholds = load_au_thresholds(checkpoint)  # the predictions' AU thresholds
         options.size = config.data.image_size
         if ahead is not None and not ahead.serves(videos, options):
             ahead.close()  # it guessed the crop size (or the videos) wrong: start it again
