@@ -222,8 +222,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     run_dir = args.checkpoint.parent
     report = ""
-    # a checkpoint of one of our runs: report on both (the expression track's report for now)
-    if (run_dir / "run.json").is_file() and metrics.get("track", "expr") == "expr":
+    # a checkpoint of one of our runs: report on both, whichever track was evaluated
+    if (run_dir / "run.json").is_file():
         from .report import write_run_report
 
         path = write_run_report(run_dir, args.out, args.annotations, args.out / "report.html")
