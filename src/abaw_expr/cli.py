@@ -608,14 +608,18 @@ def build_parser() -> argparse.ArgumentParser:
     face_args(p)
 
     p = command(
-        "report", cmd_report, "a run's report.html: curves, learning rate, confusion, per-class F1"
+        "report",
+        cmd_report,
+        "a run's report.html: curves, learning rate, confusion, per-class F1; VA and AU per track",
     )
     p.add_argument("run", type=Path, help="a run folder from 'abaw-expr train'")
     p.add_argument(
         "--eval", type=Path, help="an 'evaluate' output folder (default: RUN/eval or RUN itself)"
     )
     p.add_argument(
-        "--annotations", type=Path, help="the evaluated split's label folder, for timelines"
+        "--annotations",
+        type=Path,
+        help="the evaluated split's label folder, for timelines (default: from the run's data)",
     )
     p.add_argument("--out", type=Path, help="the HTML file (default RUN/report.html)")
 
