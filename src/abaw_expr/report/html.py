@@ -131,7 +131,7 @@ class Page:
         self, rows: list[list[str]], header: list[str] | None = None, align_numbers: bool = True
     ) -> None:
         def cell(tag: str, value: str) -> str:
-            numeric = align_numbers and tag == "td" and value[:1].isdigit()
+            numeric = align_numbers and tag == "td" and value.removeprefix("-")[:1].isdigit()
             return f"<{tag}{' class=num' if numeric else ''}>{html.escape(value)}</{tag}>"
 
         lines = ["<table>"]
