@@ -263,8 +263,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     run_dir = args.checkpoint.parent
     report = ""
-    # a checkpoint of one of our runs: report on both (the expression track's report for now)
-    if (run_dir / "run.json").is_file() and metrics.get("track", "expr") == "expr":
+    # a checkpoint of one of our runs: report on both, whichever track was evaluated
+    if (run_dir / "run.json").is_file():
         from .report import write_run_report
 
         path = write_run_report(run_dir, args.out, args.annotations, args.out / "report.html")
@@ -659,14 +659,18 @@ def build_parser() -> argparse.ArgumentParser:
     face_args(p)
 
     p = command(
-        "report", cmd_report, "a run's report.html: curves, learning rate, confusion, per-class F1"
+        "report",
+        cmd_report,
+        "a run's report.html: curves, learning rate, confusion, per-class F1; VA and AU per track",
     )
     p.add_argument("run", type=Path, help="a run folder from 'abaw-expr train'")
     p.add_argument(
         "--eval", type=Path, help="an 'evaluate' output folder (default: RUN/eval or RUN itself)"
     )
     p.add_argument(
-        "--annotations", type=Path, help="the evaluated split's label folder, for timelines"
+        "--annotations",
+        type=Path,
+        help="the evaluated split's label folder, for timelines (default: from the run's data)",
     )
     p.add_argument("--out", type=Path, help="the HTML file (default RUN/report.html)")
 

@@ -4,7 +4,9 @@
 Per run (one column each): the config keys whose values differ between the runs (from each
 ``config.yaml``, flattened like ``model.variant``), the best validation macro F1 of training
 (``run.json``), the macro and per-class F1 of its evaluation if it has one, epochs, training
-time and status. Runs that differ only in ``trainer.seed`` are also summarised as groups:
+time and status. Where a run trained other tracks than the expression track alone, also each
+run's tracks, the metric that picked its best epoch and that best value, and the evaluated
+track and its ABAW score. Runs that differ only in ``trainer.seed`` are also summarised as groups:
 mean ± standard deviation (sample) of their F1 over the seeds. A run's evaluation is ``<run>/eval/metrics.json``, else ``<run>/metrics.json``
 (``abaw-expr evaluate --out RUN/eval`` or ``--out RUN``).
 """
@@ -19,9 +21,10 @@ from typing import Any
 from ..classes import CLASS_NAMES
 from ..errors import InputError
 from . import figures
-from .html import Page, duration, percent
+from .html import Page, duration, number, percent, score_text
 from .runs import (
     EpochLog,
+    best_score,
     best_val_f1,
     find_eval_dir,
     flatten,
@@ -30,6 +33,8 @@ from .runs import (
     read_epoch_metrics,
     read_eval_metrics,
     read_run_json,
+    run_monitor,
+    run_tracks,
 )
 
 
@@ -42,21 +47,46 @@ class RunSummary:
     best_f1: float | None
     eval_dir: Path | None
     metrics: dict | None
+    tracks: list[str]
+    monitor: str
+    best: float | None  # of ``monitor``
+
+    @property
+    def expr_metrics(self) -> dict | None:
+        """The evaluation if it is of the expression track."""
+        return self.metrics if self.metrics and self.metrics["track"] == "expr" else None
 
 
 def summarise_run(run_dir: Path | str) -> RunSummary:
     path = open_run(run_dir)
     run, log = read_run_json(path), read_epoch_metrics(path)
+    config = flatten(read_config(path))
+    tracks = run_tracks(run, config, log)
+    monitor = run_monitor(run, tracks)
     eval_dir = find_eval_dir(path)
     return RunSummary(
         path=path,
         run=run,
-        config=flatten(read_config(path)),
+        config=config,
         log=log,
         best_f1=best_val_f1(run, log)[0],
         eval_dir=eval_dir,
         metrics=read_eval_metrics(eval_dir) if eval_dir else None,
+        tracks=tracks,
+        monitor=monitor,
+        best=best_score(run, log, monitor)[0],
     )
+
+
+def _other_tracks(runs: Sequence[RunSummary]) -> bool:
+    """Whether any run trained other tracks than the expression track alone."""
+    return any(r.tracks != ["expr"] for r in runs)
+
+
+def _eval_score(r: RunSummary) -> str:
+    if not r.metrics:
+        return "-"
+    return number(r.metrics["score"]) if r.metrics["track"] == "va" else percent(r.metrics["score"])
 
 
 def config_differences(configs: Sequence[dict[str, Any]]) -> list[str]:
@@ -77,16 +107,19 @@ def comparison_rows(runs: Sequence[RunSummary]) -> list[tuple[str, list[str]]]:
         (key, [str(r.config.get(key, "-")) for r in runs])
         for key in config_differences([r.config for r in runs])
     ]
+    if _other_tracks(runs):
+        rows.append(("tracks", [" + ".join(r.tracks) for r in runs]))
+        rows.append(("monitor", [r.monitor for r in runs]))
+        rows.append(("best score (training)", [score_text(r.monitor, r.best) for r in runs]))
     rows.append(("best val/macro_f1 (training)", [percent(r.best_f1) for r in runs]))
-    if any(r.metrics for r in runs):
-        rows.append(
-            (
-                "macro F1 (evaluate)",
-                [percent(r.metrics["macro_f1"]) if r.metrics else "-" for r in runs],
-            )
-        )
+    if any(r.metrics and r.metrics["track"] != "expr" for r in runs):
+        rows.append(("track (evaluate)", [r.metrics["track"] if r.metrics else "-" for r in runs]))
+        rows.append(("score (evaluate)", [_eval_score(r) for r in runs]))
+    if any(r.expr_metrics for r in runs):
+        expr = [r.expr_metrics for r in runs]
+        rows.append(("macro F1 (evaluate)", [percent(m["macro_f1"]) if m else "-" for m in expr]))
         for i, name in enumerate(CLASS_NAMES):
-            values = [percent(r.metrics["per_class_f1"][i]) if r.metrics else "-" for r in runs]
+            values = [percent(m["per_class_f1"][i]) if m else "-" for m in expr]
             rows.append((f"F1 {name}", values))
     rows.append(("epochs logged", [str(len(r.log.epochs)) for r in runs]))
     rows.append(("training time", [duration(r.run.get("train_seconds")) for r in runs]))
@@ -103,14 +136,16 @@ def seed_groups(runs: Sequence[RunSummary]) -> list[list[int]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def _mean_std(values: Sequence[float], scale: float = 100) -> str:
+    """``mean ± std`` in percent (``scale`` 100, one decimal) or plain (``scale`` 1, four)."""
     import numpy as np
 
     a = np.asarray(values, dtype=np.float64)
     if a.size == 0:
         return "-"
-    std = f" ± {100 * a.std(ddof=1):.1f}" if a.size > 1 else ""
-    return f"{100 * a.mean():.1f}{std}"
+    digits = 1 if scale == 100 else 4
+    std = f" ± {scale * a.std(ddof=1):.{digits}f}" if a.size > 1 else ""
+    return f"{scale * a.mean():.{digits}f}{std}"
 
 
 def seed_group_rows(
@@ -127,13 +162,22 @@ def seed_group_rows(
     members = [[runs[i] for i in g] for g in groups]
     rows = [
         ("seeds", [", ".join(str(r.config.get("trainer.seed", "-")) for r in m) for m in members]),
+    ]
+    if _other_tracks(runs):  # plain numbers: a sum of scores is no percentage
+        rows.append(
+            (
+                "best score (training)",
+                [_mean_std([r.best for r in m if r.best is not None], scale=1) for m in members],
+            )
+        )
+    rows += [
         (
             "best val/macro_f1 (training)",
             [_mean_std([r.best_f1 for r in m if r.best_f1 is not None]) for m in members],
         ),
         (
             "macro F1 (evaluate)",
-            [_mean_std([r.metrics["macro_f1"] for r in m if r.metrics]) for m in members],
+            [_mean_std([r.expr_metrics["macro_f1"] for r in m if r.expr_metrics]) for m in members],
         ),
     ]
     for i, name in enumerate(CLASS_NAMES):
@@ -141,7 +185,7 @@ def seed_group_rows(
             (
                 f"F1 {name}",
                 [
-                    _mean_std([r.metrics["per_class_f1"][i] for r in m if r.metrics])
+                    _mean_std([r.expr_metrics["per_class_f1"][i] for r in m if r.expr_metrics])
                     for m in members
                 ],
             )
@@ -197,5 +241,12 @@ def compare_runs(run_dirs: Sequence[Path | str], out_html: Path | str | None = N
         else:
             page.skipped("no run has val/macro_f1 in its logs: no per-epoch plot.")
             (page.figure_dir / "val_macro_f1.png").unlink(missing_ok=True)
+        scores = {h: r.log.series("val/score") for h, r in zip(header, runs, strict=True)}
+        scores = {h: c for h, c in scores.items() if c[0]}
+        if scores:  # runs of other tracks: the sum of their tracks' scores
+            png = figures.compare_f1_curves(scores, "score", "validation score per epoch")
+            page.figure("val_score", png, "Validation score per epoch (val/score).")
+        else:
+            (page.figure_dir / "val_score.png").unlink(missing_ok=True)
         page.write(out)
     return text

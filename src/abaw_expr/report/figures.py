@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..classes import CLASS_NAMES
+from ..data.tracks import VA_NAMES, VA_UNANNOTATED
 from ..video.timeline import CLASS_COLOURS
 from .runs import EpochLog
 
@@ -34,11 +35,17 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def training_curves(log: EpochLog) -> bytes:
-    """Training and validation loss per epoch (left), validation macro F1 per epoch (right).
+def training_curves(
+    log: EpochLog,
+    score: str = "val/macro_f1",
+    ylabel: str = "macro F1",
+    title: str = "validation macro F1",
+) -> bytes:
+    """Training and validation loss per epoch (left), the validation ``score`` that picks the
+    best epoch per epoch (right, the best starred).
 
     An epoch without a value (NaN or not logged) breaks the line instead of being bridged."""
-    names = ("train/loss_epoch", "val/loss", "val/macro_f1")
+    names = ("train/loss_epoch", "val/loss", score)
     epochs = sorted({e for name in names for e in log.values.get(name, {})})
 
     def values(name: str) -> np.ndarray:
@@ -51,18 +58,31 @@ def training_curves(log: EpochLog) -> bytes:
         if name in log.values:
             loss_ax.plot(epochs, values(name), marker="o", label=label)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    if "val/macro_f1" in log.values:
-        f1 = values("val/macro_f1")
-        f1_ax.plot(epochs, f1, marker="o", color="tab:green", label="val/macro_f1")
+    if score in log.values:
+        f1 = values(score)
+        f1_ax.plot(epochs, f1, marker="o", color="tab:green", label=score)
         best = int(np.nanargmax(f1))
         label = f"best {f1[best]:.4f} (epoch {epochs[best]})"
         f1_ax.plot(epochs[best], f1[best], "*", markersize=14, color="tab:red", label=label)
-    f1_ax.set(xlabel="epoch", ylabel="macro F1", title="validation macro F1")
+    f1_ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     for ax in (loss_ax, f1_ax):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
+    return _png(fig)
+
+
+def epoch_curves(curves: dict[str, Series], title: str, ylabel: str) -> bytes:
+    """Validation metrics of one track per epoch, one line each (``{label: (epochs, values)}``)."""
+    fig = _figure(6, 3.2)
+    ax = fig.subplots()
+    for label, (epochs, values) in curves.items():
+        ax.plot(epochs, values, marker="o", label=label)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend()
     return _png(fig)
 
 
@@ -173,13 +193,51 @@ def timelines(videos: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> bytes:
     return _png(fig)
 
 
-def compare_f1_curves(curves: dict[str, Series]) -> bytes:
-    """Validation macro F1 per epoch of several runs on one plot."""
+def va_over_time(videos: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> bytes:
+    """Per video (name, true (frames, 2), predicted (frames, 2)): valence (left) and arousal
+    (right) per frame, truth against prediction; frames without a label (-5) break the line."""
+    fig = _figure(12, 0.6 + 2.0 * len(videos))
+    axes = fig.subplots(len(videos), 2, squeeze=False, sharey=True)
+    for row, (name, truth, predicted) in zip(axes, videos, strict=True):
+        frames = np.arange(1, len(truth) + 1)
+        shown_truth = np.where(truth == VA_UNANNOTATED, np.nan, truth)
+        for j, (ax, what) in enumerate(zip(row, VA_NAMES, strict=True)):
+            ax.plot(frames, shown_truth[:, j], color="black", linewidth=1.2, label="true")
+            ax.plot(frames, predicted[:, j], color="tab:orange", linewidth=1.0, label="predicted")
+            ax.set(ylim=(-1.05, 1.05))
+            ax.set_title(f"{name}: {what}", fontsize=9, loc="left")
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("frame")
+    return _png(fig)
+
+
+def au_f1(f1: Sequence[float], names: Sequence[str]) -> bytes:
+    """F1 of each action unit as bars, their mean (the track's score) dashed."""
+    fig = _figure(8, 3.4)
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    ax.bar(x, f1, color="tab:blue")
+    ax.axhline(float(np.mean(f1)), color="black", linestyle="--", label="mean F1")
+    ax.set_xticks(x, names)
+    ax.set(ylim=(0, 1), ylabel="F1", title="F1 per action unit")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="upper right")
+    return _png(fig)
+
+
+def compare_f1_curves(
+    curves: dict[str, Series],
+    ylabel: str = "macro F1",
+    title: str = "validation macro F1 per epoch",
+) -> bytes:
+    """A validation metric (macro F1 by default) per epoch of several runs on one plot."""
     fig = _figure(7, 3.6)
     ax = fig.subplots()
     for name, (epochs, values) in curves.items():
         ax.plot(epochs, values, marker="o", label=name)
-    ax.set(xlabel="epoch", ylabel="macro F1", title="validation macro F1 per epoch")
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend()

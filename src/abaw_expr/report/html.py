@@ -17,25 +17,57 @@ import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..data.annotations import read_labels
+from ..data.tracks import AU_NAMES, EXPR, TRACKS, VA, Track, annotated, read_track_file
 from ..writers import atomic_write_bytes, atomic_write_text
 from . import figures
 from .runs import (
+    TRACK_SCORES,
     EpochLog,
+    best_score,
     best_val_f1,
     find_eval_dir,
     flatten,
+    label_dir,
     open_run,
     read_config,
     read_epoch_metrics,
     read_eval_metrics,
     read_run_json,
+    run_monitor,
+    run_tracks,
     uses_synthetic_sample,
 )
 
 PAPER_VAL_F1 = 0.3587  # Phan et al. 2022, Aff-Wild2 validation set
 BASELINE_VAL_F1 = 0.23  # ABAW3 VGG16 baseline, Aff-Wild2 validation set
 TIMELINE_VIDEOS = 4
-FIGURES = ("training_curves", "lr_schedule", "lr_finder", "confusion", "per_class", "timelines")
+FIGURES = (
+    "training_curves",
+    "lr_schedule",
+    "lr_finder",
+    "expr_curves",
+    "va_curves",
+    "au_curves",
+    "confusion",
+    "per_class",
+    "timelines",
+    "va_timelines",
+    "au_f1",
+)
+# per track: the figure of its validation metrics per epoch, its title, and (label, column)
+TRACK_CURVES = {
+    "expr": ("expr_curves", "expression: validation macro F1", [("macro F1", "val/macro_f1")]),
+    "va": (
+        "va_curves",
+        "valence-arousal: validation CCC",
+        [("valence", "val/ccc_valence"), ("arousal", "val/ccc_arousal"), ("mean", "val/ccc")],
+    ),
+    "au": ("au_curves", "action units: validation mean F1", [("mean F1", "val/au_f1")]),
+}
+MONITOR_MEANING = {
+    "val/macro_f1": "the expression macro F1",
+    "val/score": "the sum of the trained tracks' scores, as ABAW ranks several tracks",
+}
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 1.5em auto; padding: 0 1em;
@@ -53,6 +85,16 @@ figure { margin: 1em 0; } img { max-width: 100%; } figcaption { color: #555; fon
 def percent(f1: float | None) -> str:
     """How the report writes an F1: ``35.87 %``; ``-`` for none."""
     return "-" if f1 is None else f"{100 * f1:.2f} %"
+
+
+def number(value: float | None) -> str:
+    """How the report writes a CCC or a sum of track scores: ``0.4321``; ``-`` for none."""
+    return "-" if value is None else f"{value:.4f}"
+
+
+def score_text(metric: str, value: float | None) -> str:
+    """A logged validation metric as the report writes it: F1s in percent, others plain."""
+    return percent(value) if metric in ("val/macro_f1", "val/au_f1") else number(value)
 
 
 def duration(seconds: float | None) -> str:
@@ -89,7 +131,7 @@ class Page:
         self, rows: list[list[str]], header: list[str] | None = None, align_numbers: bool = True
     ) -> None:
         def cell(tag: str, value: str) -> str:
-            numeric = align_numbers and tag == "td" and value[:1].isdigit()
+            numeric = align_numbers and tag == "td" and value.removeprefix("-")[:1].isdigit()
             return f"<{tag}{' class=num' if numeric else ''}>{html.escape(value)}</{tag}>"
 
         lines = ["<table>"]
@@ -134,25 +176,46 @@ def write_run_report(
     run = read_run_json(run_dir)
     config = flatten(read_config(run_dir))
     log = read_epoch_metrics(run_dir)
+    tracks = run_tracks(run, config, log)
+    monitor = run_monitor(run, tracks)
     eval_dir = Path(eval_dir) if eval_dir is not None else find_eval_dir(run_dir)
     metrics = read_eval_metrics(eval_dir) if eval_dir is not None else None
+    evaluated = TRACKS[metrics["track"]] if metrics is not None else EXPR
     if annotations_dir is None and run.get("annotations"):
-        annotations_dir = Path(run["annotations"]) / "Validation_Set"
+        annotations_dir = label_dir(run["annotations"], evaluated)
 
     page = Page(f"Run report: {run_dir.name}", out.parent / out.stem)
-    page.paragraph(_headline(run, log, metrics, annotations_dir), "result")
-    page.table(_run_rows(run_dir, run, config, log), align_numbers=False)
+    if tracks == ["expr"]:
+        page.paragraph(_headline(run, log, metrics, annotations_dir), "result")
+    else:
+        headline = _tracks_headline(run, log, tracks, monitor, metrics, annotations_dir)
+        page.paragraph(headline, "result")
+    page.table(_run_rows(run_dir, run, config, log, tracks, monitor), align_numbers=False)
     page.heading("Training")
-    _training_curves(page, log)
+    _training_curves(page, log, monitor)
+    if tracks != ["expr"]:
+        for track in tracks:
+            _track_curves(page, log, track)
     _lr_figures(page, run, log)
-    page.heading("Evaluation on the validation split")
+    page.heading(
+        "Evaluation on the validation split" + ("" if evaluated is EXPR else f": {evaluated.title}")
+    )
     if metrics is None:
+        shown = (
+            "confusion matrix, per-class F1 and timelines"
+            if tracks == ["expr"]
+            else "the evaluated track's scores and figures"
+        )
         page.skipped(
             "no evaluation (pass the output folder of 'abaw-expr evaluate', or evaluate into "
-            "<run>/eval): confusion matrix, per-class F1 and timelines are not shown."
+            f"<run>/eval): {shown} are not shown."
         )
-    else:
+    elif evaluated is EXPR:
         _evaluation(page, metrics, Path(eval_dir), annotations_dir)
+    elif evaluated is VA:
+        _va_evaluation(page, metrics, Path(eval_dir), annotations_dir)
+    else:
+        _au_evaluation(page, metrics, Path(eval_dir))
     for name in FIGURES:  # a figure of an earlier report that this one does not have
         if name not in page.figures:
             (page.figure_dir / f"{name}.png").unlink(missing_ok=True)
@@ -191,12 +254,62 @@ def _headline(run: dict, log: EpochLog, metrics: dict | None, annotations_dir) -
     return text
 
 
+def _tracks_headline(
+    run: dict, log: EpochLog, tracks: list[str], monitor: str, metrics: dict | None, annotations_dir
+) -> str:
+    """The headline of a run of other tracks than the expression track alone: the best value
+    of the metric that picked its best epoch, and the evaluated track's ABAW score."""
+    best, epoch = best_score(run, log, monitor)
+    meaning = MONITOR_MEANING.get(monitor, monitor)
+    trained = html.escape(" + ".join(tracks))
+    if best is not None:
+        text = (
+            f"Best {html.escape(monitor)} of this run ({trained}; {html.escape(meaning)}): "
+            f"<b>{score_text(monitor, best)}</b>{_at(epoch)}, on the frames with a face of the "
+            "validation windows."
+        )
+    else:
+        text = f"No best {html.escape(monitor)} yet ({trained}): no epoch finished its validation."
+    if metrics is not None:
+        track = TRACKS[metrics["track"]]
+        how = (
+            f"on every annotated frame of {metrics.get('videos', '?')} videos, "
+            f"{metrics.get('frames', '?')} frames"
+        )
+        text += (
+            f" abaw-expr evaluate, {html.escape(track.title)} track: {_score_name(track)} "
+            f"<b>{_eval_score(track, metrics['score'])}</b> ({html.escape(how)})."
+        )
+        if track is EXPR:
+            text += (
+                f" For reference, on <b>Aff-Wild2</b>'s validation set: {percent(PAPER_VAL_F1)} "
+                f"for the paper's model (Phan et al., 2022) and {BASELINE_VAL_F1 * 100:.0f} % "
+                "for the ABAW3 VGG16 baseline."
+            )
+    if uses_synthetic_sample(run, annotations_dir):
+        text += (
+            " <b>This run is on the synthetic sample, not on Aff-Wild2: its figures are not "
+            "comparable with published ones.</b>"
+        )
+    return text
+
+
+def _score_name(track: Track) -> str:
+    return {"expr": "macro F1", "va": "mean CCC", "au": "mean F1 of the 12 AUs"}[track.name]
+
+
+def _eval_score(track: Track, value: float) -> str:
+    return number(value) if track is VA else percent(value)
+
+
 def _at(epoch: int | None) -> str:
     return f", epoch {epoch}" if epoch is not None else ""
 
 
-def _run_rows(run_dir: Path, run: dict, config: dict, log: EpochLog) -> list[list[str]]:
-    best, epoch = best_val_f1(run, log)
+def _run_rows(
+    run_dir: Path, run: dict, config: dict, log: EpochLog, tracks: list[str], monitor: str
+) -> list[list[str]]:
+    best, epoch = best_score(run, log, monitor)
     finder = run.get("auto_lr") or {}
     rows = [
         ["run folder", str(run_dir)],
@@ -204,18 +317,20 @@ def _run_rows(run_dir: Path, run: dict, config: dict, log: EpochLog) -> list[lis
         ["model.variant", str(config.get("model.variant", "-"))],
         ["epochs logged", str(len(log.epochs))],
         ["training time", duration(run.get("train_seconds"))],
-        ["best val/macro_f1 in training", percent(best) + _at(epoch)],
+        [f"best {monitor} in training", score_text(monitor, best) + _at(epoch)],
         ["learning rate", str(run.get("lr", config.get("optim.lr", "-")))],
         ["LR finder suggestion", str(finder.get("suggested", "not run"))],
         ["data", str(run.get("features") or run.get("images") or "-")],
         ["started", str(run.get("started", "-"))],
         ["commit", f"{run.get('git_commit', '-')} (abaw-expr {run.get('version', '-')})"],
     ]
+    if tracks != ["expr"]:
+        rows[2:2] = [["tracks", " + ".join(tracks)], ["monitor", monitor]]
     return rows
 
 
-def _training_curves(page: Page, log: EpochLog) -> None:
-    names = ("train/loss_epoch", "val/loss", "val/macro_f1")
+def _training_curves(page: Page, log: EpochLog, monitor: str) -> None:
+    names = ("train/loss_epoch", "val/loss", monitor)
     if not log.files:
         page.skipped(
             "no logs/**/metrics.csv in the run folder (a TensorBoard run, or the logs were "
@@ -226,14 +341,33 @@ def _training_curves(page: Page, log: EpochLog) -> None:
         page.skipped("the logs hold no epoch-level loss or F1: the run stopped in its first epoch.")
         return
     epochs = sorted({e for name in names for e in log.values.get(name, {})})
-    caption = f"Loss and validation macro F1 per epoch ({len(epochs)} epochs logged)."
+    if monitor == "val/macro_f1":
+        what, png = "validation macro F1", figures.training_curves(log)
+    else:
+        what = f"validation score ({monitor})"
+        png = figures.training_curves(log, monitor, "score", f"validation score ({monitor})")
+    caption = f"Loss and {what} per epoch ({len(epochs)} epochs logged)."
     if len(epochs) == 1:
         caption += " One epoch only: single points, no curve."
     missing = {name: sorted(set(epochs) - set(log.values.get(name, {}))) for name in names}
     gaps = [f"{name} at epoch {', '.join(map(str, e))}" for name, e in missing.items() if e]
     if gaps:
         caption += " No value (NaN or not logged) for " + "; ".join(gaps) + "."
-    page.figure("training_curves", figures.training_curves(log), caption)
+    page.figure("training_curves", png, caption)
+
+
+def _track_curves(page: Page, log: EpochLog, track: str) -> None:
+    """One track's validation metrics per epoch: a figure and the same values as a table."""
+    name, title, columns = TRACK_CURVES[track]
+    curves = {label: log.series(column) for label, column in columns if column in log.values}
+    if not curves:
+        page.skipped(f"no {TRACK_SCORES[track]} in the logs: no {title} per epoch.")
+        return
+    page.figure(name, figures.epoch_curves(curves, title, ylabel=title.split(": ")[1]), title)
+    epochs = sorted({e for epochs, _ in curves.values() for e in epochs})
+    logged = [(label, column) for label, column in columns if column in log.values]
+    rows = [[str(e), *(number(log.values[column].get(e)) for _, column in logged)] for e in epochs]
+    page.table(rows, header=["epoch", *(f"{label} ({column})" for label, column in logged)])
 
 
 def _lr_figures(page: Page, run: dict, log: EpochLog) -> None:
@@ -316,3 +450,60 @@ def _timelines(page: Page, predictions_dir: Path, annotations_dir) -> None:
         "videos with the most annotated frames; white: no label."
     )
     page.figure("timelines", figures.timelines(shown), caption)
+
+
+def _va_evaluation(page: Page, metrics: dict, eval_dir: Path, annotations_dir) -> None:
+    page.paragraph(html.escape(f"From {eval_dir / 'metrics.json'}: {_frames_of(metrics)}."))
+    rows = [
+        ["valence", number(metrics["ccc_valence"])],
+        ["arousal", number(metrics["ccc_arousal"])],
+        ["mean (the track's score)", number(metrics["score"])],
+    ]
+    page.table(rows, header=["", "CCC"])
+    _va_timelines(page, eval_dir / "predictions", annotations_dir)
+
+
+def _au_evaluation(page: Page, metrics: dict, eval_dir: Path) -> None:
+    page.paragraph(html.escape(f"From {eval_dir / 'metrics.json'}: {_frames_of(metrics)}."))
+    f1 = metrics["f1_per_au"]
+    page.figure("au_f1", figures.au_f1(f1, AU_NAMES), "F1 of each action unit; dashed: their mean.")
+    rows = [[name, percent(x)] for name, x in zip(AU_NAMES, f1, strict=True)]
+    rows.append(["mean (the track's score)", percent(metrics["score"])])
+    page.table(rows, header=["action unit", "F1"])
+
+
+def _frames_of(metrics: dict) -> str:
+    return (
+        f"every annotated frame of {metrics.get('videos', '?')} videos, "
+        f"{metrics.get('frames', '?')} frames"
+    )
+
+
+def _va_timelines(page: Page, predictions_dir: Path, annotations_dir) -> None:
+    if annotations_dir is None or not Path(annotations_dir).is_dir():
+        page.skipped(f"no label folder for the timelines ({annotations_dir or 'none given'}).")
+        return
+    videos = []
+    for predicted_file in sorted(predictions_dir.glob("*.txt")):
+        label_file = Path(annotations_dir) / predicted_file.name
+        if not label_file.is_file():
+            continue
+        track, truth = read_track_file(label_file)
+        if track is not VA:
+            page.skipped(f"{label_file} holds {track.title} labels, not valence-arousal.")
+            return
+        predicted = read_track_file(predicted_file, prediction=True)[1]
+        n = min(len(truth), len(predicted))
+        videos.append((predicted_file.stem, truth[:n], predicted[:n]))
+    if not videos:
+        page.skipped(
+            f"no prediction file in {predictions_dir} has a label file in {annotations_dir}."
+        )
+        return
+    videos.sort(key=lambda v: -int(annotated(VA, v[1]).sum()))  # the most annotated first
+    shown = videos[:TIMELINE_VIDEOS]
+    caption = (
+        f"Valence and arousal per frame against the truth, for the {len(shown)} of {len(videos)} "
+        "validation videos with the most annotated frames; gaps in the truth: no label."
+    )
+    page.figure("va_timelines", figures.va_over_time(shown), caption)

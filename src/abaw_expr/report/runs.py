@@ -21,7 +21,11 @@ from typing import Any
 import yaml
 
 from ..classes import CLASS_NAMES, NUM_CLASSES
+from ..data.tracks import AU_NAMES, TRACKS, Track
 from ..errors import InputError, require_dir
+
+# each track's validation score per epoch, as the module logs it
+TRACK_SCORES = {"expr": "val/macro_f1", "va": "val/ccc", "au": "val/au_f1"}
 
 
 @dataclass
@@ -158,20 +162,79 @@ def find_eval_dir(run_dir: Path) -> Path | None:
 
 
 def read_eval_metrics(eval_dir: Path | str) -> dict:
-    """``metrics.json`` of ``abaw-expr evaluate``, checked for the keys the report uses."""
+    """``metrics.json`` of ``abaw-expr evaluate``, checked for the keys the report uses.
+
+    ``track`` is ``expr`` where the file has none (written before there were other tracks).
+    EXPR's ``per_class_f1`` and AU's ``f1_per_au`` become lists in the order of the classes
+    and of :data:`AU_NAMES`."""
     path = Path(eval_dir) / "metrics.json"
     if not path.is_file():
         raise InputError("no metrics.json: not an 'abaw-expr evaluate' output folder", eval_dir)
     metrics = _read_json(path)
+    track = metrics.get("track", "expr")
+    if track not in TRACKS:
+        raise InputError(f"unknown track {track!r}: expected {', '.join(TRACKS)}", path)
     try:
-        f1 = float(metrics["macro_f1"])
-        per_class = [float(metrics["per_class_f1"][name]) for name in CLASS_NAMES]
-        cm = [[int(x) for x in row] for row in metrics["confusion_matrix"]]
+        if track == "expr":
+            checked = _expr_metrics(metrics, path)
+        elif track == "va":
+            checked = {k: float(metrics[k]) for k in ("ccc_valence", "ccc_arousal", "score")}
+        else:
+            checked = {
+                "score": float(metrics["score"]),
+                "f1_per_au": [float(metrics["f1_per_au"][name]) for name in AU_NAMES],
+            }
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"missing or malformed entry {err}", path) from None
+    return {**metrics, **checked, "track": track}
+
+
+def _expr_metrics(metrics: dict, path: Path) -> dict:
+    f1 = float(metrics["macro_f1"])
+    per_class = [float(metrics["per_class_f1"][name]) for name in CLASS_NAMES]
+    cm = [[int(x) for x in row] for row in metrics["confusion_matrix"]]
     if len(cm) != NUM_CLASSES or any(len(row) != NUM_CLASSES for row in cm):
         raise InputError(f"confusion_matrix is not {NUM_CLASSES}x{NUM_CLASSES}", path)
-    return {**metrics, "macro_f1": f1, "per_class_f1": per_class, "confusion_matrix": cm}
+    return {"macro_f1": f1, "per_class_f1": per_class, "confusion_matrix": cm}
+
+
+def run_tracks(run: dict, config: dict, log: EpochLog) -> list[str]:
+    """The tracks a run trained: run.json's, else the config's ``model.tasks``, else those
+    whose validation score the logs hold; ``["expr"]`` for a run from before the tracks."""
+    for tracks in (run.get("tracks"), config.get("model.tasks")):
+        if isinstance(tracks, list) and tracks and all(t in TRACKS for t in tracks):
+            return list(tracks)
+    logged = [name for name, column in TRACK_SCORES.items() if column in log.values]
+    return logged or ["expr"]
+
+
+def run_monitor(run: dict, tracks: list[str]) -> str:
+    """The metric that chose the best epoch (as ``training.train`` sets it)."""
+    monitor = run.get("monitor")
+    if isinstance(monitor, str) and monitor:
+        return monitor
+    return "val/macro_f1" if tracks == ["expr"] else "val/score"
+
+
+def best_score(run: dict, log: EpochLog, monitor: str) -> tuple[float | None, int | None]:
+    """The best value of ``monitor`` and its epoch: run.json's figure (``best_macro_f1`` or
+    ``best_score``), else the logs' best."""
+    if monitor == "val/macro_f1":
+        return best_val_f1(run, log)
+    epochs, values = log.series(monitor)
+    best_epoch = epochs[values.index(max(values))] if values else None
+    best = run.get("best_score")
+    if isinstance(best, (int, float)) and math.isfinite(best):
+        return float(best), best_epoch
+    return (max(values), best_epoch) if values else (None, None)
+
+
+def label_dir(annotations: Path | str, track: Track, split: str = "Validation_Set") -> Path:
+    """A split's label folder of ``track`` under a run's ``--annotations``: the track's own
+    folder (``<annotations>/<track folder>/<split>``) where it is there, else
+    ``<annotations>/<split>`` (``--annotations`` named one track's folder)."""
+    inside = Path(annotations) / track.folder / split
+    return inside if inside.is_dir() else Path(annotations) / split
 
 
 def uses_synthetic_sample(run: dict, *paths: Path | str | None) -> bool:
