@@ -331,6 +331,27 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path, capsys, yaml_text, mess
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_that_never_started_leaves_nothing_that_blocks_the_next(tmp_path, capsys):
+    """A bad label file is found before the run folder is written (the inputs exist, so the
+    command line's own check lets them through); the corrected command then simply runs."""
+    root = _two_splits(tmp_path)
+    bad = root / "annotations" / "Validation_Set" / "b.txt"
+    bad.write_text(f"{HEADER}\n0\n9\n")
+    argv = [
+        "train", "--images", root / "cropped_aligned", "--annotations", root / "annotations",
+        "--out", tmp_path / "run", "--backbone-weights", "none", "--epochs", "1",
+        "--set", "data.image_size=32", "--set", "data.seq_len=8", "--set", "data.num_workers=0",
+        "--set", "model.frozen_stages=3",
+    ]  # fmt: skip
+    code, _, err = _run_cli(capsys, *argv)
+    assert code == 2 and f"{bad}:3" in _one_error_line(err)
+    assert not (tmp_path / "run").exists()
+    write_labels(bad, ALL)
+    code, _, err = _run_cli(capsys, *argv)
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
+
+
 def test_a_finished_run_is_never_mixed_with_a_new_one(tiny_sample, trained_run, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(trained_run, out)
