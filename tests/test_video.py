@@ -7,6 +7,8 @@ import csv
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -282,6 +284,29 @@ def test_shards_cover_every_video_exactly_once_and_stay_put():
     more = list(reversed(videos)) + [Path("new.mp4")]
     assert all(shard_index(v, 7) == before[v] for v in more if v in before)
     assert select_shard(videos, None) == videos
+
+
+def test_shards_made_by_separate_processes_cover_every_video_exactly_once():
+    """The N tasks of an array job are N processes, each with its own string-hash seed: three
+    fresh processes, told to hash differently, still split the folder between them."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from abaw_expr.video.batch import select_shard\n"
+        "videos = [Path(f'clip_{i:04d}.mp4') for i in range(300)]\n"
+        "print(' '.join(v.name for v in select_shard(videos, (int(sys.argv[1]), 3))))\n"
+    )
+    shares = []
+    for k in (1, 2, 3):
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+        env["PYTHONHASHSEED"] = str(k)  # as different as separate processes are by default
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(k)], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        shares.append(done.stdout.split())
+    everything = [name for share in shares for name in share]
+    assert sorted(everything) == [f"clip_{i:04d}.mp4" for i in range(300)]  # each once
 
 
 @pytest.mark.parametrize("spec", ["0/3", "4/3", "1/0", "x", "1/2/3", "-1/2", ""])
