@@ -265,6 +265,36 @@ def test_a_video_whose_outputs_would_replace_another_persons_is_refused(
     assert (out / "pair_right.csv").is_file() and not (out / "pair_left.json").exists()
 
 
+@pytest.mark.parametrize("command", ["predict", "preprocess"])
+def test_a_clash_is_refused_when_the_two_videos_fall_in_different_shards(
+    videos, checkpoint, tmp_path, capsys, command
+):
+    """Each shard's task sees only its own videos: the refusal must not depend on that."""
+    from abaw_expr.video.batch import shard_index
+
+    root, _ = videos
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "pair.mp4").write_bytes((root / "pair.mp4").read_bytes())  # two people
+    (folder / "pair_left.mp4").write_bytes((root / "returns.mp4").read_bytes())
+    pair, clashing = (folder / "pair.mp4"), (folder / "pair_left.mp4")
+    n = next(n for n in range(2, 50) if shard_index(pair, n) != shard_index(clashing, n))
+    out = tmp_path / "out"
+    argv = [command, "--video", str(folder), "--out", str(out)]
+    if command == "predict":
+        argv += ["--checkpoint", str(checkpoint)]
+    assert main([*argv, f"--shard={shard_index(pair, n)}/{n}"]) == 0
+    capsys.readouterr()
+    assert main([*argv, f"--shard={shard_index(clashing, n)}/{n}"]) == 1
+    err = capsys.readouterr().err
+    assert "pair_left.mp4" in err and "would replace those of pair.mp4" in err
+    if command == "predict":  # still the pair's left person (50 frames), not returns.mp4 (80)
+        assert len(_read_csv(out / "pair_left.csv")) == 50 and not (out / "pair_left.json").exists()
+    else:
+        left = json.loads((out / "faces" / "pair_left.json").read_text())
+        assert Path(left["source"]).name == "pair.mp4" and left["frames"] == 50
+
+
 def test_predict_needs_exactly_one_source(checkpoint, tmp_path, capsys):
     code = main(["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path)])
     assert code == 2 and "either --video" in capsys.readouterr().err

@@ -253,7 +253,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         shard = parse_shard(args.shard)
         options = _face_options(args)
         # The face pass starts now, in a process of its own, and runs while PyTorch imports.
-        videos, _ = pending_videos(args.video, args.out, shard, args.overwrite)
+        videos, _, _ = pending_videos(args.video, args.out, shard, args.overwrite, options.faces)
         ahead = FacePassProcess(videos, options) if videos else None
 
         from .video.predict import predict_videos
