@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +169,89 @@ def test_resume_from_the_command_line_keeps_the_runs_settings(tiny_sample, tmp_p
         == 0
     )
     assert (tmp_path / "r.html").is_file()
+
+
+# Each command that reads files or folders, given one that is not there: the command line,
+# and the argument the error must name. HERE is a folder (holding c.ckpt), NOWHERE a missing
+# path, OUT where the command would write.
+MISSING_INPUT = {
+    "stats": ("stats --images NOWHERE --annotations NOWHERE", "--images"),
+    "score": ("score --predictions NOWHERE --annotations NOWHERE", "--predictions"),
+    "train": ("train --images NOWHERE --annotations NOWHERE --out OUT", "--images"),
+    "train-features": ("train --features NOWHERE --annotations HERE --out OUT", "--features"),
+    "train-annotations": ("train --images HERE --annotations NOWHERE --out OUT", "--annotations"),
+    "train-weights": (
+        "train --images HERE --annotations HERE --out OUT --backbone-weights NOWHERE",
+        "--backbone-weights",
+    ),
+    "train-config": (
+        "train --config NOWHERE --images HERE --annotations HERE --out OUT",
+        "--config",
+    ),
+    "train-resume": ("train --images HERE --annotations HERE --out NOWHERE --resume", "--resume"),
+    "extract": ("extract --images NOWHERE --annotations NOWHERE --out OUT", "--images"),
+    "evaluate": (
+        "evaluate --checkpoint NOWHERE --images HERE --annotations HERE --out OUT",
+        "--checkpoint",
+    ),
+    "predict-video": ("predict --checkpoint HERE/c.ckpt --video NOWHERE --out OUT", "--video"),
+    "predict-images": (
+        "predict --checkpoint HERE/c.ckpt --images HERE --videos NOWHERE --out OUT",
+        "--videos",
+    ),
+    "preprocess": ("preprocess --video NOWHERE --out OUT", "--video"),
+    "serve": ("serve --checkpoint NOWHERE", "--checkpoint"),
+    "report": ("report NOWHERE --out OUT", "RUN"),
+    "report-eval": ("report HERE --eval NOWHERE --out OUT", "--eval"),
+    "ablate": ("ablate --images NOWHERE --annotations NOWHERE --out OUT", "--images"),
+    "compare": ("compare HERE NOWHERE --html OUT", "RUNS"),
+    "export": ("export --checkpoint NOWHERE --out OUT", "--checkpoint"),
+}
+
+
+def _fill(command: str, root: Path) -> list[str]:
+    """``command``'s arguments, with HERE, NOWHERE and OUT made paths under ``root``."""
+    here = root / "here"
+    here.mkdir(exist_ok=True)
+    (here / "c.ckpt").write_bytes(b"")
+    names = {"HERE": here, "NOWHERE": root / "nowhere", "OUT": root / "out"}
+    filled = []
+    for arg in command.split():
+        head, _, tail = arg.partition("/")
+        filled.append(str(names[head] / tail) if head in names else arg)
+    return filled
+
+
+@pytest.mark.parametrize("case", MISSING_INPUT, ids=list(MISSING_INPUT))
+def test_a_missing_input_is_named_before_anything_is_written(capsys, tmp_path, case):
+    command, flag = MISSING_INPUT[case]
+    code = main(_fill(command, tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(tmp_path / "nowhere") in err and flag in err, err
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]  # nothing else written
+
+
+def test_a_missing_input_fails_without_importing_torch(tmp_path):
+    """In a fresh process, as a user runs it: the check comes before PyTorch (seconds to
+    import) and before any model is built or weights downloaded. What makes it fast is
+    asserted, not a time (speed figures live in benchmarks/)."""
+    script = (
+        "import json, sys\n"
+        "from abaw_expr.cli import main\n"
+        "for case, argv in json.loads(sys.argv[1]).items():\n"
+        "    assert main(argv) == 2, case\n"
+        "heavy = [m for m in ('torch', 'lightning', 'dlib') if m in sys.modules]\n"
+        "print(json.dumps({'imported': heavy}))\n"
+    )
+    cases = {case: _fill(command, tmp_path) for case, (command, _) in MISSING_INPUT.items()}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cases)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["imported"] == []
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,10 @@
 own inside labelled segments) the paper's head beats the frame-only head by a clear margin,
 and that margin is gone when the branches are cut off from the other frames.
 
+The cuts patch ``SelfAttention.forward``, which both branches use; either branch alone carries
+most of the margin (cutting one left 0.28 and 0.31), so each branch's own reach across frames
+is checked on a head whose classifier reads that branch alone.
+
 Trained through the project's path (``train --features`` on a cache in the project's format),
 at a size that takes seconds: windows of 16, segments of 24..48 frames, 2 epochs.
 Measured margins are in benchmarks/RESULTS.md ("Context test").
@@ -86,3 +90,29 @@ def test_margin_is_gone_when_branches_lose_context(probe, frame_only, tmp_path, 
     monkeypatch.setattr(temporal.SelfAttention, "forward", cut)
     combine = uninformative_f1(probe, tmp_path, "combine")
     assert combine - frame_only < MARGIN / 2, (combine, frame_only)
+
+
+@pytest.mark.parametrize("branch", ["attention", "encoder"])
+def test_each_branch_on_its_own_reads_the_other_frames(branch):
+    """The classifier is set, on purpose, to read one branch alone (the columns of the frame's
+    own features and of the other branch zeroed): a change to another real frame must reach
+    this frame's logits through that branch, and a change to a padded frame must not."""
+    torch.manual_seed(0)
+    head = temporal.TemporalHead("combine", feature_dim=16, head_dim=8, ff_dim=32).eval()
+    d = head.feature_dim
+    part = {"attention": 1, "encoder": 2}[branch]  # [features, attention, encoder]
+    with torch.no_grad():
+        keep = torch.zeros_like(head.classifier.weight)
+        keep[:, part * d : (part + 1) * d] = 1
+        head.classifier.weight.mul_(keep)
+    x = torch.randn(2, 6, d)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[:, -1] = False  # the last frame is padding
+    base = head(x, mask)
+    other = x.clone()
+    other[:, 3] += torch.randn(d)  # not a constant: LayerNorm would not see it
+    moved = (head(other, mask) - base).abs().amax(-1)  # (windows, frames)
+    assert moved[:, :3].min() > 1e-3  # frames 1 to 3 of both windows
+    padded = x.clone()
+    padded[:, 5] += torch.randn(d)
+    torch.testing.assert_close(head(padded, mask)[:, :5], base[:, :5])

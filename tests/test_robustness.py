@@ -268,7 +268,6 @@ def _write_vfr(path: Path, stamps_ms: list[int]) -> list[float]:
 
 
 def test_variable_frame_rate_video_keeps_each_frames_own_time(tmp_path, capsys, checkpoint, caplog):
-    pytest.importorskip("av", reason="PyAV (the dev extra) writes the variable-rate video")
     path = tmp_path / "vfr.mkv"
     times = _write_vfr(path, [0, 40, 80, 200, 240, 520, 560, 600])
     assert len(set(np.round(np.diff(times), 3))) > 1  # really variable
@@ -331,6 +330,27 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path, capsys, yaml_text, mess
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_that_never_started_leaves_nothing_that_blocks_the_next(tmp_path, capsys):
+    """A bad label file is found before the run folder is written (the inputs exist, so the
+    command line's own check lets them through); the corrected command then simply runs."""
+    root = _two_splits(tmp_path)
+    bad = root / "annotations" / "Validation_Set" / "b.txt"
+    bad.write_text(f"{HEADER}\n0\n9\n")
+    argv = [
+        "train", "--images", root / "cropped_aligned", "--annotations", root / "annotations",
+        "--out", tmp_path / "run", "--backbone-weights", "none", "--epochs", "1",
+        "--set", "data.image_size=32", "--set", "data.seq_len=8", "--set", "data.num_workers=0",
+        "--set", "model.frozen_stages=3",
+    ]  # fmt: skip
+    code, _, err = _run_cli(capsys, *argv)
+    assert code == 2 and f"{bad}:3" in _one_error_line(err)
+    assert not (tmp_path / "run").exists()
+    write_labels(bad, ALL)
+    code, _, err = _run_cli(capsys, *argv)
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
+
+
 def test_a_finished_run_is_never_mixed_with_a_new_one(tiny_sample, trained_run, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(trained_run, out)
@@ -360,7 +380,7 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     overrides = [
         "--set", "data.image_size=32", "--set", "data.seq_len=8", "--set", "data.stride=8",
         "--set", "data.batch_size=4", "--set", "data.num_workers=0", "--set", "trainer.epochs=2",
-        "--set", "model.frozen_stages=3",
+        "--set", "model.frozen_stages=3", "--set", "trainer.log_every_n_steps=1000",
     ]  # fmt: skip
     code, _, err = _run_cli(
         capsys, "train", "--images", images, "--annotations", annotations, "--out", out,
@@ -369,9 +389,10 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     assert code == 1
     line = [line for line in err.splitlines() if "stopped:" in line][0]
     assert line.count("step") == 1
-    # Checked on the host only every 10 steps and at the epoch's end, yet it names the first
-    # bad step: the resumed epoch's first.
+    # Read on the host only at the epoch's end here (every 1000 steps otherwise), after every
+    # step of the epoch was bad, yet it names the first bad step: the resumed epoch's first.
     first = torch.load(out / "last.ckpt", weights_only=True)["global_step"]
+    assert first >= 2  # an epoch of several steps: the first bad one is not the last
     assert f"epoch 1, step {first} (batch 0 of the epoch)" in line
     assert (out / "last.ckpt").read_bytes() == good
     assert json.loads((out / "run.json").read_text())["status"] == "stopped: NonFiniteLossError"

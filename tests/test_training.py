@@ -247,6 +247,14 @@ def test_ddp_two_cpu_processes_agree(tiny_sample, tmp_path):
     )  # fmt: skip
     (single,) = trainer.validate(module, datamodule=dm, verbose=False)
     assert single["val/macro_f1"] == pytest.approx(ranks[0]["val_macro_f1"], abs=1e-6)
+    # ... with a model that predicts several classes (set so on purpose: see ddp_train.py), so
+    # that a frame counted twice or not at all would move the F1; and the frames, counted.
+    assert ranks[0]["val_predicted_classes"] >= 2 and 0.05 < single["val/macro_f1"] < 1
+    labelled = sum(
+        int(((item["labels"] >= 0) & item["mask"]).sum())
+        for item in map(dm.val_set.__getitem__, range(len(dm.val_set)))
+    )
+    assert ranks[0]["val_frames"] == ranks[1]["val_frames"] == labelled
 
 
 class _Crash(Exception):

@@ -7,6 +7,8 @@ import csv
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -263,6 +265,36 @@ def test_a_video_whose_outputs_would_replace_another_persons_is_refused(
     assert (out / "pair_right.csv").is_file() and not (out / "pair_left.json").exists()
 
 
+@pytest.mark.parametrize("command", ["predict", "preprocess"])
+def test_a_clash_is_refused_when_the_two_videos_fall_in_different_shards(
+    videos, checkpoint, tmp_path, capsys, command
+):
+    """Each shard's task sees only its own videos: the refusal must not depend on that."""
+    from abaw_expr.video.batch import shard_index
+
+    root, _ = videos
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "pair.mp4").write_bytes((root / "pair.mp4").read_bytes())  # two people
+    (folder / "pair_left.mp4").write_bytes((root / "returns.mp4").read_bytes())
+    pair, clashing = (folder / "pair.mp4"), (folder / "pair_left.mp4")
+    n = next(n for n in range(2, 50) if shard_index(pair, n) != shard_index(clashing, n))
+    out = tmp_path / "out"
+    argv = [command, "--video", str(folder), "--out", str(out)]
+    if command == "predict":
+        argv += ["--checkpoint", str(checkpoint)]
+    assert main([*argv, f"--shard={shard_index(pair, n)}/{n}"]) == 0
+    capsys.readouterr()
+    assert main([*argv, f"--shard={shard_index(clashing, n)}/{n}"]) == 1
+    err = capsys.readouterr().err
+    assert "pair_left.mp4" in err and "would replace those of pair.mp4" in err
+    if command == "predict":  # still the pair's left person (50 frames), not returns.mp4 (80)
+        assert len(_read_csv(out / "pair_left.csv")) == 50 and not (out / "pair_left.json").exists()
+    else:
+        left = json.loads((out / "faces" / "pair_left.json").read_text())
+        assert Path(left["source"]).name == "pair.mp4" and left["frames"] == 50
+
+
 def test_predict_needs_exactly_one_source(checkpoint, tmp_path, capsys):
     code = main(["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path)])
     assert code == 2 and "either --video" in capsys.readouterr().err
@@ -282,6 +314,29 @@ def test_shards_cover_every_video_exactly_once_and_stay_put():
     more = list(reversed(videos)) + [Path("new.mp4")]
     assert all(shard_index(v, 7) == before[v] for v in more if v in before)
     assert select_shard(videos, None) == videos
+
+
+def test_shards_made_by_separate_processes_cover_every_video_exactly_once():
+    """The N tasks of an array job are N processes, each with its own string-hash seed: three
+    fresh processes, told to hash differently, still split the folder between them."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from abaw_expr.video.batch import select_shard\n"
+        "videos = [Path(f'clip_{i:04d}.mp4') for i in range(300)]\n"
+        "print(' '.join(v.name for v in select_shard(videos, (int(sys.argv[1]), 3))))\n"
+    )
+    shares = []
+    for k in (1, 2, 3):
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+        env["PYTHONHASHSEED"] = str(k)  # as different as separate processes are by default
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(k)], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        shares.append(done.stdout.split())
+    everything = [name for share in shares for name in share]
+    assert sorted(everything) == [f"clip_{i:04d}.mp4" for i in range(300)]  # each once
 
 
 @pytest.mark.parametrize("spec", ["0/3", "4/3", "1/0", "x", "1/2/3", "-1/2", ""])

@@ -326,7 +326,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         shard = parse_shard(args.shard)
         options = _face_options(args)
         # The face pass starts now, in a process of its own, and runs while PyTorch imports.
-        videos, _ = pending_videos(args.video, args.out, shard, args.overwrite)
+        videos, _, _ = pending_videos(args.video, args.out, shard, args.overwrite, options.faces)
         ahead = FacePassProcess(videos, options) if videos else None
 
         from .video.predict import predict_videos
@@ -397,6 +397,72 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     summary = run_demo(args.out, epochs=args.epochs, seed=args.seed)
     print(summary)
+
+
+# What each command reads, by argument: checked, every one of them, before anything is
+# imported, built or written, so that a missing input costs a fraction of a second and leaves
+# nothing behind (a run folder holding config.yaml would refuse the corrected command).
+INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "stats": (("images", "folder"), ("annotations", "folder")),
+    "score": (("predictions", "folder"), ("annotations", "folder")),
+    "train": (
+        ("config", "file"),
+        ("images", "folder"),
+        ("features", "folder"),
+        ("annotations", "folder"),
+        ("backbone_weights", "weights"),
+    ),
+    "extract": (
+        ("config", "file"),
+        ("images", "folder"),
+        ("annotations", "folder"),
+        ("backbone_weights", "weights"),
+    ),
+    "evaluate": (("checkpoint", "file"), ("images", "folder"), ("annotations", "folder")),
+    "predict": (
+        ("checkpoint", "file"),
+        ("video", "file or folder"),
+        ("images", "folder"),
+        ("videos", "file"),
+    ),
+    "preprocess": (("video", "file or folder"),),
+    "serve": (("checkpoint", "file"),),
+    "report": (("run", "folder"), ("eval", "folder"), ("annotations", "folder")),
+    "ablate": (
+        ("config", "file"),
+        ("images", "folder"),
+        ("features", "folder"),
+        ("annotations", "folder"),
+        ("backbone_weights", "weights"),
+    ),
+    "compare": (("runs", "folder"),),
+    "export": (("checkpoint", "file"),),
+}
+_POSITIONAL = {"run": "RUN", "runs": "RUNS"}
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """An :class:`InputError` naming the argument and the path of the first input of
+    ``args.command`` that is missing or of the wrong kind (see :data:`INPUTS`)."""
+    for name, kind in INPUTS.get(args.command, ()):
+        value = getattr(args, name, None)
+        flag = _POSITIONAL.get(name, "--" + name.replace("_", "-"))
+        if kind == "weights":  # imagenet | none | a file
+            if value is None or value.strip().lower() in ("imagenet", "none"):
+                continue
+            kind = "file"
+        for path in value if isinstance(value, list) else [value]:
+            if path is None:
+                continue
+            path = Path(path)
+            if not path.exists():
+                raise InputError(f"no such {kind} ({flag})", path)
+            if kind == "file" and not path.is_file():
+                raise InputError(f"is a folder, expected a file ({flag})", path)
+            if kind == "folder" and not path.is_dir():
+                raise InputError(f"is a file, expected a folder ({flag})", path)
+    if args.command == "train" and args.resume and not (args.out / "last.ckpt").is_file():
+        raise InputError("nothing to resume: no last.ckpt in this run folder (--resume)", args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -727,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        check_inputs(args)
         status = args.func(args)
     except InputError as err:
         print(f"abaw-expr {args.command}: error: {err}", file=sys.stderr)

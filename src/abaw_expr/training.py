@@ -176,13 +176,28 @@ def train(
                 "trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
             )
     ckpt_path = prepare_run_dir(out_dir, resume, overwrite)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if features_dir is not None:
         check_features_match(Path(features_dir), config.model.backbone_weights)
     if features_dir is not None and config.model.frozen_stages != 5:
         log.info("training on cached features: the backbone is not trained (model.frozen_stages=5)")
         config.model.frozen_stages = 5
     L.seed_everything(config.trainer.seed, workers=True, verbose=False)
+
+    # What can fail on the user's input (label files, image folders, the backbone weights) is
+    # tried before the run folder is written: a run that never started must not leave a
+    # config.yaml that makes the corrected command ask for --resume or --overwrite.
+    datamodule = ExpressionDataModule(
+        config.data,
+        annotations_dir,
+        images_dir,
+        features_dir,
+        seed=config.trainer.seed,
+        tracks=config.model.tasks,
+    )
+    if is_global_zero():
+        datamodule.prepare_data()  # reads every label file (Lightning's own call is then free)
+    module = ExpressionModule(config.to_dict())
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     t = config.trainer
     run_file = out_dir / "run.json"
@@ -201,15 +216,6 @@ def train(
         save_config(config, out_dir / "config.yaml")
         atomic_write_json(run_file, run)
 
-    datamodule = ExpressionDataModule(
-        config.data,
-        annotations_dir,
-        images_dir,
-        features_dir,
-        seed=config.trainer.seed,
-        tracks=config.model.tasks,
-    )
-    module = ExpressionModule(config.to_dict())
     checkpoint = ModelCheckpoint(
         dirpath=out_dir,
         filename="best",

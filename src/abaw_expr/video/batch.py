@@ -6,6 +6,11 @@ alone, not on the listing order, the machine or the other files in the folder, s
 of an array job (each listing the folder on its own node) cover every video exactly once, and
 a video added later falls into one shard without moving the others. With thousands of videos
 the shards are even to within a few per cent; with a handful, some may be empty.
+
+Which videos are refused because another one may write their outputs (``a_left.mp4`` beside
+``a.mp4``, see :func:`name_clashes`) is decided from the names of the whole folder too, never
+from one shard's or one run's videos: the two may land in different shards, or in different
+reruns, and every task must refuse the same one.
 """
 
 from __future__ import annotations
@@ -50,6 +55,33 @@ def select_shard(videos: list[Path], shard: tuple[int, int] | None) -> list[Path
     return [v for v in videos if shard_index(v, n) == k]
 
 
+PEOPLE = ("_left", "_right")  # the outputs of a video with two people: <video>_left, _right
+
+
+def name_clashes(videos: list[Path], faces: str = "all") -> dict[Path, str]:
+    """The videos of a folder whose outputs another video of it may write, each with the reason.
+
+    With ``faces="all"`` a video ``a`` that shows two people writes ``a_left.*`` and
+    ``a_right.*`` (Aff-Wild2's names), so ``a_left.mp4`` beside ``a.mp4`` is refused; ``a``
+    itself is kept. It is refused whether ``a`` turns out to show one person or two: that is
+    known only once ``a`` is processed, perhaps by another task. Pass the whole folder.
+    (Two videos with the same name, ``a.mp4`` and ``a.avi``, are refused by ``list_videos``.)
+    """
+    if faces != "all":
+        return {}
+    by_name = {v.stem: v for v in videos}
+    refused = {}
+    for video in videos:
+        for suffix in PEOPLE:
+            base = by_name.get(video.stem.removesuffix(suffix))
+            if base is not None and base != video:
+                refused[video] = (
+                    f"its outputs {video.stem}.* would replace those of {base.name} (its "
+                    f"{suffix[1:]} person, when it shows two); rename one of the two videos"
+                )
+    return refused
+
+
 def source_stamp(video: Path) -> dict:
     """What identifies a video's content cheaply: its size and modification time."""
     stat = video.stat()
@@ -78,14 +110,20 @@ def pending_videos(
     out_dir: Path | str,
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
-) -> tuple[list[Path], list[str]]:
+    faces: str = "all",
+) -> tuple[list[Path], list[str], dict[str, str]]:
     """The videos of ``source`` (its shard ``(K, N)``) that ``predict --video`` still has to
-    do, and the names of those an earlier run finished (skipped unless ``overwrite``)."""
-    videos, skipped = [], []
-    for video in select_shard(list_videos(source), shard):
+    do, the names of those an earlier run finished (skipped unless ``overwrite``), and those of
+    the shard refused by :func:`name_clashes` (video file -> one-line error)."""
+    listing = list_videos(source)
+    clashes = name_clashes(listing, faces)  # the whole folder's names, whatever the shard
+    videos, skipped, refused = [], [], {}
+    for video in select_shard(listing, shard):
         check_video_name(video.stem, video)
-        if not overwrite and finished(record_path(Path(out_dir), video.stem), video):
+        if video in clashes:
+            refused[str(video)] = str(InputError(clashes[video], video))
+        elif not overwrite and finished(record_path(Path(out_dir), video.stem), video):
             skipped.append(video.stem)
         else:
             videos.append(video)
-    return videos, skipped
+    return videos, skipped, refused

@@ -520,8 +520,10 @@ def predict_videos(
     """
     options = options or FaceOptions()
     out_dir = Path(out_dir)
-    videos, skipped = pending_videos(source, out_dir, shard, overwrite)
-    run = VideoRun([], {}, skipped)
+    videos, skipped, refused = pending_videos(source, out_dir, shard, overwrite, options.faces)
+    for message in refused.values():
+        log.error("%s", message)
+    run = VideoRun([], refused, skipped)
     with ExitStack() as cleanup:
         if ahead is not None:
             cleanup.callback(ahead.close)
@@ -545,7 +547,6 @@ def predict_videos(
         runner = BackboneRunner(
             model.backbone, torch_device, engine_beside_faces(engine), batch_size
         )
-        written: dict[str, Path] = {}  # output name -> the video that wrote it in this run
         for video in videos:
             predict = predict_people if options.faces == "all" else predict_video
             try:
@@ -559,17 +560,6 @@ def predict_videos(
                 continue
             if not isinstance(predictions, list):
                 predictions = [predictions]
-            clash = next((p.name for p in predictions if written.get(p.name, video) != video), None)
-            if clash is not None:  # e.g. a_left.mp4 beside a.mp4 with two people
-                err = InputError(
-                    f"its outputs {clash}.* would replace those of {written[clash].name}; "
-                    "rename one of the two videos",
-                    video,
-                )
-                log.error("%s", err)
-                run.failed[str(video)] = str(err)
-                continue
-            written.update((p.name, video) for p in predictions)
             for prediction in predictions:
                 write_outputs(prediction, video, out_dir, annotated_video)
             write_record(predictions, video, out_dir, options)

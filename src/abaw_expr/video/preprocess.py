@@ -24,7 +24,7 @@ import numpy as np
 from ..data.frame_index import check_video_name
 from ..errors import InputError
 from ..writers import atomic_write_json
-from .batch import finished, select_shard, source_stamp
+from .batch import finished, name_clashes, select_shard, source_stamp
 from .reader import list_videos
 from .tracks import FaceOptions, track_people, track_video
 
@@ -128,7 +128,14 @@ def preprocess_videos(
     options = options or FaceOptions()
     out = Path(out)
     result = PreprocessResult([], [], {})
-    for video in select_shard(list_videos(source), shard):
+    listing = list_videos(source)
+    clashes = name_clashes(listing, options.faces)  # the whole folder's names, whatever the shard
+    for video in select_shard(listing, shard):
+        if video in clashes:
+            err = InputError(clashes[video], video)
+            log.error("%s", err)
+            result.failed[str(video)] = str(err)
+            continue
         if _people_done(out, video):
             result.skipped.append(video.stem)
             continue

@@ -1,0 +1,261 @@
+"""Deliberate breakages, and whether the tests named for each one catch it.
+
+    python tests/breakages.py            # every entry (about 10 minutes on 2 cores)
+    python tests/breakages.py --only shard-salted-hash --only clash-judged-per-shard
+    python tests/breakages.py --list
+
+Each entry breaks one promise of the README on purpose: a few exact text replacements in the
+source. For each, the repository's files (tracked, and untracked but not ignored) are copied
+to a scratch folder, the replacements applied there (each text must occur exactly once, so an
+entry that no longer fits the code says so instead of silently testing nothing), and the
+tests named for it run in that copy. A breakage is *caught* when pytest reports failed tests;
+it *survives* when they pass, and the script then exits 1. ``--baseline`` first runs each
+entry's tests on the unbroken copy, which must pass.
+
+Not collected by pytest (its name does not start with ``test_``) and not part of ``make
+test``: the suite itself stays the one check. A new promise gets an entry here, with the test
+that fails on it. The first entries are the five of issue 25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Breakage:
+    name: str
+    promise: str
+    edits: tuple[tuple[str, str, str], ...]  # (file, exact old text, new text)
+    tests: tuple[str, ...]  # pytest node ids, relative to the repository
+
+
+BREAKAGES = (
+    Breakage(
+        "ddp-confusion-not-synced",
+        "under DDP every validation frame counts once and val/macro_f1 is the single-process figure",
+        (
+            (
+                "src/abaw_expr/model/module.py",
+                "            validate_args=False,  # its checks read the device\n",
+                "            validate_args=False,  # its checks read the device\n"
+                "            sync_on_compute=False,\n",
+            ),
+        ),
+        ("tests/test_training.py::test_ddp_two_cpu_processes_agree",),
+    ),
+    Breakage(
+        "ddp-validation-window-repeated",
+        "under DDP every validation frame counts once (no window repeated to even the shares)",
+        (
+            (
+                "src/abaw_expr/data/datamodule.py",
+                "        return len(range(self.rank, self.length, self.world_size))\n",
+                "        return len(range(self.rank, self.length, self.world_size)) + (self.rank == 1)\n",
+            ),
+            (
+                "src/abaw_expr/data/datamodule.py",
+                "        return iter(range(self.rank, self.length, self.world_size))\n",
+                "        return iter([*range(self.rank, self.length, self.world_size)]"
+                " + [1] * (self.rank == 1))\n",
+            ),
+        ),
+        ("tests/test_training.py::test_ddp_two_cpu_processes_agree",),
+    ),
+    Breakage(
+        "nan-guard-keeps-the-latest",
+        "the NaN guard names the first epoch and step whose loss was not finite",
+        (
+            (
+                "src/abaw_expr/model/module.py",
+                "first = ~torch.isfinite(value) & (self._bad[0] < 0)",
+                "first = ~torch.isfinite(value)",
+            ),
+        ),
+        (
+            "tests/test_robustness.py::"
+            "test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint",
+        ),
+    ),
+    Breakage(
+        "attention-branch-per-frame",
+        "the attention branch attends across the window's frames",
+        (
+            (
+                "src/abaw_expr/model/temporal.py",
+                "parts.append(self.attention(features, mask))",
+                "parts.append(self.attention(features.flatten(0, 1)[:, None])[:, 0]"
+                ".unflatten(0, features.shape[:2]))",
+            ),
+        ),
+        ("tests/test_context.py::test_each_branch_on_its_own_reads_the_other_frames",),
+    ),
+    Breakage(
+        "encoder-attention-per-frame",
+        "the encoder branch attends across the window's frames",
+        (
+            (
+                "src/abaw_expr/model/temporal.py",
+                "x = x + self.attn(self.norm1(x), mask)",
+                "x = x + self.attn(self.norm1(x).flatten(0, 1)[:, None])[:, 0]"
+                ".unflatten(0, x.shape[:2])",
+            ),
+        ),
+        ("tests/test_context.py::test_each_branch_on_its_own_reads_the_other_frames",),
+    ),
+    Breakage(
+        "shard-salted-hash",
+        "N tasks that each list the folder on their own cover every video exactly once",
+        (
+            (
+                "src/abaw_expr/video/batch.py",
+                'return 1 + int.from_bytes(digest[:8], "big") % count',
+                "return 1 + hash(video.name) % count",
+            ),
+        ),
+        (
+            "tests/test_video.py::test_shards_cover_every_video_exactly_once_and_stay_put",
+            "tests/test_video.py::"
+            "test_shards_made_by_separate_processes_cover_every_video_exactly_once",
+        ),
+    ),
+    Breakage(
+        "clash-judged-per-shard",
+        "a_left.mp4 beside a.mp4 is refused whichever shard either falls in",
+        (
+            (
+                "src/abaw_expr/video/batch.py",
+                "clashes = name_clashes(listing, faces)",
+                "clashes = name_clashes(select_shard(listing, shard), faces)",
+            ),
+            (
+                "src/abaw_expr/video/preprocess.py",
+                "clashes = name_clashes(listing, options.faces)",
+                "clashes = name_clashes(select_shard(listing, shard), options.faces)",
+            ),
+        ),
+        (
+            "tests/test_video.py::"
+            "test_a_clash_is_refused_when_the_two_videos_fall_in_different_shards",
+        ),
+    ),
+    Breakage(
+        "inputs-checked-late",
+        "a missing input is one line naming it, in under a second, before anything is written",
+        (("src/abaw_expr/cli.py", "        check_inputs(args)\n", ""),),
+        (
+            "tests/test_cli.py::test_a_missing_input_is_named_before_anything_is_written",
+            "tests/test_cli.py::test_a_missing_input_fails_within_a_second_without_importing_torch",
+        ),
+    ),
+    Breakage(
+        "centerface-box-misplaced",
+        "CenterFace finds a face turned 50 degrees, where it is",
+        (
+            (
+                "src/abaw_expr/faces/centerface.py",
+                "Detection(tuple(map(float, box)),",
+                "Detection(tuple(float(v) / 2 for v in box),",
+            ),
+        ),
+        ("tests/test_centerface.py::test_it_finds_the_face_turned_50_degrees_where_it_is",),
+    ),
+)
+
+
+def copy_repository(target: Path) -> None:
+    """The files git would see: tracked ones, and untracked ones that are not ignored."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode()  # fmt: skip
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def apply(breakage: Breakage, copy: Path) -> None:
+    for name, old, new in breakage.edits:
+        path = copy / name
+        text = path.read_text()
+        if text.count(old) != 1:
+            raise ValueError(
+                f"{breakage.name}: {name} holds the text to replace {text.count(old)} times, "
+                f"not once; update the entry to the code: {old!r}"
+            )
+        path.write_text(text.replace(old, new))
+
+
+def run_tests(copy: Path, tests: tuple[str, ...], log: Path) -> int:
+    """pytest's exit code: 0 all passed, 1 some failed, other: could not run them."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(copy / "src"), str(copy)])}
+    with open(log, "w") as out:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+            cwd=copy, env=env, stdout=out, stderr=subprocess.STDOUT,
+        ).returncode  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", metavar="NAME", help="this entry (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the entries and stop")
+    parser.add_argument("--baseline", action="store_true", help="first run the tests unbroken")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copies and logs")
+    args = parser.parse_args(argv)
+    if args.list:
+        for b in BREAKAGES:
+            print(f"{b.name}: {b.promise}\n    tests: {' '.join(b.tests)}")
+        return 0
+    names = {b.name for b in BREAKAGES}
+    unknown = sorted(set(args.only or []) - names)
+    if unknown:
+        parser.error(f"no such entry: {', '.join(unknown)} (see --list)")
+    chosen = [b for b in BREAKAGES if not args.only or b.name in args.only]
+    scratch = Path(tempfile.mkdtemp(prefix="breakages-"))
+    pristine = scratch / "pristine"
+    copy_repository(pristine)
+    survived = []
+    try:
+        for b in chosen:
+            copy = scratch / b.name
+            shutil.copytree(pristine, copy)
+            if args.baseline:
+                code = run_tests(copy, b.tests, scratch / f"{b.name}.baseline.log")
+                if code != 0:
+                    print(f"{b.name}: its tests fail unbroken (pytest {code}), see the log")
+                    survived.append(b.name)
+                    continue
+            started = time.time()
+            apply(b, copy)
+            code = run_tests(copy, b.tests, scratch / f"{b.name}.log")
+            verdict = {0: "SURVIVES", 1: "caught"}.get(code, f"error (pytest {code})")
+            print(f"{b.name}: {verdict} in {time.time() - started:.0f} s  [{b.promise}]")
+            if code != 1:
+                survived.append(b.name)
+            if not args.keep:
+                shutil.rmtree(copy)
+    finally:
+        if not args.keep and not survived:
+            shutil.rmtree(scratch)
+    if survived:
+        print(f"not caught: {', '.join(survived)}; logs in {scratch}")
+        return 1
+    print(f"all {len(chosen)} breakages caught")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
