@@ -12,7 +12,10 @@ temporal model learns.
 2. *Features*: cache the 888-d feature of every frame at 112 px (``abaw-expr extract``).
 3. *Temporal heads, seeded*: train the paper's ``combine`` head (features + attention +
    encoder) and the frame-only head on the cached features, each over 3 seeds
-   (``abaw-expr ablate``), with the paper's loss, optimiser, scheduler, sequence length 64 and
+   (``abaw-expr ablate``), each one model for ABAW's three tracks (expressions,
+   valence-arousal, action units: the sample's ``tracks/``), trained on all at once, which
+   costs about what the expression track alone does; the paper's loss for expressions,
+   optimiser, scheduler, sequence length 64 and
    batch 16, for 8 epochs: what fits the demo's 6 minutes on a 2-core CPU, where a step of the
    combine head takes ~0.23 s (the best epoch is the last for about half of the runs; README).
 4. *Evaluate*: each checkpoint on every annotated validation frame, from the cached features
