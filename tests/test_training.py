@@ -16,6 +16,7 @@ import torch
 from abaw_expr.checkpoint import load_model, read_checkpoint
 from abaw_expr.config import Config, load_config
 from abaw_expr.data.annotations import read_labels
+from abaw_expr.data.submission import parse_submission
 from abaw_expr.errors import InputError
 from abaw_expr.evaluation import evaluate, predict_test_set
 from abaw_expr.model.module import ExpressionModule
@@ -187,6 +188,12 @@ def test_predict_writes_every_frame_of_a_test_list(trained_run, tiny_sample, tmp
     assert (
         len(read_labels(tmp_path / "out" / f"{videos[0]}.txt")) == 120
     )  # beyond the last image: filled
+    # the later editions' one-file layout holds the same labels
+    track, rows = parse_submission((tmp_path / "out" / "expr.csv").read_text())
+    assert track.name == "expr" and sorted(rows) == videos[:2]
+    for video in videos[:2]:
+        labels = read_labels(tmp_path / "out" / f"{video}.txt")
+        assert [int(rows[video][i + 1]) for i in range(len(labels))] == labels.tolist()
 
 
 class _Exploit:

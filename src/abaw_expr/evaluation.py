@@ -122,14 +122,18 @@ def write_predictions(
     tasks=("expr",),
     au_thresholds: np.ndarray | None = None,
 ) -> None:
-    """ABAW's submission files. A checkpoint of the expression track alone writes one file per
-    video in ``out_dir`` (header, one label per frame), as ABAW3 asks. A checkpoint of other
-    tracks writes, for each, ``out_dir/<track>/<video>.txt`` and the later editions' one file
-    ``out_dir/<track>.csv`` (``image_location,...``)."""
+    """ABAW's submission files in both layouts. A checkpoint of the expression track alone
+    writes one file per video in ``out_dir`` (header, one label per frame), as ABAW3 asks, and
+    the later editions' one file ``out_dir/expr.csv`` (``image_location,...``). A checkpoint of
+    other tracks writes, for each, ``out_dir/<track>/<video>.txt`` and ``out_dir/<track>.csv``."""
     tasks = tuple(tasks)
     if tasks == ("expr",):
-        for video, probs in zip(index, probabilities, strict=True):
-            write_labels(out_dir / f"{video.name}.txt", probs.argmax(1))
+        labels = {
+            video.name: probs.argmax(1) for video, probs in zip(index, probabilities, strict=True)
+        }
+        for name, predicted in labels.items():
+            write_labels(out_dir / f"{name}.txt", predicted)
+        atomic_write_text(out_dir / "expr.csv", format_submission(TRACKS["expr"], labels))
         return
     for track_name in tasks:
         track = TRACKS[track_name]
