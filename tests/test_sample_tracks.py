@@ -46,9 +46,16 @@ def tree_hash(root: Path, folder: str) -> str:
     return digest.hexdigest()
 
 
+HASHED_WITH_PILLOW = "13.0.0"
+
+
 def test_expression_sample_unchanged_byte_for_byte(tmp_path: Path) -> None:
+    import PIL
+
     write_sample(tmp_path, 4, 2, 120, seed=0, workers=1)
     assert tree_hash(tmp_path, "annotations") == ANNOTATIONS_SHA256
+    if PIL.__version__ != HASHED_WITH_PILLOW:  # its libjpeg writes other bytes
+        pytest.skip(f"image bytes hashed with Pillow {HASHED_WITH_PILLOW}, not {PIL.__version__}")
     assert tree_hash(tmp_path, "cropped_aligned") == IMAGES_SHA256
 
 
