@@ -260,47 +260,24 @@ def test_predictions_of_another_track_are_refused(va_split):
         score_predictions(root / "pred", root / "ann")
 
 
+def score_cli(predictions, annotations, *extra) -> int:
+    return main(
+        ["score", "--predictions", str(predictions), "--annotations", str(annotations), *extra]
+    )
+
+
 def test_score_json_names_the_track_and_its_details(va_split, au_split, capsys):
     root, _, _ = va_split  # both fixtures share tmp_path: au_split wrote v0, v1 beside them
-    for name in ("v0", "v1"):
-        (root / "ann" / f"{name}.txt").rename(root / f"au_{name}.txt")
-    assert (
-        main(
-            [
-                "score",
-                "--predictions",
-                str(root / "pred"),
-                "--annotations",
-                str(root / "ann"),
-                "--json",
-            ]
-        )
-        == 0
-    )
-    va = json.loads(capsys.readouterr().out)
-    assert va["track"] == "va" and {"score", "frames", "ccc_valence", "ccc_arousal"} <= set(va)
     (root / "au_ann").mkdir()
     for name in ("v0", "v1"):
-        (root / f"au_{name}.txt").rename(root / "au_ann" / f"{name}.txt")
-    assert (
-        main(
-            [
-                "score",
-                "--predictions",
-                str(root / "pred"),
-                "--annotations",
-                str(root / "au_ann"),
-                "--json",
-            ]
-        )
-        == 0
-    )
+        (root / "ann" / f"{name}.txt").rename(root / "au_ann" / f"{name}.txt")
+    assert score_cli(root / "pred", root / "ann", "--json") == 0
+    va = json.loads(capsys.readouterr().out)
+    assert va["track"] == "va" and {"score", "frames", "ccc_valence", "ccc_arousal"} <= set(va)
+    assert score_cli(root / "pred", root / "au_ann", "--json") == 0
     au = json.loads(capsys.readouterr().out)
     assert au["track"] == "au" and list(au["f1_per_au"]) == list(AU_NAMES)
-    assert (
-        main(["score", "--predictions", str(root / "pred"), "--annotations", str(root / "au_ann")])
-        == 0
-    )
+    assert score_cli(root / "pred", root / "au_ann") == 0
     assert capsys.readouterr().out.startswith(f"mean AU F1 {au['score']:.4f}")
 
 
@@ -309,7 +286,18 @@ def test_score_cli_bad_line_is_one_line_and_exit_2(va_split, capsys):
     lines = (root / "ann" / "video1.txt").read_text().splitlines()
     lines[4] = "0.2,7"
     (root / "ann" / "video1.txt").write_text("\n".join(lines) + "\n")
-    code = main(["score", "--predictions", str(root / "pred"), "--annotations", str(root / "ann")])
+    code = score_cli(root / "pred", root / "ann")
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "video1.txt:5: arousal 7 outside [-1, 1]" in err
+
+
+def test_a_frame_with_one_unannotated_value_is_left_out_of_va_scores():
+    from abaw_expr.metrics import va_scores
+
+    truth = np.array([[0.1, 0.2], [0.5, -0.3], [0.3, -5], [-5, -5], [-0.4, 0.6]])
+    predicted = np.array([[0.0, 0.1], [0.4, -0.1], [0.9, 0.9], [0.9, 0.9], [-0.2, 0.5]])
+    scores = va_scores(truth, predicted)
+    keep = [0, 1, 4]
+    assert scores["frames"] == 3
+    assert scores["ccc_valence"] == pytest.approx(reference_ccc(truth[keep, 0], predicted[keep, 0]))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.annotations import list_label_files
+from .data.annotations import list_label_files, read_utf8
 from .data.submission import is_submission_header, parse_submission
-from .data.tracks import Track, annotated, read_track_file, read_utf8
+from .data.tracks import Track, annotated, read_track_file
 from .errors import InputError
 from .metrics import track_scores
 
@@ -71,7 +71,9 @@ def _per_video_predictions(
 def _one_file_predictions(
     prediction_file: Path, track: Track, labels: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    file_track, rows = parse_submission(read_utf8(prediction_file), prediction_file)
+    file_track, rows = parse_submission(
+        read_utf8(prediction_file, "a prediction file"), prediction_file
+    )
     if file_track is not track:
         raise InputError(
             f"{file_track.title} predictions for {track.title} annotations", prediction_file, 1

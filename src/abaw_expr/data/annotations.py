@@ -56,11 +56,11 @@ def parse_labels(
     return labels
 
 
-def read_labels(path: Path | str, allow_unannotated: bool = True) -> np.ndarray:
-    """Read one ``<video>.txt``; see :func:`parse_labels`."""
+def read_utf8(path: Path | str, expected: str = "a label file") -> str:
+    """The text of a UTF-8 file; a folder, a missing file or other bytes is an InputError."""
     path = Path(path)
     if path.is_dir():
-        raise InputError("is a folder, expected a label file", path)
+        raise InputError(f"is a folder, expected {expected}", path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -68,10 +68,14 @@ def read_labels(path: Path | str, allow_unannotated: bool = True) -> np.ndarray:
     except OSError as err:
         raise InputError(f"cannot read ({err.strerror or err})", path) from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", path) from None
-    return parse_labels(text, path, allow_unannotated)
+
+
+def read_labels(path: Path | str, allow_unannotated: bool = True) -> np.ndarray:
+    """Read one ``<video>.txt``; see :func:`parse_labels`."""
+    return parse_labels(read_utf8(path), path, allow_unannotated)
 
 
 def format_labels(labels: np.ndarray | list[int]) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..errors import InputError
-from .annotations import parse_labels
+from .annotations import parse_labels, read_utf8
 
 AU_NAMES: tuple[str, ...] = (
     "AU1",
@@ -150,23 +150,6 @@ def parse_track_file(
     if track is VA:
         return track, parse_va_rows(rows, path, 2, prediction)
     return track, parse_au_rows(rows, path, 2, prediction)
-
-
-def read_utf8(path: Path | str) -> str:
-    """The text of a UTF-8 file; a folder, a missing file or other bytes is an InputError."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError("is a folder, expected a text file", path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except OSError as err:
-        raise InputError(f"cannot read ({err.strerror or err})", path) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", path) from None
 
 
 def read_track_file(path: Path | str, prediction: bool = False) -> tuple[Track, np.ndarray]:
