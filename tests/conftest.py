@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,19 @@ class BatchSizeDependent(torch.nn.Module):
         self.sizes.append(len(x))
         out = self.backbone(x) if self.backbone is not None else x.flatten(1)[:, :4]
         return out + 0.01 * len(x)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium_args() -> list[str]:
+    """Headless Chromium on a machine without network or GPU, as root."""
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import threading
 import time
 import urllib.request
@@ -17,7 +16,7 @@ import pytest
 from abaw_expr.serve import create_app
 from abaw_expr.video.synthetic import write_synthetic_video
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from .conftest import CHROMIUM, chromium_args
 
 
 @pytest.fixture(scope="module")
@@ -131,19 +130,6 @@ def live_server(app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-def chromium_args() -> list[str]:
-    """Headless Chromium on a machine without network or GPU, as root."""
-    return [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's)")
