@@ -87,3 +87,38 @@ def chromium_args() -> list[str]:
         "--disable-component-update",
         "--disable-sync",
     ]
+
+
+@pytest.fixture(scope="session")
+def joint_run(tiny_sample, tmp_path_factory):
+    """One model of the three tracks, trained 2 epochs on cached features of the tiny sample:
+    ``(root, run)``, with ``root/features`` and ``root/run`` (its ``best.ckpt``). Tests that
+    change files beside the checkpoint (AU thresholds) work on a copy."""
+    from safetensors.torch import save_file
+
+    from abaw_expr.extraction import extract
+    from abaw_expr.model import build_backbone
+
+    root = tmp_path_factory.mktemp("joint")
+    torch.manual_seed(0)
+    weights = root / "backbone.safetensors"
+    backbone = build_backbone("none", frozen_stages=5)
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(weights))
+    tracks = tiny_sample / "tracks"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ABAW_EXPR_CACHE", str(root / "cache"))
+        extract(
+            tiny_sample / "cropped_aligned",
+            tracks,
+            root / "features",
+            weights=str(weights),
+            batch_size=32,
+            num_workers=0,
+            image_size=32,
+        )
+        config = tiny_config(model__backbone_weights=str(weights), trainer__epochs=2)
+        config.model.tasks = ["expr", "va", "au"]
+        run = train(
+            config, tracks, root / "run", features_dir=root / "features", enable_progress_bar=False
+        )
+    return root, run

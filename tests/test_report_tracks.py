@@ -13,52 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from abaw_expr.classes import CLASS_NAMES
 from abaw_expr.cli import main
 from abaw_expr.data.tracks import AU, AU_NAMES, EXPR, VA, read_track_file
 from abaw_expr.evaluation import evaluate
-from abaw_expr.extraction import extract
-from abaw_expr.model import build_backbone
 from abaw_expr.report import compare_runs, figures, write_run_report
-from abaw_expr.training import train
 
-from .conftest import tiny_config
 from .test_report import assert_figures, assert_self_contained, percent, result_line
 
 
 @pytest.fixture(scope="module")
-def joint(tiny_sample, tmp_path_factory):
-    """A run of all three tracks on cached features, 2 epochs, and its evaluation of each."""
-    root = tmp_path_factory.mktemp("report_tracks")
-    torch.manual_seed(0)
-    weights = root / "backbone.safetensors"
-    backbone = build_backbone("none", frozen_stages=5)
-    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(weights))
+def joint(joint_run, tiny_sample):
+    """The shared run of all three tracks (conftest) and its evaluation of each."""
+    root, _ = joint_run
     tracks = tiny_sample / "tracks"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ABAW_EXPR_CACHE", str(root / "cache"))
-        extract(
-            tiny_sample / "cropped_aligned",
-            tracks,
-            root / "features",
-            weights=str(weights),
-            batch_size=32,
-            num_workers=0,
-            image_size=32,
-        )
-        config = tiny_config(model__backbone_weights=str(weights), trainer__epochs=2)
-        config.model.tasks = ["expr", "va", "au"]
-        train(
-            config,
-            tracks,
-            root / "run",
-            features_dir=root / "features",
-            enable_progress_bar=False,
-        )
-        for track in (EXPR, VA, AU):
+    for track in (EXPR, VA, AU):
+        if not (root / f"eval_{track.name}" / "metrics.json").is_file():
             evaluate(
                 root / "run" / "best.ckpt",
                 tiny_sample / "cropped_aligned",
@@ -251,3 +222,42 @@ def test_compare_shows_each_runs_tracks_and_best_score(joint, tmp_path, recorded
     assert list(curves) == ["va", "au"]
     for epochs, values in curves.values():
         assert dict(zip(epochs, values, strict=True)) == pytest.approx(scores)
+
+
+def test_compare_shows_every_track_of_models_evaluated_on_all_of_them(joint, tmp_path):
+    """Models of the three tracks, each evaluated on all three as ``ablate`` does: the VA, AU
+    and ABAW-sum rows per run and, for two seeds, their mean ± std."""
+    from abaw_expr.ablation import evaluate_on_features
+
+    runs = []
+    for seed in (0, 1):
+        run = copy_run(joint, tmp_path / f"seed{seed}")
+        config = (run / "config.yaml").read_text()
+        (run / "config.yaml").write_text(config.replace("seed: 42", f"seed: {seed}"))
+        runs.append(run)
+    metrics = [
+        evaluate_on_features(joint / "run" / "best.ckpt", joint / "features", run / "eval", None)
+        for run in runs
+    ]
+    va, au = metrics[0]["tracks"]["va"], metrics[0]["tracks"]["au"]
+    text = compare_runs(runs, out_html=tmp_path / "joint.html")
+    table, seeds = text.split("\nmean ± std over seeds (runs that differ only in trainer.seed)\n")
+    rows, groups = text_rows(table), text_rows(seeds)
+    assert rows["trainer.seed"] == ["0", "1"]
+    assert rows["macro F1 (evaluate)"] == [percent(metrics[0]["macro_f1"])] * 2
+    assert rows["VA mean CCC (evaluate)"] == [f"{va['score']:.4f}"] * 2
+    assert rows["CCC valence"] == [f"{va['ccc_valence']:.4f}"] * 2
+    assert rows["CCC arousal"] == [f"{va['ccc_arousal']:.4f}"] * 2
+    assert rows["AU mean F1 (evaluate)"] == [percent(au["score"])] * 2
+    for name in AU_NAMES:
+        assert rows[f"F1 {name}"] == [percent(au["f1_per_au"][name])] * 2
+    assert rows["ABAW sum (evaluate)"] == [f"{metrics[0]['score']:.4f}"] * 2
+    assert "track (evaluate)" not in rows  # each run is scored on every track
+    assert groups["VA mean CCC (evaluate)"] == [f"{va['score']:.4f} ± 0.0000"]
+    assert groups["F1 AU12"] == [f"{100 * au['f1_per_au']['AU12']:.1f} ± 0.0"]
+    assert groups["ABAW sum (evaluate)"] == [f"{metrics[0]['score']:.4f} ± 0.0000"]
+    page = (tmp_path / "joint.html").read_text(encoding="utf-8")
+    cells: dict[str, list[str]] = {}
+    for row in table_rows(page):  # the runs' table first, then the seeds' one
+        cells.setdefault(row[0], row[1:])
+    assert cells["CCC arousal"] == rows["CCC arousal"] and cells["F1 AU26"] == rows["F1 AU26"]

@@ -8,41 +8,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from abaw_expr.data.submission import parse_submission
 from abaw_expr.data.tracks import AU, EXPR, VA, read_track_file
 from abaw_expr.evaluation import evaluate, predict_test_set
-from abaw_expr.extraction import extract
-from abaw_expr.model import build_backbone
 from abaw_expr.scoring import score_predictions
-from abaw_expr.training import train
-
-from .conftest import tiny_config
-
-
-@pytest.fixture(scope="module")
-def joint_run(tiny_sample, tmp_path_factory):
-    root = tmp_path_factory.mktemp("tracks")
-    torch.manual_seed(0)
-    weights = root / "backbone.safetensors"
-    backbone = build_backbone("none", frozen_stages=5)
-    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(weights))
-    tracks = tiny_sample / "tracks"
-    extract(
-        tiny_sample / "cropped_aligned",
-        tracks,
-        root / "features",
-        weights=str(weights),
-        batch_size=32,
-        num_workers=0,
-        image_size=32,
-    )
-    config = tiny_config(model__backbone_weights=str(weights), trainer__epochs=2)
-    config.model.tasks = ["expr", "va", "au"]
-    run = train(config, tracks, root / "run", features_dir=root / "features")
-    return root, run
 
 
 def test_the_joint_run_trains_every_track(joint_run):

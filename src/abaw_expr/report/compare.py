@@ -6,7 +6,8 @@ Per run (one column each): the config keys whose values differ between the runs 
 (``run.json``), the macro and per-class F1 of its evaluation if it has one, epochs, training
 time and status. Where a run trained other tracks than the expression track alone, also each
 run's tracks, the metric that picked its best epoch and that best value, and the evaluated
-track and its ABAW score. Runs that differ only in ``trainer.seed`` are also summarised as groups:
+track and its ABAW score; valence and arousal CCC, each AU's F1 and the ABAW sum of an evaluation
+of those tracks (``ablate`` scores a model of several tracks on each of them). Runs that differ only in ``trainer.seed`` are also summarised as groups:
 mean ± standard deviation (sample) of their F1 over the seeds. A run's evaluation is ``<run>/eval/metrics.json``, else ``<run>/metrics.json``
 (``abaw-expr evaluate --out RUN/eval`` or ``--out RUN``).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..classes import CLASS_NAMES
+from ..data.tracks import AU_NAMES
 from ..errors import InputError
 from . import figures
 from .html import Page, duration, number, percent, score_text
@@ -55,6 +57,16 @@ class RunSummary:
     def expr_metrics(self) -> dict | None:
         """The evaluation if it is of the expression track."""
         return self.metrics if self.metrics and self.metrics["track"] == "expr" else None
+
+    def track_metrics(self, track: str) -> dict | None:
+        """The evaluation of ``track``: ``evaluate``'s one track, or one of the tracks that
+        ``ablate`` scores together for a model of several (``metrics.json``'s ``tracks``)."""
+        if not self.metrics:
+            return None
+        joint = self.metrics.get("tracks") or {}
+        if track in joint:
+            return joint[track]
+        return self.metrics if self.metrics["track"] == track and track != "expr" else None
 
 
 def summarise_run(run_dir: Path | str) -> RunSummary:
@@ -102,6 +114,43 @@ def _labels(paths: Sequence[Path]) -> list[str]:
     return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths, strict=True)]
 
 
+def _track_rows(runs: Sequence[RunSummary], cell) -> list[tuple[str, list[str]]]:
+    """Valence-arousal and action-unit rows of evaluations that have them (their score, then
+    valence and arousal, or the F1 of each AU), and the ABAW sum of models of several tracks.
+    ``cell(values, scale)`` writes one table cell from the runs' values of one row (a group's
+    values for the mean ± std table); ``scale`` 1 is a CCC or a sum, 100 an F1."""
+    rows = []
+    for track, title, entries, scale in (
+        ("va", "VA mean CCC", [("CCC valence", "ccc_valence"), ("CCC arousal", "ccc_arousal")], 1),
+        ("au", "AU mean F1", [(f"F1 {name}", name) for name in AU_NAMES], 100),
+    ):
+        metrics = [r.track_metrics(track) for r in runs]
+        if not any(metrics):
+            continue
+        rows.append((f"{title} (evaluate)", cell([m and m["score"] for m in metrics], scale)))
+        for label, key in entries:
+            if track == "au":
+                values = [m and _au_f1(m, key) for m in metrics]
+            else:
+                values = [m and m[key] for m in metrics]
+            rows.append((label, cell(values, scale)))
+    if any(r.metrics and r.metrics.get("tracks") for r in runs):
+        sums = [r.metrics["score"] if r.metrics and r.metrics.get("tracks") else None for r in runs]
+        rows.append(("ABAW sum (evaluate)", cell(sums, 1)))
+    return rows
+
+
+def _au_f1(metrics: dict, name: str) -> float:
+    """One AU's F1: ``f1_per_au`` by name (``ablate``), or a list in AU order (as the report
+    reads ``evaluate``'s)."""
+    f1 = metrics["f1_per_au"]
+    return f1[name] if isinstance(f1, dict) else f1[AU_NAMES.index(name)]
+
+
+def _cells(values: Sequence[float | None], scale: float) -> list[str]:
+    return [("-" if v is None else percent(v) if scale == 100 else number(v)) for v in values]
+
+
 def comparison_rows(runs: Sequence[RunSummary]) -> list[tuple[str, list[str]]]:
     rows = [
         (key, [str(r.config.get(key, "-")) for r in runs])
@@ -112,7 +161,9 @@ def comparison_rows(runs: Sequence[RunSummary]) -> list[tuple[str, list[str]]]:
         rows.append(("monitor", [r.monitor for r in runs]))
         rows.append(("best score (training)", [score_text(r.monitor, r.best) for r in runs]))
     rows.append(("best val/macro_f1 (training)", [percent(r.best_f1) for r in runs]))
-    if any(r.metrics and r.metrics["track"] != "expr" for r in runs):
+    if any(
+        r.metrics and r.metrics["track"] != "expr" and not r.metrics.get("tracks") for r in runs
+    ):
         rows.append(("track (evaluate)", [r.metrics["track"] if r.metrics else "-" for r in runs]))
         rows.append(("score (evaluate)", [_eval_score(r) for r in runs]))
     if any(r.expr_metrics for r in runs):
@@ -121,6 +172,7 @@ def comparison_rows(runs: Sequence[RunSummary]) -> list[tuple[str, list[str]]]:
         for i, name in enumerate(CLASS_NAMES):
             values = [percent(m["per_class_f1"][i]) if m else "-" for m in expr]
             rows.append((f"F1 {name}", values))
+    rows += _track_rows(runs, _cells)
     rows.append(("epochs logged", [str(len(r.log.epochs)) for r in runs]))
     rows.append(("training time", [duration(r.run.get("train_seconds")) for r in runs]))
     rows.append(("status", [str(r.run.get("status", "-")) for r in runs]))
@@ -190,6 +242,15 @@ def seed_group_rows(
                 ],
             )
         )
+
+    def group_cells(values: Sequence[float | None], scale: float) -> list[str]:
+        by_run = dict(zip((id(r) for r in runs), values, strict=True))
+        return [
+            _mean_std([by_run[id(r)] for r in m if by_run[id(r)] is not None], scale=scale)
+            for m in members
+        ]
+
+    rows += _track_rows(runs, group_cells)
     return header, rows
 
 
