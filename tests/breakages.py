@@ -4,13 +4,13 @@
     python tests/breakages.py --only shard-salted-hash --only clash-judged-per-shard
     python tests/breakages.py --list
 
-Each entry breaks one promise of the README on purpose: a few exact text replacements in the
-source. For each, the repository's files (tracked, and untracked but not ignored) are copied
-to a scratch folder, the replacements applied there (each text must occur exactly once, so an
-entry that no longer fits the code says so instead of silently testing nothing), and the
-tests named for it run in that copy. A breakage is *caught* when pytest reports failed tests;
-it *survives* when they pass, and the script then exits 1. ``--baseline`` first runs each
-entry's tests on the unbroken copy, which must pass.
+Each entry breaks one promise of the README or the guide (docs/) on purpose: a few exact text
+replacements in the source. For each, the repository's files (tracked, and untracked but not
+ignored) are copied to a scratch folder, the replacements applied there (each text must occur
+exactly once, so an entry that no longer fits the code says so instead of silently testing
+nothing), and the tests named for it run in that copy. A breakage is *caught* when pytest
+reports failed tests; it *survives* when they pass, and the script then exits 1. ``--baseline``
+first runs each entry's tests on the unbroken copy, which must pass.
 
 Not collected by pytest (its name does not start with ``test_``) and not part of ``make
 test``: the suite itself stays the one check. A new promise gets an entry here, with the test

@@ -1,5 +1,5 @@
 """Nothing lost, nothing trusted blindly: every bad input, interruption and unsafe file that
-the README's "what happens when" table lists, made by the tests and fed to the commands.
+docs/troubleshooting.md lists, made by the tests and fed to the commands.
 
 A user's mistake gives one line on stderr naming the file (and line), no traceback, and exit
 code 2; a job that could be done in part says what failed and exits 1; a fallback warns.
