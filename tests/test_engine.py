@@ -27,6 +27,9 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 def test_choice_of_engine():
     assert engine_beside_faces("auto") == "eager"  # a face pass shares the cores: no compile
+    assert engine_beside_faces("int8") == "int8"  # by name only
+    assert choose_engine("int8", CPU, 10) == "int8"
+    assert choose_engine("auto", CPU, 10**9) != "int8"
     assert engine_beside_faces("compile") == "compile"
     assert choose_engine("auto", CPU, COMPILE_MIN_FRAMES) == "compile"
     assert choose_engine("auto", CPU, None) == "compile"  # a server: compile once, keep it

@@ -27,13 +27,15 @@ import io
 import logging
 import warnings
 
+import numpy as np
 import torch
 
 from ..errors import InputError
+from .int8 import MIN_COSINE
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "eager", "compile", "onnxruntime")
+ENGINES = ("auto", "eager", "compile", "onnxruntime", "int8")
 # Below this, compiling may cost more than it saves on a CPU: on the AVX2 machine it saves
 # 1.3 ms a frame and costs 11 s (cache warm) to 58 s (cold), even after 8,500 to 45,000
 # frames (RESULTS.md, 2026-11-28).
@@ -73,7 +75,9 @@ def chunk_size(device: torch.device, batch_size: int) -> int:
 
 def engine_beside_faces(engine: str) -> str:
     """The engine for a backbone that shares the CPU with a face pass: ``auto`` is eager there
-    (on CUDA it is eager anyway); an engine asked for by name is kept."""
+    (on CUDA it is eager anyway); an engine asked for by name is kept. (``int8`` is not
+    chosen by ``auto``: it is calibrated per run, 5 to 20 s before the first batch; see
+    :mod:`.int8`.)"""
     return "eager" if engine == "auto" else engine
 
 
@@ -88,6 +92,7 @@ class BackboneRunner:
         batch_size: int = 64,
         frames: int | None = None,
         cuda_bf16: bool = True,
+        calibration: torch.Tensor | None = None,
     ):
         self.device = torch.device(device)
         self.cuda_bf16 = cuda_bf16  # False: float32 on CUDA too (feature caches)
@@ -99,9 +104,12 @@ class BackboneRunner:
             torch.compile(self.backbone, dynamic=False) if self.engine == "compile" else None
         )
         self._session = onnx_session(self.backbone) if self.engine == "onnxruntime" else None
+        # int8: quantised on the first call, on ``calibration`` or on that call's faces
+        self.calibration = calibration
+        self.int8_agreement = None
         # Eager on a CPU runs channels-last: oneDNN's convolutions are 1.2x faster so on the
         # 2-core CPU (61 against 50 frames/s at 112 px), at the same output (RESULTS.md).
-        self.channels_last = self.engine == "eager" and self.device.type == "cpu"
+        self.channels_last = self.engine in ("eager", "int8") and self.device.type == "cpu"
         if self.channels_last:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
 
@@ -114,6 +122,8 @@ class BackboneRunner:
         images = images.to(self.device, non_blocking=True)
         if len(images) == 0:
             return self.backbone(images).float()
+        if self.engine == "int8" and self._session is None:
+            self._start_int8(images)
         out = []
         for chunk in images.split(self.chunk):
             real = len(chunk)
@@ -121,6 +131,45 @@ class BackboneRunner:
                 chunk = torch.cat([chunk, chunk[-1:].expand(self.chunk - real, -1, -1, -1)])
             out.append(self._forward(chunk)[:real])
         return torch.cat(out)
+
+    def _start_int8(self, images: torch.Tensor) -> None:
+        """Quantise on the calibration faces (else on the first chunk of ``images``, padded as
+        every chunk is), check int8 against float32 on them, and use it only if they agree."""
+        from .int8 import agreement, cached_int8_graph, int8_session
+
+        if self.device.type != "cpu":
+            self.engine = "eager"
+            return
+        faces = self.calibration
+        if faces is None:
+            faces = images[: self.chunk]
+            if len(faces) < self.chunk:
+                faces = torch.cat([faces, faces[-1:].expand(self.chunk - len(faces), -1, -1, -1)])
+        faces = faces.float().contiguous()
+        session = int8_session(cached_int8_graph(self.backbone, faces, self.chunk))
+        int8 = np.concatenate(
+            [
+                session.run(None, {"images": c.contiguous().numpy()})[0]
+                for c in faces.split(self.chunk)
+            ]
+        )
+        self.engine = "eager"  # the float32 reference
+        fp32 = torch.cat([self._forward(c) for c in faces.split(self.chunk)]).numpy()
+        self.int8_agreement = agreement(int8, fp32)
+        if self.int8_agreement.ok:
+            self._session, self.engine = session, "int8"
+            log.info(
+                "backbone in int8 (cosine to float32 >= %.4f on %d faces)",
+                self.int8_agreement.min_cosine,
+                self.int8_agreement.faces,
+            )
+        else:
+            log.warning(
+                "int8 features disagree with float32 on the calibration faces (cosine %.4f "
+                "< %.2f): the backbone runs in float32",
+                self.int8_agreement.min_cosine,
+                MIN_COSINE,
+            )
 
     def _forward(self, chunk: torch.Tensor) -> torch.Tensor:
         if self._session is not None:
