@@ -33,9 +33,14 @@ class DataConfig:
     )  # brightness, contrast, saturation
 
 
+# The temporal head's variants (model/temporal.py): here, so that the command line offers them
+# without importing PyTorch.
+VARIANTS: tuple[str, ...] = ("combine", "only_att", "only_trans", "no_att_trans")
+
+
 @dataclass
 class ModelConfig:
-    variant: str = "combine"  # combine | only_att | only_trans | no_att_trans
+    variant: str = "combine"  # one of VARIANTS
     backbone_weights: str = "imagenet"  # imagenet | none | PATH to a state dict
     frozen_stages: int = 2  # of [stem, block1..block4]; 2 = stem + block1 (authors)
     heads: int = 2
@@ -190,7 +195,7 @@ def validate(config: Config) -> None:
     """Value checks that types alone do not catch."""
     checks = [
         (
-            config.model.variant in ("combine", "only_att", "only_trans", "no_att_trans"),
+            config.model.variant in VARIANTS,
             "model.variant must be combine, only_att, only_trans or no_att_trans",
         ),
         (0 <= config.model.frozen_stages <= 5, "model.frozen_stages must be 0..5"),

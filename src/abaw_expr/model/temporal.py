@@ -38,11 +38,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from abaw_expr.classes import NUM_CLASSES
+from abaw_expr.config import VARIANTS
 from abaw_expr.data.tracks import AU_NAMES
 from abaw_expr.errors import InputError
 from abaw_expr.model.backbone import FEATURE_DIM, RegNetFeatures
 
-VARIANTS: tuple[str, ...] = ("combine", "only_att", "only_trans", "no_att_trans")
 # The outputs of each task, in the order the head concatenates them.
 TASK_WIDTHS: dict[str, int] = {"expr": NUM_CLASSES, "va": 2, "au": len(AU_NAMES)}
 POSITIONAL: tuple[str, ...] = ("none", "relative")  # "none" is the paper's
