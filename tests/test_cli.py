@@ -77,6 +77,48 @@ def test_sample_and_stats(capsys, tmp_path):
         assert sum(split["per_class"].values()) == split["usable"]
 
 
+def test_help_lists_every_command_under_what_a_user_is_doing(capsys, monkeypatch):
+    """``abaw-expr --help`` lists the commands in sections by task, not in one block: a
+    command registered without a group (or a group's line naming no command) fails here."""
+    import argparse
+
+    from abaw_expr.cli import GROUPS, build_parser
+
+    monkeypatch.setenv("COLUMNS", "100")
+    [subparsers] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    sections: dict[str, list[str]] = {}
+    title = None
+    for line in capsys.readouterr().out.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            title = line[:-1]
+            sections[title] = []
+        elif title and line.startswith("  ") and line[2] != " ":
+            sections[title].append(line.split()[0])  # "predict --video ..." -> predict
+    listed = {title: names for title, names in sections.items() if title != "options"}
+    assert list(listed) == [group.title for group in GROUPS]
+    assert all(listed.values()), listed
+    in_a_group = {name for names in listed.values() for name in names}
+    assert in_a_group == set(subparsers.choices)
+    assert {"sample", "train", "evaluate", "predict", "serve", "demo"} <= in_a_group
+
+
+def test_variant_choices_are_the_models(capsys):
+    from abaw_expr.cli import build_parser
+    from abaw_expr.model import VARIANTS
+
+    parser = build_parser()
+    for variant in VARIANTS:
+        assert parser.parse_args(["describe-model", "--variant", variant]).variant == variant
+    with pytest.raises(SystemExit):
+        parser.parse_args(["describe-model", "--variant", "nope"])
+    assert parser.parse_args(["ablate", "--annotations", "a", "--out", "o"]).variants == ",".join(
+        VARIANTS
+    )
+
+
 def test_user_errors_are_one_line_without_traceback(capsys, tmp_path):
     bad = tmp_path / "ann" / "Train_Set"
     bad.mkdir(parents=True)

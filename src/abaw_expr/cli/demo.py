@@ -1,0 +1,34 @@
+"""Try it: the whole pipeline on the sample data set, on a CPU, in minutes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .command import Command, Group
+
+
+def demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    from ..demo import run_demo
+
+    summary = run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    print(summary)
+
+
+GROUP = Group(
+    "Try it",
+    (
+        Command(
+            "demo",
+            "sample data -> features -> train -> evaluate, on CPU in minutes",
+            demo_arguments,
+            run_demo,
+        ),
+    ),
+)

@@ -1,0 +1,78 @@
+"""Your own videos: a local web page to upload one to, and the model exported to ONNX.
+(``predict --video``, in :mod:`.evaluate`, serves here too.)"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .arguments import face_args, face_options
+from .command import Command, Group
+
+
+def serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=int, default=500)
+    p.add_argument("--smooth", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    face_args(p)
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from ..serve import serve
+
+    serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload_mb,
+        options=face_options(args),
+        device=args.device,
+        smooth=args.smooth,
+    )
+
+
+def export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=18)
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from ..export import export_onnx
+
+    info = export_onnx(args.checkpoint, args.out, opset=args.opset)
+    print(
+        f"wrote {args.out}: frames (B, T, 3, {info['image_size']}, {info['image_size']}) + mask (B, T) -> logits (B, T, {max(stop for _, stop in info['outputs'].values())})"
+        + ("" if list(info["outputs"]) == ["expr"] else f"; along the last axis {info['outputs']}")
+    )
+
+
+GROUP = Group(
+    "Your own videos",
+    (
+        Command(
+            "serve",
+            "a local web page: upload a video, watch its expression timeline",
+            serve_arguments,
+            run_serve,
+            inputs=(("checkpoint", "file"),),
+        ),
+        Command(
+            "export",
+            "export a checkpoint's whole sequence model to ONNX",
+            export_arguments,
+            run_export,
+            inputs=(("checkpoint", "file"),),
+        ),
+    ),
+    also=(
+        (
+            "predict --video",
+            "faces found, tracked and aligned in a video file or folder; per-frame CSV, "
+            "timeline plot, --annotated-video",
+        ),
+    ),
+)
