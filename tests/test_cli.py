@@ -297,3 +297,19 @@ def test_a_missing_input_fails_without_importing_torch(tmp_path):
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["imported"] == []
     assert not (tmp_path / "out").exists()
+
+
+def test_score_takes_one_prediction_file(capsys, tmp_path):
+    """``score --predictions`` is a folder of <video>.txt or one image_location,... file: the
+    input check lets the file through to the scorer, which reads it."""
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "v.txt").write_text(
+        "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n0\n4\n"
+    )
+    (tmp_path / "pred.txt").write_text(
+        "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n"
+        "v/00001.jpg,0\nv/00002.jpg,4\n"
+    )
+    argv = ["score", "--predictions", str(tmp_path / "pred.txt")]
+    assert main([*argv, "--annotations", str(tmp_path / "ann"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["macro_f1"] > 0

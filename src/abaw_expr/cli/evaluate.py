@@ -253,7 +253,7 @@ GROUP = Group(
             "the ABAW metric of predictions against one split's annotations (any track)",
             score_arguments,
             run_score,
-            inputs=(("predictions", "folder"), ("annotations", "folder")),
+            inputs=(("predictions", "file or folder"), ("annotations", "folder")),
         ),
         Command(
             "predict",
