@@ -14,7 +14,8 @@ from PIL import Image
 
 from abaw_expr.classes import CLASS_NAMES
 from abaw_expr.data.annotations import SPLITS, read_labels
-from abaw_expr.data.sample import FaceParams, _plan_sample, write_sample
+from abaw_expr.data.sample import FaceParams, write_sample
+from abaw_expr.data.sample_plan import plan_sample
 from abaw_expr.data.sample_tracks import au_labels, track_labels, track_splits
 from abaw_expr.data.tracks import (
     AU,

@@ -3,14 +3,14 @@
 :func:`write_tracks` writes ``tracks/<folder>/<split>/<video>.txt`` for the expression,
 valence-arousal and action-unit tracks (:mod:`.tracks`). The expression files are byte-identical
 copies of ``annotations/``. Valence, arousal and action units are functions of the per-frame
-:class:`~.sample.FaceParams` rows that the images are drawn from, so they are what the face
+:class:`~.sample_face.FaceParams` rows that the images are drawn from, so they are what the face
 shows: through onsets and offsets, lapses to the rest face inside an expression segment,
 talking in Neutral stretches, blinks and each person's intensity. They are no function of the
 expression class. Nothing here draws from the generators of the images or the expression
 labels, so those files stay as they were; the tracks' own draws (unannotated stretches) come
 from ``default_rng([seed, split_id, 4, k])`` for video ``k`` of a split.
 
-Action units, from the parameters as :func:`~.sample._draw_expression` draws them (negative
+Action units, from the parameters as :func:`~.sample_face._draw_expression` draws them (negative
 ``mouth_open``, ``lip_press`` and ``lip_raise`` drawn as 0, ``eye_open`` clipped to
 [0.05, 2]); pixels are face-crop pixels (112 x 112), heights upwards:
 
@@ -63,7 +63,8 @@ import numpy as np
 from ..classes import UNANNOTATED
 from ..writers import atomic_write_text
 from .annotations import SPLITS
-from .sample import FaceParams, _VideoPlan
+from .sample_face import FaceParams
+from .sample_plan import VideoPlan
 from .tracks import AU, AU_NAMES, EXPR, VA, VA_UNANNOTATED, Track, annotated, format_track_file
 
 _COLUMN = {f.name: i for i, f in enumerate(fields(FaceParams))}
@@ -144,7 +145,7 @@ def _unannotated_runs(rng: np.random.Generator, n: int, count: int) -> np.ndarra
     return mask
 
 
-def track_labels(plan: _VideoPlan) -> tuple[np.ndarray, np.ndarray]:
+def track_labels(plan: VideoPlan) -> tuple[np.ndarray, np.ndarray]:
     """The VA (frames, 2) and AU (frames, 12) label arrays of one video, with their markers.
 
     A frame whose face and expression label are both gone is unannotated in every track; each
@@ -194,7 +195,7 @@ def track_splits(
 
 
 def write_tracks(
-    out: Path, plans: list[tuple[str, _VideoPlan]], quirks: dict[str, list[str]]
+    out: Path, plans: list[tuple[str, VideoPlan]], quirks: dict[str, list[str]]
 ) -> dict:
     """Write ``out/tracks`` (``out/annotations`` must be written); add the tracks' quirks to
     ``quirks``; return the ``tracks`` entry of ``sample.json``: per track and split, the
@@ -224,7 +225,7 @@ def write_tracks(
     return summary
 
 
-def _split_of(plans: list[tuple[str, _VideoPlan]], name: str) -> str:
+def _split_of(plans: list[tuple[str, VideoPlan]], name: str) -> str:
     return next(split for split, plan in plans if plan.name == name)
 
 
