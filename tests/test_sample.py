@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -13,7 +14,16 @@ from PIL import Image
 
 from abaw_expr.classes import HEADER, NUM_CLASSES, UNANNOTATED
 from abaw_expr.data.annotations import SPLITS, read_labels
-from abaw_expr.data.sample import APEX, FaceParams, Identity, Nuisance, render_face, write_sample
+from abaw_expr.data.sample import (
+    APEX,
+    FaceParams,
+    Identity,
+    Nuisance,
+    draw_video,
+    render_face,
+    write_sample,
+)
+from abaw_expr.data.sample_plan import plan_sample
 from abaw_expr.errors import InputError
 
 TRAIN, VAL, FRAMES = 20, 8, 300  # the learnability check wants 20 people to learn from
@@ -81,6 +91,64 @@ def test_same_seed_same_bytes_any_workers(tmp_path: Path) -> None:
     a, b, c = (tree_digest(tmp_path / x) for x in "abc")
     assert a == b
     assert a != c
+
+
+# ``write_sample(root, 4, 2, 120, seed=0, workers=1)``, pinned file by file (``tree_hash``):
+# annotations and images as they were before the VA and AU tracks were added (commit 825c63a),
+# tracks and sample.json as they were before sample.py was split into drawing (sample_face),
+# planning (sample_plan) and writing (sample) (commit 72e2434). Label files and sample.json are
+# numpy and Python alone. The images are pinned twice: their pixels as drawn (``draw_video``,
+# before JPEG), which depend on numpy and Pillow's affine transform only (the same with numpy's
+# AVX-512 code and without it, and on Pillow 10.4, 11.3, 12.0 and 13.0), and their JPEG bytes,
+# which also depend on the libjpeg that Pillow bundles (the same on those four as well). The
+# files, and the README's figures, must not change: after an upgrade of numpy or Pillow that
+# moves them, recompute the pins at one of those commits.
+PINNED_SHA256 = {
+    "annotations": "8df3858a51ddb95bf6681b1c2b3e275d99a099393b25ceccc0f4015e43f1a908",
+    "tracks": "ccd6c7d20ed1ee0c16b5becb31704ab44e72331aa130a56d51edc55e48584b9d",
+    "sample.json": "9b415826d9902d5c617f8c06a5553acb9e3f5ca03be9e320d15139f3acc452ae",
+}
+PIXELS_SHA256 = "ac79facf1b5dc75d7d0b74e54ea0632ec0a4b5e7b894f3f944d86d160890253b"
+IMAGES_SHA256 = "ddcdeba9d6a38e8f07f80e50e1ccdb6c9ef94c0614f8b345582a2700032fe6ba"
+JPEG_BYTES_SEEN_WITH_PILLOW = ("10.4.0", "11.3.0", "12.0.0", "13.0.0")
+
+
+def tree_hash(root: Path, name: str) -> str:
+    """sha256 over ``relative/path sha256-of-file`` lines of the file ``root/name``, or of
+    every file under the folder ``root/name``."""
+    digest = hashlib.sha256()
+    top = root / name
+    for path in sorted(top.rglob("*")) if top.is_dir() else [top]:
+        if path.is_file():
+            line = f"{path.relative_to(root).as_posix()} {hashlib.sha256(path.read_bytes()).hexdigest()}\n"
+            digest.update(line.encode())
+    return digest.hexdigest()
+
+
+def test_sample_unchanged_bit_for_bit(tmp_path: Path) -> None:
+    import PIL
+
+    write_sample(tmp_path, 4, 2, 120, seed=0, workers=1)
+    assert {name: tree_hash(tmp_path, name) for name in PINNED_SHA256} == PINNED_SHA256
+    pixels, images = hashlib.sha256(), []
+    plans, _ = plan_sample(4, 2, 120, seed=0)
+    for _, plan in plans:
+        pixels.update(plan.name.encode())
+        for i, face in draw_video(plan):
+            pixels.update(i.to_bytes(4, "little") + face.tobytes())
+            # what was written is what was drawn, as a JPEG of quality 90, whatever the libjpeg
+            jpeg = io.BytesIO()
+            Image.fromarray(face).save(jpeg, format="JPEG", quality=90)
+            path = tmp_path / "cropped_aligned" / plan.name / f"{i + 1:05d}.jpg"
+            assert path.read_bytes() == jpeg.getvalue(), path
+            images.append(path)
+    assert pixels.hexdigest() == PIXELS_SHA256
+    assert sorted(images) == sorted((tmp_path / "cropped_aligned").rglob("*.jpg"))
+    if PIL.__version__ not in JPEG_BYTES_SEEN_WITH_PILLOW:  # its libjpeg may write other bytes
+        pytest.skip(
+            f"JPEG bytes seen with Pillow {JPEG_BYTES_SEEN_WITH_PILLOW}, not {PIL.__version__}"
+        )
+    assert tree_hash(tmp_path, "cropped_aligned") == IMAGES_SHA256
 
 
 def test_replaces_an_earlier_sample_but_not_other_folders(tmp_path: Path) -> None:
