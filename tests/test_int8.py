@@ -113,3 +113,27 @@ def test_calibration_faces_from_a_folder(tmp_path):
     (folder / "a" / "broken.jpg").write_bytes(b"not a jpeg")
     loaded = int8.read_calibration_faces(folder, 112)
     assert loaded.shape == (3, 3, 112, 112) and loaded.dtype == torch.float32
+
+
+def test_a_folder_of_calibration_faces_by_name_and_from_the_command_line(
+    backbone, cache, tmp_path, capsys
+):
+    from abaw_expr.cli import main
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        pixels = rng.integers(60, 200, (8, 8, 3), np.uint8).repeat(14, 0).repeat(14, 1)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    images = faces(6, seed=3)
+    by_name = BackboneRunner(backbone, "cpu", f"int8:{folder}")(images)
+    given = BackboneRunner(
+        backbone, "cpu", "int8", calibration=int8.read_calibration_faces(folder, 112)
+    )(images)
+    torch.testing.assert_close(by_name, given, rtol=0, atol=0)
+    assert len(list(cache.glob("*.onnx"))) == 1  # one graph: the same faces
+    ckpt = tmp_path / "missing.ckpt"
+    args = ["--checkpoint", str(ckpt), "--video", str(folder), "--out", str(tmp_path / "o")]
+    assert main(["predict", *args, "--calibration", str(folder)]) == 2
+    assert "--calibration goes with --engine int8" in capsys.readouterr().err

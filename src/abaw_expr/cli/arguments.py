@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import InputError
+
 
 def config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML config (defaults: the paper's recipe)")
@@ -45,12 +47,31 @@ def engine_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
         default="auto",
-        choices=["auto", "eager", "compile", "onnxruntime"],
+        choices=["auto", "eager", "compile", "onnxruntime", "int8"],
         help="backbone on a CPU: compile (torch.compile, 1.1-1.3x, after 10-60 s of "
         "compiling), onnxruntime (1.3x on AVX2 CPUs, 1x on AVX-512 ones; needs onnx and "
-        "onnxruntime) or eager; auto compiles jobs of 20,000 frames or more, and never "
-        "beside a face pass (videos)",
+        "onnxruntime), int8 (ONNX Runtime's int8, for CPUs with VNNI or AMX; calibrated on "
+        "--calibration or the run's first faces, checked against float32) or eager; auto "
+        "compiles jobs of 20,000 frames or more, and never beside a face pass (videos)",
     )
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="DIR",
+        help="--engine int8: calibrate on the face images of DIR (up to 256, sorted by path) "
+        "instead of the run's first 32 faces, so that every run gives the same int8 graph",
+    )
+
+
+def engine_of(args: argparse.Namespace) -> str:
+    """--engine, with --calibration folded in (``int8:DIR``), as the functions take it."""
+    if args.calibration is None:
+        return args.engine
+    if args.engine != "int8":
+        raise InputError("--calibration goes with --engine int8")
+    if not args.calibration.is_dir():
+        raise InputError("--calibration: not a folder", args.calibration)
+    return f"int8:{args.calibration}"
 
 
 def shard_arg(p: argparse.ArgumentParser) -> None:

@@ -67,6 +67,10 @@ def labelled_inputs(
 def check_inputs(args: argparse.Namespace) -> None:
     """An :class:`InputError` naming the argument and the path of the first input of
     ``args.command`` that is missing or of the wrong kind (see :attr:`Command.inputs`)."""
+    if getattr(args, "calibration", None) is not None:
+        from .arguments import engine_of
+
+        engine_of(args)  # --calibration: a folder, and only with --engine int8
     for name, kind, flag in getattr(args, "input_paths", ()):
         value = getattr(args, name, None)
         if kind == "weights":  # imagenet | none | a file

@@ -10,6 +10,7 @@ from pathlib import Path
 from .arguments import (
     config_args,
     engine_arg,
+    engine_of,
     face_args,
     face_options,
     faces_arg,
@@ -158,7 +159,7 @@ def run_extract(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         device=args.device,
         num_workers=args.workers,
-        engine=args.engine,
+        engine=engine_of(args),
     )
     print(f"features written to {args.out}")
 

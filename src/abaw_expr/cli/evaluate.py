@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from .arguments import engine_arg, face_args, face_options, faces_arg, shard_arg
+from .arguments import engine_arg, engine_of, face_args, face_options, faces_arg, shard_arg
 from .command import Command, Group, print_result, report_failures
 
 
@@ -53,7 +53,7 @@ def _prediction_settings(args: argparse.Namespace) -> dict:
         "smooth": args.smooth,
         "device": args.device,
         "num_workers": args.workers,
-        "engine": args.engine,
+        "engine": engine_of(args),
     }
 
 
@@ -192,7 +192,7 @@ def _predict_videos(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         annotated_video=args.annotated_video,
-        engine=args.engine,
+        engine=engine_of(args),
         shard=shard,
         overwrite=args.overwrite,
         ahead=ahead,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,7 +58,16 @@ def autocast_for(device: torch.device):
     )
 
 
+def split_engine(engine: str) -> tuple[str, str | None]:
+    """``int8:DIR`` (int8 calibrated on the face images of DIR) -> ("int8", "DIR")."""
+    name, _, calibration = engine.partition(":")
+    if name == "int8" and calibration:
+        return name, calibration
+    return engine, None
+
+
 def choose_engine(engine: str, device: torch.device, frames: int | None) -> str:
+    engine = split_engine(engine)[0]
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if device.type != "cpu":
@@ -92,20 +102,22 @@ class BackboneRunner:
         batch_size: int = 64,
         frames: int | None = None,
         cuda_bf16: bool = True,
-        calibration: torch.Tensor | None = None,
+        calibration: torch.Tensor | Path | str | None = None,
     ):
         self.device = torch.device(device)
         self.cuda_bf16 = cuda_bf16  # False: float32 on CUDA too (feature caches)
         self.backbone = backbone.to(self.device).eval()
         self.batch_size = batch_size
         self.chunk = chunk_size(self.device, batch_size)
+        engine, calibration_dir = split_engine(engine)
         self.engine = choose_engine(engine, self.device, frames)
         self._compiled = (
             torch.compile(self.backbone, dynamic=False) if self.engine == "compile" else None
         )
         self._session = onnx_session(self.backbone) if self.engine == "onnxruntime" else None
-        # int8: quantised on the first call, on ``calibration`` or on that call's faces
-        self.calibration = calibration
+        # int8: quantised on the first call, on ``calibration`` (faces, or a folder of face
+        # images: ``engine="int8:DIR"``) or on that call's first faces
+        self.calibration = calibration if calibration is not None else calibration_dir
         self.int8_agreement = None
         # Eager on a CPU runs channels-last: oneDNN's convolutions are 1.2x faster so on the
         # 2-core CPU (61 against 50 frames/s at 112 px), at the same output (RESULTS.md).
@@ -141,6 +153,10 @@ class BackboneRunner:
             self.engine = "eager"
             return
         faces = self.calibration
+        if isinstance(faces, (str, Path)):
+            from .int8 import read_calibration_faces
+
+            faces = read_calibration_faces(faces, images.shape[-1])
         if faces is None:
             faces = images[: self.chunk]
             if len(faces) < self.chunk:
