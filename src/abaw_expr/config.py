@@ -1,6 +1,6 @@
 """Every hyper-parameter of a run, as typed dataclasses; YAML in and out; command-line overrides.
 
-Defaults are the paper's recipe (see README, "Recipe"). A YAML file may set any subset;
+Defaults are the paper's recipe (docs/training.md). A YAML file may set any subset;
 unknown keys and values of the wrong type are errors naming the key.
 """
 
