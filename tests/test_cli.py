@@ -313,3 +313,14 @@ def test_score_takes_one_prediction_file(capsys, tmp_path):
     argv = ["score", "--predictions", str(tmp_path / "pred.txt")]
     assert main([*argv, "--annotations", str(tmp_path / "ann"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["macro_f1"] > 0
+
+
+def test_python_m_runs_the_command():
+    """``python -m abaw_expr.cli`` (how benchmarks/video.py starts the command) is the command."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "abaw_expr.cli", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "Evaluate and submit:" in done.stdout, done.stderr

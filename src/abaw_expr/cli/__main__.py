@@ -1,0 +1,7 @@
+"""``python -m abaw_expr.cli``: the ``abaw-expr`` command (the benchmarks run it so)."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
