@@ -96,6 +96,8 @@ def test_interrupted_ablation_resumes_without_retraining(cache, tmp_path, capsys
         (["--variants", "combine,lstm"], "unknown variant 'lstm'"),
         (["--seeds", "0"], "at least 1 seed"),
         (["--variants", "combine,combine"], "named twice"),
+        (["--variants", "combine+lstm"], "unknown variant 'combine+lstm'"),
+        (["--variants", "combine+pos+pos"], "unknown variant 'combine+pos+pos'"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(cache, tmp_path, capsys, extra, message):
@@ -103,6 +105,21 @@ def test_bad_arguments_are_one_line_errors(cache, tmp_path, capsys, extra, messa
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "new").exists()
+
+
+def test_an_arm_is_a_variant_with_options_beyond_the_paper():
+    from abaw_expr.ablation import arm_config, parse_arms
+    from abaw_expr.config import Config
+
+    arms = parse_arms("combine, combine+pos,combine+tcn,combine+pos+deep,no_att_trans")
+    assert arms == ["combine", "combine+pos", "combine+tcn", "combine+pos+deep", "no_att_trans"]
+    paper = arm_config(Config(), "combine", 3).model
+    assert (paper.positional, paper.temporal_conv, paper.encoder_layers) == ("none", 0, 1)
+    assert paper == Config().model  # the plain variant is the paper's model, untouched
+    deep = arm_config(Config(), "combine+pos+deep", 3)
+    assert deep.trainer.seed == 3 and deep.model.variant == "combine"
+    assert (deep.model.positional, deep.model.encoder_layers) == ("relative", 2)
+    assert arm_config(Config(), "only_att+tcn", 0).model.temporal_conv == 9
 
 
 def test_existing_output_folder_is_refused(cache, tmp_path, capsys):
