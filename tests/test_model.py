@@ -14,7 +14,6 @@ from abaw_expr.errors import InputError
 from abaw_expr.model import (
     FEATURE_DIM,
     VARIANTS,
-    EncoderLayer,
     ExpressionModel,
     RegNetFeatures,
     TemporalHead,
@@ -331,59 +330,6 @@ def test_relative_positions_are_opt_in() -> None:
     assert relative["encoder"] == paper["encoder"] + 2
     with pytest.raises(InputError, match="positional"):
         TemporalHead("combine", positional="sinusoidal")
-
-
-def test_the_paper_head_has_no_temporal_convolution_and_one_encoder_layer() -> None:
-    """The heads beyond the paper are opt-in: with the defaults the state dict is the paper's,
-    key for key; a convolution or a second encoder layer adds parameters only when asked."""
-    paper = TemporalHead("combine")
-    assert paper.temporal_conv is None and isinstance(paper.encoder, EncoderLayer)
-    keys = set(paper.state_dict())
-    assert not any(k.startswith(("temporal_conv", "encoder.layers")) for k in keys)
-    conv = TemporalHead("combine", temporal_conv=9)
-    dim = FEATURE_DIM
-    # LayerNorm, one length-9 filter per feature, a pointwise Linear
-    expected = 2 * dim + (9 * dim + dim) + (dim * dim + dim)
-    assert count_parameters(conv)["temporal_conv"] == expected
-    assert "temporal_conv" not in count_parameters(paper)
-    deep = TemporalHead("combine", encoder_layers=2)
-    assert count_parameters(deep)["encoder"] == 2 * count_parameters(paper)["encoder"]
-    assert set(TemporalHead("combine", temporal_conv=0).state_dict()) == keys
-    for bad in ({"temporal_conv": 4}, {"temporal_conv": -1}, {"encoder_layers": 0}):
-        with pytest.raises(InputError):
-            TemporalHead("combine", **bad)
-
-
-@pytest.mark.parametrize(
-    "options", [{"temporal_conv": 9}, {"encoder_layers": 2, "positional": "relative"}]
-)
-def test_heads_beyond_the_paper_train_and_keep_padding_out(options: dict) -> None:
-    torch.manual_seed(0)
-    head = TemporalHead("combine", **options).train()
-    mask = torch.ones(2, 12, dtype=torch.bool)
-    mask[1, 7:] = False
-    out = head(torch.randn(2, 12, FEATURE_DIM), mask)
-    assert out.shape == (2, 12, NUM_CLASSES) and torch.isfinite(out).all()
-    out[mask].square().mean().backward()
-    _check_grads(head)
-    head.eval()
-    features = torch.randn(2, 12, FEATURE_DIM)
-    changed = features.clone()
-    changed[1, 7:] = 100 * torch.randn(5, FEATURE_DIM)  # padding: must not reach real frames
-    torch.testing.assert_close(head(features, mask)[mask], head(changed, mask)[mask])
-
-
-def test_the_temporal_convolution_mixes_neighbours_only() -> None:
-    """A frame's output with a kernel of 5 depends on the two frames either side of it and on
-    no frame further away."""
-    torch.manual_seed(0)
-    head = TemporalHead("no_att_trans", dropout=0.0, temporal_conv=5).eval()
-    features = torch.randn(1, 12, FEATURE_DIM)
-    changed = features.clone()
-    changed[0, 6] += 5 * torch.randn(FEATURE_DIM)
-    with torch.no_grad():
-        moved = (head(changed) - head(features)).abs().amax(-1)[0]
-    assert (moved[4:9] > 1e-4).all() and (moved[:4] == 0).all() and (moved[9:] == 0).all()
 
 
 def test_the_heads_dropout_on_a_cpu_is_dropout():

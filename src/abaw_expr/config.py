@@ -44,10 +44,6 @@ class ModelConfig:
     dropout: float = 0.5
     # Beyond the paper, opt-in: "relative" = a learned distance bias in both attention branches
     positional: str = "none"
-    # Beyond the paper, opt-in (docs/heads.md): an odd kernel size puts a residual temporal
-    # convolution before the branches (0: none); more than 1 stacks encoder layers
-    temporal_conv: int = 0
-    encoder_layers: int = 1
     # Beyond the paper: ABAW's tracks the head predicts, any of expr | va | au (issue 20)
     tasks: list[str] = field(default_factory=lambda: ["expr"])
 
@@ -202,12 +198,6 @@ def validate(config: Config) -> None:
             config.model.positional in ("none", "relative"),
             "model.positional must be none (the paper) or relative",
         ),
-        (
-            config.model.temporal_conv == 0
-            or (config.model.temporal_conv > 0 and config.model.temporal_conv % 2 == 1),
-            "model.temporal_conv must be 0 (none, the paper) or an odd kernel size",
-        ),
-        (config.model.encoder_layers >= 1, "model.encoder_layers must be >= 1 (the paper: 1)"),
         (config.optim.optimizer in ("adam", "adamw"), "optim.optimizer must be adam or adamw"),
         (
             config.data.seq_len >= 1 and config.data.stride >= 1 and config.data.eval_stride >= 1,

@@ -23,7 +23,5 @@ def build_model(config: Config, with_backbone: bool = True) -> ExpressionModel:
         dropout=m.dropout,
         positional=m.positional,
         tasks=m.tasks,
-        temporal_conv=m.temporal_conv,
-        encoder_layers=m.encoder_layers,
     )
     return ExpressionModel(backbone, head)

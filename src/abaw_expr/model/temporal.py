@@ -23,14 +23,6 @@ sits inside an expression segment or in the Neutral stretch beside it. The slope
 ``heads`` parameters per branch and work for any window length. The default, ``"none"``, is
 the paper's model exactly.
 
-Also beyond the paper and opt-in, two temporal heads of the kind ABAW's leading teams use,
-measured against the paper's and against relative positions (docs/heads.md):
-``temporal_conv=k`` (odd, default 0 = none) puts a residual depthwise-separable temporal
-convolution before the branches, ``x + Linear(GELU(conv_k(LN(x))))`` with one length-``k``
-filter per feature, so every branch and the concatenation see each frame with its
-neighbours; ``encoder_layers=n`` (default 1) stacks ``n`` pre-norm encoder layers in the
-encoder branch. Padded frames are zeroed before the convolution, so they reach no real frame.
-
 Beyond the paper, ABAW's other frame-level tracks: ``tasks`` names the outputs, in the fixed
 order ``expr`` (8 expression logits, the paper's ``classifier``), ``va`` (valence and arousal,
 ``tanh`` so in [-1, 1]) and ``au`` (12 action-unit logits). Every task head is a Linear on the
@@ -157,44 +149,6 @@ class EncoderLayer(nn.Module):
         return x + self.ff(self.norm2(x))
 
 
-class EncoderStack(nn.Module):
-    """``layers`` encoder layers in turn (beyond the paper, opt-in: the paper has one)."""
-
-    def __init__(self, layers: int, *args, **kwargs):
-        super().__init__()
-        self.layers = nn.ModuleList(EncoderLayer(*args, **kwargs) for _ in range(layers))
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, mask)
-        return x
-
-
-class TemporalConv(nn.Module):
-    """Beyond the paper, opt-in: ``x + Linear(GELU(depthwise_conv_k(LN(x))))`` over time.
-
-    One length-``kernel`` filter per feature (zero padding at the window's ends), then a
-    pointwise Linear back to the features: a frame's output mixes its ``kernel // 2``
-    neighbours on either side. Padded frames are zeroed after the norm, so they reach no real
-    frame (real frames near the end of a window see zeros there, as at a window's edge)."""
-
-    def __init__(self, dim: int, kernel: int):
-        super().__init__()
-        if kernel < 1 or kernel % 2 == 0:
-            raise InputError(f"temporal_conv must be an odd kernel size >= 1, got {kernel}")
-        self.norm = nn.LayerNorm(dim)
-        self.depthwise = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
-        self.pointwise = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, T, dim); mask: (B, T) bool, True = real frame. Returns (B, T, dim)."""
-        h = self.norm(x)
-        if mask is not None:
-            h = h * mask[..., None].to(h.dtype)
-        h = self.depthwise(h.transpose(1, 2)).transpose(1, 2)
-        return x + self.pointwise(F.gelu(h))
-
-
 class TemporalHead(nn.Module):
     """Per-frame classifier over a window of backbone features: (B, T, 888) -> (B, T, 8)."""
 
@@ -210,8 +164,6 @@ class TemporalHead(nn.Module):
         attn_dropout: float = 0.0,
         positional: str = "none",
         tasks: tuple[str, ...] | list[str] = ("expr",),
-        temporal_conv: int = 0,
-        encoder_layers: int = 1,
     ):
         super().__init__()
         self.tasks = check_tasks(tasks)
@@ -222,22 +174,15 @@ class TemporalHead(nn.Module):
         self.variant = variant
         self.positional = positional
         self.feature_dim = feature_dim
-        if encoder_layers < 1:
-            raise InputError(f"encoder_layers must be >= 1, got {encoder_layers}")
-        # Beyond the paper, opt-in; with the defaults there is no such module at all.
-        self.temporal_conv = TemporalConv(feature_dim, temporal_conv) if temporal_conv else None
         self.attention = (
             SelfAttention(feature_dim, heads, head_dim, attn_dropout, positional)
             if variant in ("combine", "only_att")
             else None
         )
-        encoder_args = (feature_dim, heads, head_dim, ff_dim, attn_dropout, positional)
         self.encoder = (
-            None
-            if variant not in ("combine", "only_trans")
-            else EncoderLayer(*encoder_args)  # the paper's
-            if encoder_layers == 1
-            else EncoderStack(encoder_layers, *encoder_args)
+            EncoderLayer(feature_dim, heads, head_dim, ff_dim, attn_dropout, positional)
+            if variant in ("combine", "only_trans")
+            else None
         )
         branches = 1 + (self.attention is not None) + (self.encoder is not None)
         self.dropout = nn.Dropout(dropout)
@@ -258,8 +203,6 @@ class TemporalHead(nn.Module):
         """
         with torch.autocast(features.device.type, enabled=False):
             features = features.float()
-            if self.temporal_conv is not None:
-                features = self.temporal_conv(features, mask)
             parts = [features]
             if self.attention is not None:
                 parts.append(self.attention(features, mask))
@@ -343,7 +286,7 @@ def count_parameters(model: ExpressionModel | TemporalHead) -> dict[str, int]:
     def n(module: nn.Module | None) -> int:
         return 0 if module is None else sum(p.numel() for p in module.parameters())
 
-    counts = {
+    return {
         "backbone": n(backbone),
         "attention": n(head.attention),
         "encoder": n(head.encoder),
@@ -351,6 +294,3 @@ def count_parameters(model: ExpressionModel | TemporalHead) -> dict[str, int]:
         "total": n(model),
         "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
-    if head.temporal_conv is not None:  # beyond the paper, opt-in: counted only when there
-        counts["temporal_conv"] = n(head.temporal_conv)
-    return counts
