@@ -6,11 +6,9 @@ and ``OUT/ablation.txt`` hold the table: per arm the seeds run, mean and standar
 (sample, ``ddof=1``) of macro F1 and of each class's F1 over the seeds.
 
 An arm is a model variant (``combine``, ``only_att``, ``only_trans``, ``no_att_trans``),
-optionally followed by options beyond the paper (:data:`ARM_OPTIONS`, docs/heads.md):
-``+pos`` for the relative position bias (``model.positional=relative``), ``+tcn`` for a
-temporal convolution before the branches (``model.temporal_conv=9``), ``+deep`` for two
-encoder layers (``model.encoder_layers=2``), e.g. ``combine+pos+deep``. Seeds are
-``trainer.seed``, ``trainer.seed + 1``, ...
+optionally followed by options beyond the paper (:data:`ARM_OPTIONS`, docs/heads.md): today
+``+pos`` for the relative position bias (``model.positional=relative``), e.g. ``combine+pos``.
+Seeds are ``trainer.seed``, ``trainer.seed + 1``, ...
 
 An interrupted ablation resumes with ``resume=True``: finished runs (``run.json`` finished and
 ``eval/metrics.json`` written) are kept, a run cut short continues from its ``last.ckpt``.
@@ -35,15 +33,13 @@ log = logging.getLogger(__name__)
 
 PLAN_FILE = "ablation.json"
 # Options beyond the paper an arm may add to its variant: ``+name`` sets ``model.<key>``.
-ARM_OPTIONS: dict[str, tuple[str, object]] = {
-    "pos": ("positional", "relative"),
-    "tcn": ("temporal_conv", 9),
-    "deep": ("encoder_layers", 2),
-}
+# (A temporal convolution and a deeper encoder were measured as options too, and lost:
+# benchmarks/RESULTS.md, 2026-12-02, issue 23.)
+ARM_OPTIONS: dict[str, tuple[str, object]] = {"pos": ("positional", "relative")}
 
 
 def split_arm(arm: str) -> tuple[str, list[str]]:
-    """``"combine+pos+deep"`` -> ``("combine", ["pos", "deep"])``; unchecked."""
+    """``"combine+pos"`` -> ``("combine", ["pos"])``; unchecked."""
     variant, *options = arm.split("+")
     return variant, options
 
