@@ -10,18 +10,21 @@ temporal model learns.
    save it to ``backbone.safetensors``, so that feature extraction and every checkpoint hold
    the very same weights.
 2. *Features*: cache the 888-d feature of every frame at 112 px (``abaw-expr extract``).
-3. *Temporal heads, seeded*: train the paper's ``combine`` head (features + attention +
-   encoder) and the frame-only head on the cached features, each over 3 seeds
-   (``abaw-expr ablate``), each one model for ABAW's three tracks (expressions,
-   valence-arousal, action units: the sample's ``tracks/``), trained on all at once, which
-   costs about what the expression track alone does; the paper's loss for expressions,
-   optimiser, scheduler, sequence length 64 and
-   batch 16, for 8 epochs: what fits the demo's 6 minutes on a 2-core CPU, where a step of the
-   combine head takes ~0.23 s (the best epoch is the last for about half of the runs; README).
+3. *Temporal heads, seeded*: train three heads on the cached features, each over 3 seeds
+   (``abaw-expr ablate``): the paper's ``combine`` (features + attention + encoder), the
+   same with relative positions (``combine+pos``, beyond the paper, opt-in in ``train``;
+   docs/heads.md) and the frame-only head (``no_att_trans``); each is one model for ABAW's
+   three tracks (expressions, valence-arousal, action units: the sample's ``tracks/``),
+   trained on all at once, which costs about what the expression track alone does; the
+   paper's loss for expressions, optimiser, scheduler, sequence length 64 and batch 16, for
+   8 epochs: what fits the demo's 6 minutes on a 2-core CPU, where a step of the combine head
+   takes ~0.23 s (the best epoch is the last for about half of the runs; README).
 4. *Evaluate*: each checkpoint on every annotated validation frame, from the cached features
    (the frozen backbone runs once, in stage 2), writing the ABAW prediction files and
    ``metrics.json`` (``runs/<variant>/seed<S>/eval/``); the combine run's ``report.html``,
-   ``compare.html`` (with the mean ± std over seeds) and ``summary.txt``.
+   ``compare.html`` (every run, and the mean ± std over seeds of each head) and
+   ``summary.txt``: every track of the three heads as mean ± std, and per track whether
+   relative positions beat the paper's head beyond the seed spread.
 5. *A video file*: draw a 640x360 video of a sample face (out of view for a second) and run
    ``predict --video`` on it with the combine checkpoint: faces found, tracked and aligned by
    dlib, then the same model; its CSV, ABAW txt and timeline land in ``video/``.
