@@ -2,7 +2,8 @@
 validation frames and over the uninformative ones, mean ± std over seeds.
 
     python benchmarks/probe.py [--seeds 3] [--variants combine,only_att,only_trans,no_att_trans,combine+pos]
-                               [--neutral-looks-background] [--threads N] [--dir DIR] [--json]
+                               [--neutral-looks-background] [--bursts LO,HI] [--threads N]
+                               [--dir DIR] [--json]
 
 The probe (``abaw_expr.data.probe``): 888-d feature sequences, segments of 80..160 frames
 (longer than the 64-frame window), Neutral and expression segments in turn; inside every
@@ -13,7 +14,8 @@ windows every 32 frames, 3 epochs), evaluated on every validation frame with ove
 windows. ``--neutral-looks-background`` makes Neutral frames background too: an
 uninformative frame of an expression segment then looks like the Neutral stretch beside it
 (the case the paper's position-free head cannot resolve; ``combine+pos`` is the opt-in
-relative position bias). Figures go to benchmarks/RESULTS.md.
+relative position bias). ``--bursts 4,12`` makes the uninformative frames come in runs of 4 to
+12 frames, as the sample's faces lapse to the rest face. Figures go to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--variants", default=ALL)
     parser.add_argument("--neutral-looks-background", action="store_true")
+    parser.add_argument("--bursts", help="uninformative frames in runs of LO..HI frames, e.g. 4,12")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--dir", type=Path, help="keep the probe and runs here (a new folder)")
@@ -51,7 +54,8 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec = ProbeSpec(neutral_looks_background=args.neutral_looks_background)
+    bursts = tuple(int(x) for x in args.bursts.split(",")) if args.bursts else None
+    spec = ProbeSpec(neutral_looks_background=args.neutral_looks_background, bursts=bursts)
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.dir or Path(tmp) / "probe"
@@ -72,7 +76,8 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     record = {
-        "probe": "neutral-looks-background" if spec.neutral_looks_background else "uninformative",
+        "probe": ("neutral-looks-background" if spec.neutral_looks_background else "uninformative")
+        + (f", bursts of {bursts[0]}..{bursts[1]}" if bursts else ""),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "commit": commit,
         "seconds": round(seconds, 1),

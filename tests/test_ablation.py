@@ -13,6 +13,7 @@ from abaw_expr.cli import main
 from abaw_expr.config import load_config
 from abaw_expr.context_probe import prepare_probe
 from abaw_expr.data.probe import ProbeSpec
+from abaw_expr.errors import InputError
 from abaw_expr.report.compare import compare_runs
 
 SPEC = ProbeSpec(train_videos=4, val_videos=2, frames=96, segment=(24, 48), seed=2)
@@ -96,6 +97,9 @@ def test_interrupted_ablation_resumes_without_retraining(cache, tmp_path, capsys
         (["--variants", "combine,lstm"], "unknown variant 'lstm'"),
         (["--seeds", "0"], "at least 1 seed"),
         (["--variants", "combine,combine"], "named twice"),
+        (["--variants", "combine+lstm"], "unknown variant 'combine+lstm'"),
+        (["--variants", "combine+deep"], "unknown variant 'combine+deep'"),
+        (["--variants", "combine+pos+pos"], "unknown variant 'combine+pos+pos'"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(cache, tmp_path, capsys, extra, message):
@@ -103,6 +107,23 @@ def test_bad_arguments_are_one_line_errors(cache, tmp_path, capsys, extra, messa
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "new").exists()
+
+
+def test_an_arm_is_a_variant_with_options_beyond_the_paper():
+    from abaw_expr.ablation import arm_config, parse_arms
+    from abaw_expr.config import Config
+
+    assert parse_arms("combine, combine+pos,only_att+pos") == [
+        "combine",
+        "combine+pos",
+        "only_att+pos",
+    ]
+    paper = arm_config(Config(), "combine", 3)
+    assert paper.model == Config().model and paper.trainer.seed == 3  # the paper's model
+    pos = arm_config(Config(), "only_att+pos", 0).model
+    assert (pos.variant, pos.positional) == ("only_att", "relative")
+    with pytest.raises(InputError, match="unknown variant 'combine\\+tcn'"):
+        parse_arms("combine+tcn")  # measured and not kept (benchmarks/RESULTS.md, issue 23)
 
 
 def test_existing_output_folder_is_refused(cache, tmp_path, capsys):

@@ -6,8 +6,9 @@ and ``OUT/ablation.txt`` hold the table: per arm the seeds run, mean and standar
 (sample, ``ddof=1``) of macro F1 and of each class's F1 over the seeds.
 
 An arm is a model variant (``combine``, ``only_att``, ``only_trans``, ``no_att_trans``),
-optionally with ``+pos`` for the relative position bias beyond the paper
-(``model.positional=relative``). Seeds are ``trainer.seed``, ``trainer.seed + 1``, ...
+optionally followed by options beyond the paper (:data:`ARM_OPTIONS`, docs/heads.md): today
+``+pos`` for the relative position bias (``model.positional=relative``), e.g. ``combine+pos``.
+Seeds are ``trainer.seed``, ``trainer.seed + 1``, ...
 
 An interrupted ablation resumes with ``resume=True``: finished runs (``run.json`` finished and
 ``eval/metrics.json`` written) are kept, a run cut short continues from its ``last.ckpt``.
@@ -31,7 +32,16 @@ from .writers import atomic_write_json, atomic_write_text
 log = logging.getLogger(__name__)
 
 PLAN_FILE = "ablation.json"
-POSITIONAL_SUFFIX = "+pos"
+# Options beyond the paper an arm may add to its variant: ``+name`` sets ``model.<key>``.
+# (A temporal convolution and a deeper encoder were measured as options too, and lost:
+# benchmarks/RESULTS.md, 2026-12-02, issue 23.)
+ARM_OPTIONS: dict[str, tuple[str, object]] = {"pos": ("positional", "relative")}
+
+
+def split_arm(arm: str) -> tuple[str, list[str]]:
+    """``"combine+pos"`` -> ``("combine", ["pos"])``; unchecked."""
+    variant, *options = arm.split("+")
+    return variant, options
 
 
 def parse_arms(text: str | Sequence[str]) -> list[str]:
@@ -43,10 +53,15 @@ def parse_arms(text: str | Sequence[str]) -> list[str]:
     if not arms:
         raise InputError("--variants: give at least one variant")
     for arm in arms:
-        if arm.removesuffix(POSITIONAL_SUFFIX) not in VARIANTS:
+        variant, options = split_arm(arm)
+        if (
+            variant not in VARIANTS
+            or any(o not in ARM_OPTIONS for o in options)
+            or len(set(options)) != len(options)
+        ):
             raise InputError(
                 f"--variants: unknown variant {arm!r}; expected one of {', '.join(VARIANTS)}, "
-                f"each optionally with {POSITIONAL_SUFFIX}"
+                f"each optionally with {', '.join('+' + o for o in ARM_OPTIONS)}"
             )
     if len(set(arms)) != len(arms):
         raise InputError("--variants: a variant is named twice")
@@ -55,9 +70,10 @@ def parse_arms(text: str | Sequence[str]) -> list[str]:
 
 def arm_config(base: Config, arm: str, seed: int) -> Config:
     config = copy.deepcopy(base)
-    config.model.variant = arm.removesuffix(POSITIONAL_SUFFIX)
-    if arm.endswith(POSITIONAL_SUFFIX):
-        config.model.positional = "relative"
+    config.model.variant, options = split_arm(arm)
+    for option in options:
+        key, value = ARM_OPTIONS[option]
+        setattr(config.model, key, value)
     config.trainer.seed = seed
     validate(config)
     return config

@@ -10,18 +10,21 @@ temporal model learns.
    save it to ``backbone.safetensors``, so that feature extraction and every checkpoint hold
    the very same weights.
 2. *Features*: cache the 888-d feature of every frame at 112 px (``abaw-expr extract``).
-3. *Temporal heads, seeded*: train the paper's ``combine`` head (features + attention +
-   encoder) and the frame-only head on the cached features, each over 3 seeds
-   (``abaw-expr ablate``), each one model for ABAW's three tracks (expressions,
-   valence-arousal, action units: the sample's ``tracks/``), trained on all at once, which
-   costs about what the expression track alone does; the paper's loss for expressions,
-   optimiser, scheduler, sequence length 64 and
-   batch 16, for 8 epochs: what fits the demo's 6 minutes on a 2-core CPU, where a step of the
-   combine head takes ~0.23 s (the best epoch is the last for about half of the runs; README).
+3. *Temporal heads, seeded*: train three heads on the cached features, each over 3 seeds
+   (``abaw-expr ablate``): the paper's ``combine`` (features + attention + encoder), the
+   same with relative positions (``combine+pos``, beyond the paper, opt-in in ``train``;
+   docs/heads.md) and the frame-only head (``no_att_trans``); each is one model for ABAW's
+   three tracks (expressions, valence-arousal, action units: the sample's ``tracks/``),
+   trained on all at once, which costs about what the expression track alone does; the
+   paper's loss for expressions, optimiser, scheduler, sequence length 64 and batch 16, for
+   8 epochs: what fits the demo's 6 minutes on a 2-core CPU, where a step of the combine head
+   takes ~0.23 s (the best epoch is the last for about half of the runs; README).
 4. *Evaluate*: each checkpoint on every annotated validation frame, from the cached features
    (the frozen backbone runs once, in stage 2), writing the ABAW prediction files and
    ``metrics.json`` (``runs/<variant>/seed<S>/eval/``); the combine run's ``report.html``,
-   ``compare.html`` (with the mean ± std over seeds) and ``summary.txt``.
+   ``compare.html`` (every run, and the mean ± std over seeds of each head) and
+   ``summary.txt``: every track of the three heads as mean ± std, and per track whether
+   relative positions beat the paper's head beyond the seed spread.
 5. *A video file*: draw a 640x360 video of a sample face (out of view for a second) and run
    ``predict --video`` on it with the combine checkpoint: faces found, tracked and aligned by
    dlib, then the same model; its CSV, ABAW txt and timeline land in ``video/``.
@@ -46,9 +49,18 @@ from .data.sample import write_sample
 from .extraction import extract
 from .model.backbone import build_backbone, calibrate_feature_scale
 from .report import compare_runs, write_run_report
+from .report.compare import text_table
 from .writers import atomic_write, atomic_write_text
 
-VARIANTS = ("combine", "no_att_trans")
+# The heads the demo trains, and how its summary names them: the paper's (the default of
+# ``train``), the paper's with relative positions (opt-in, ``model.positional=relative``;
+# docs/heads.md) and the frame-only head, which shows what the temporal branches add.
+HEADS = {
+    "combine": "paper",
+    "combine+pos": "paper + positions",
+    "no_att_trans": "frame only",
+}
+VARIANTS = tuple(HEADS)
 TRACKS = ("expr", "va", "au")
 SEEDS = 3
 EPOCHS = 8
@@ -84,6 +96,86 @@ def head_stage_config(variant: str, backbone_file: Path, seed: int, epochs: int)
     return config
 
 
+TRACK_ROWS = (  # (title, track, key of the arm's track entry)
+    ("expression macro F1", "expr", "score_stats"),
+    ("valence-arousal mean CCC", "va", "score_stats"),
+    ("  CCC valence", "va", "ccc_valence"),
+    ("  CCC arousal", "va", "ccc_arousal"),
+    ("action units mean F1", "au", "score_stats"),
+)
+
+
+def _stats(arm: dict, track: str | None, key: str = "score_stats") -> dict:
+    """An arm's mean/std of one track's ``key`` (the ABAW sum for ``track=None``)."""
+    return arm["score"] if track is None else arm["tracks"][track][key]
+
+
+def difference(arms: dict, arm: str, against: str, track: str | None, key="score_stats") -> str:
+    """``+10.0 (beyond the spread)``: the difference of two arms' means in points, and whether
+    it exceeds their seed spreads added (sample std), the demo's test of "helps"."""
+    a, b = _stats(arms[arm], track, key), _stats(arms[against], track, key)
+    delta = 100 * (a["mean"] - b["mean"])
+    if a["std"] is None or b["std"] is None:
+        return f"{delta:+.1f} (one seed: no spread)"
+    spread = 100 * (a["std"] + b["std"])
+    return (
+        f"{delta:+.1f} ({'beyond' if abs(delta) > spread else 'within'} the spread, {spread:.1f})"
+    )
+
+
+def head_lines(arms: dict) -> list[str]:
+    """The summary's part on the heads: every track of every arm as mean ± std over the seeds,
+    and the relative positions and the frame-only head against the paper's."""
+    names = list(arms)
+    seeds = arms[names[0]]["seeds"]
+    header = [f"{HEADS.get(a, a)} ({a})" for a in names]
+    rows = [
+        (title + " %", [pm(_stats(arms[a], track, key)) for a in names])
+        for title, track, key in TRACK_ROWS
+    ]
+    rows.append(("ABAW sum of the tracks %", [pm(arms[a]["score"]) for a in names]))
+    lines = [
+        "one model for the three tracks, trained on all at once, one column per head; "
+        f"validation, every annotated frame, mean ± std over seeds {seeds}:",
+        *(f"  {line}" for line in text_table(header, rows).rstrip().splitlines()),
+    ]
+    paper = "combine"
+    for other, what in (("combine+pos", "relative positions"), ("no_att_trans", "frame only")):
+        if other not in arms or paper not in arms:
+            continue
+        parts = [
+            f"{title.strip()} {difference(arms, other, paper, track, key)}"
+            for title, track, key in TRACK_ROWS
+            if key == "score_stats"
+        ]
+        parts.append(f"ABAW sum {difference(arms, other, paper, None)}")
+        per_seed = [
+            f"{100 * (x - y):+.1f}"
+            for x, y in zip(arms[other]["macro_f1"], arms[paper]["macro_f1"], strict=True)
+        ]
+        lines += [
+            f"{what} ({other}) against the paper's head (combine), difference of the means in "
+            "points, beyond or within the two spreads added:",
+            "  " + "; ".join(parts),
+            f"  expression macro F1 per seed, {other} - combine: " + ", ".join(per_seed),
+        ]
+    return lines
+
+
+def seed_table(run_dirs: list[Path], names: list[str]) -> str:
+    """compare's mean ± std over seeds of every figure (per class, per AU), a column per head."""
+    from .report.compare import seed_group_rows, seed_groups, summarise_run
+
+    runs = [summarise_run(d) for d in run_dirs]
+    groups = seed_groups(runs)
+    if not groups:  # one seed: no spread to give
+        return ""
+    header, rows = seed_group_rows(runs, groups)
+    if len(groups) == len(names):  # groups in the order of their first run: the heads'
+        header = names
+    return text_table(header, rows)
+
+
 def video_stage(checkpoint: Path, out: Path, seed: int) -> dict:
     """Write a synthetic 640x360 video (a sample face that leaves for a second), predict every
     frame of it from the file, and score the frames where the face is in view."""
@@ -115,14 +207,21 @@ def run_demo(
     seed: int = 0,
     backbone_epochs: int = 3,
     progress: bool = True,
+    *,
+    sample_size: dict | None = None,
+    seeds: int = SEEDS,
+    video: bool = True,
 ) -> str:
-    """Run the four stages into ``out_dir``; return the text of ``summary.txt``."""
+    """Run the five stages into ``out_dir``; return the text of ``summary.txt``.
+
+    ``sample_size`` (``write_sample``'s sizes; default :data:`SAMPLE`), ``seeds`` and
+    ``video=False`` (no video stage) make a smaller demo, for the tests."""
     out = Path(out_dir)
     started = time.time()
     sample = out / "sample"
     if not (sample / "sample.json").is_file():
         log.info("writing the sample data set to %s", sample)
-        write_sample(sample, seed=seed, **SAMPLE)
+        write_sample(sample, seed=seed, **(sample_size or SAMPLE))
     images, annotations = sample / "cropped_aligned", sample / "annotations"
     tracks = sample / "tracks"  # the three tracks in ABAW's layout
     timings = {}
@@ -144,7 +243,7 @@ def run_demo(
     timings["features"] = time.time() - t
 
     t = time.time()
-    log.info("stage 3-4/5: the combine and frame-only heads, %d seeds each, evaluated", SEEDS)
+    log.info("stage 3-4/5: the heads %s, %d seeds each, evaluated", ", ".join(VARIANTS), seeds)
     runs_dir = out / "runs"
     shutil.rmtree(runs_dir, ignore_errors=True)
     table = ablate(
@@ -152,7 +251,7 @@ def run_demo(
         tracks,
         runs_dir,
         VARIANTS,
-        SEEDS,
+        seeds,
         features_dir=features,
     )
     timings["train+evaluate"] = time.time() - t
@@ -162,45 +261,21 @@ def run_demo(
     atomic_write(best, lambda tmp: shutil.copyfile(first["combine"] / "best.ckpt", tmp))
     write_run_report(first["combine"], out=out / "report.html")  # finds its eval/
     all_runs = [runs_dir / v / f"seed{s}" for v in VARIANTS for s in arms[v]["seeds"]]
-    comparison = compare_runs(all_runs, out / "compare.html")
+    compare_runs(all_runs, out / "compare.html")
 
-    t = time.time()
-    log.info("stage 5/5: a video file through 'predict --video' with the combine model")
-    video = video_stage(best, out / "video", seed)
-    timings["video"] = time.time() - t
-
-    combine, frame_only = arms["combine"], arms["no_att_trans"]
-
-    def spread(arm: dict) -> str:
-        return pm({"mean": arm["macro_f1_mean"], "std": arm["macro_f1_std"]}) + " %"
-
-    def track(arm: dict, name: str, key: str = "score_stats") -> str:
-        return pm(arm["tracks"][name][key]) + " %"
-
-    gap = [a - b for a, b in zip(combine["macro_f1"], frame_only["macro_f1"], strict=True)]
-    lines = [
-        "abaw-expr demo on the embedded synthetic sample (not Aff-Wild2)",
-        "one model for the three tracks, trained on all at once; validation, every annotated "
-        f"frame, mean ± std over seeds {combine['seeds']}, combine (features + attention + "
-        "encoder, as the paper) / frame-only (no_att_trans):",
-        f"  expression macro F1      {spread(combine)} / {spread(frame_only)}",
-        f"  valence-arousal mean CCC {track(combine, 'va')} / {track(frame_only, 'va')}"
-        f"  (valence {track(combine, 'va', 'ccc_valence')} / "
-        f"{track(frame_only, 'va', 'ccc_valence')}, arousal "
-        f"{track(combine, 'va', 'ccc_arousal')} / {track(frame_only, 'va', 'ccc_arousal')})",
-        f"  action units mean F1     {track(combine, 'au')} / {track(frame_only, 'au')}",
-        f"  ABAW sum                 {pm(combine['score'])} / {pm(frame_only['score'])} %",
-        "  expression, per seed, combine - frame-only: "
-        + ", ".join(f"{100 * g:+.1f}" for g in gap),
-        "per-class F1, mean over seeds (combine / frame-only):",
-        *(
-            f"  {name:<10} {combine['per_class_f1'][name]['mean']:.3f} / {frame_only['per_class_f1'][name]['mean']:.3f}"
-            for name in combine["per_class_f1"]
-        ),
-        f"video file: {video['frames']} frames at 640x360, the face found in {video['found']} of the {video['visible']} where it is in view, {video['invented']} where it is not; "
-        f"macro F1 against the drawn expressions {video['macro_f1']:.4f} ({video['fps']:.0f} frames/s)",
-        "the runs side by side (compare.html):",
-        *(f"  {line}" for line in comparison.rstrip().splitlines()),
+    lines = ["abaw-expr demo on the embedded synthetic sample (not Aff-Wild2)", *head_lines(arms)]
+    if video:
+        t = time.time()
+        log.info("stage 5/5: a video file through 'predict --video' with the combine model")
+        clip = video_stage(best, out / "video", seed)
+        timings["video"] = time.time() - t
+        lines.append(
+            f"video file: {clip['frames']} frames at 640x360, the face found in {clip['found']} of the {clip['visible']} where it is in view, {clip['invented']} where it is not; "
+            f"macro F1 against the drawn expressions {clip['macro_f1']:.4f} ({clip['fps']:.0f} frames/s)"
+        )
+    lines += [
+        "mean ± std over seeds, per class and per AU (compare.html has each run too):",
+        *(f"  {line}" for line in seed_table(all_runs, list(VARIANTS)).rstrip().splitlines()),
         "seconds: "
         + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
         + f", total {time.time() - started:.0f}",

@@ -13,6 +13,10 @@ look like the background too. An uninformative frame inside an expression segmen
 exactly like the Neutral stretch beside it, and only *where* it sits in its window says which
 it belongs to: the case a model without positional information cannot resolve.
 
+With ``bursts=(lo, hi)`` the uninformative frames come in runs of ``lo..hi`` frames instead of
+one by one, as the sample's faces lapse to the rest face for 4 to 12 frames at a time (a look
+away, a pause): a frame's near neighbours are then often uninformative too.
+
 The probe is written with :class:`~abaw_expr.data.feature_cache.CacheWriter`, so it trains
 through ``train --features`` like a real cache. ``probe.npz`` beside each split's
 ``index.npz`` holds the per-frame masks (``uninformative``, ``uninformative_in_expression``)
@@ -45,6 +49,8 @@ class ProbeSpec:
     uninformative: float = 0.4  # share of frames inside each segment that are background
     signal: float = 4.0  # norm of each class mean; the background is N(0, I)
     neutral_looks_background: bool = False
+    # Uninformative frames in runs of lo..hi frames (None: each frame on its own)
+    bursts: tuple[int, int] | None = None
     seed: int = 0
 
 
@@ -58,6 +64,20 @@ def _labels(rng: np.random.Generator, spec: ProbeSpec) -> np.ndarray:
         pos += length
         neutral = not neutral
     return labels
+
+
+def _uninformative(rng: np.random.Generator, spec: ProbeSpec) -> np.ndarray:
+    """Which frames are background: each on its own with probability ``spec.uninformative``,
+    or with ``spec.bursts`` runs of ``lo..hi`` frames starting at a rate that covers about
+    that share of the frames (runs may overlap)."""
+    if spec.bursts is None:
+        return rng.random(spec.frames) < spec.uninformative
+    lo, hi = spec.bursts
+    rate = -np.log1p(-spec.uninformative) / ((lo + hi) / 2)  # coverage 1 - exp(-rate * mean)
+    blank = np.zeros(spec.frames, dtype=bool)
+    for start in np.flatnonzero(rng.random(spec.frames) < rate):
+        blank[start : start + int(rng.integers(lo, hi + 1))] = True
+    return blank
 
 
 def class_means(spec: ProbeSpec) -> np.ndarray:
@@ -89,7 +109,7 @@ def write_probe(out_dir: Path | str, spec: ProbeSpec, backbone_id: str) -> dict[
         videos, rows, background = [], [], []
         for v in range(count):
             labels = _labels(rng, spec)
-            blank = rng.random(spec.frames) < spec.uninformative
+            blank = _uninformative(rng, spec)
             if spec.neutral_looks_background:
                 blank |= labels == 0
             noise = rng.standard_normal((spec.frames, FEATURE_DIM))
