@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -70,7 +69,9 @@ def int8_available() -> bool:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ABAW_EXPR_CACHE", Path.home() / ".cache" / "abaw-expr")) / "int8"
+    from ..data.frame_index import default_cache_dir
+
+    return default_cache_dir() / "int8"
 
 
 def graph_key(backbone: torch.nn.Module, calibration: torch.Tensor) -> str:
