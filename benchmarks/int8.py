@@ -1,6 +1,6 @@
 """The int8 backbone (``--engine int8``) against float32: speed on this CPU, and agreement.
 
-    python benchmarks/int8.py [--demo demo_out] [--rounds 3] [--json]
+    python benchmarks/int8.py [--demo demo_out] [--rounds 3] [--keep-guard] [--json]
 
 Speed: RegNetY-1.6GF (random weights) at 112 px on batches of 32 (the CPU chunk), eager
 channels-last float32, ONNX Runtime float32 and ONNX Runtime int8 (calibrated on 32 other
@@ -16,16 +16,26 @@ calibrated and whose head is trained): the demo's checkpoint
 * on the sample's validation split from the images (``evaluate``), float32 and int8
   calibrated on the split's first faces: the macro F1 of each (the bar: within 0.5 point).
 
+The engine's own guard (``MIN_COSINE``: int8 is used only if every calibration face's two
+features have a cosine of 0.99 or more, else it warns and stays in float32) is switched off
+here, so that the figures are those of the int8 graph, not of a silent fallback to float32
+(which agrees with float32 perfectly); each int8 run's smallest cosine on its calibration
+faces is printed with whether the guard would have kept it (``--keep-guard``: as shipped).
+``--rounds 0`` skips the speed part.
+
 Record the figures in benchmarks/RESULTS.md with date, machine (CPU flags: VNNI, AMX) and commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import logging
 import os
 import platform
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +52,78 @@ def cpu_flags() -> list[str]:
         return []
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
     return [f for f in wanted if f in words]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            ["git", *a], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = " (uncommitted changes)" if run("status", "--porcelain") else ""
+        return run("rev-parse", "--short", "HEAD") + dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def onnxruntime_version() -> str | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime.__version__
+
+
+class Int8Log(logging.Handler):
+    """The int8 runner's verdicts (its log lines): smallest cosine on the calibration faces."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.cosines: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "int8" in str(record.msg) and record.args:
+            self.cosines.append(round(float(record.args[0]), 4))
+
+
+@contextlib.contextmanager
+def int8_runs(keep_guard: bool):
+    """Collect every int8 runner's smallest cosine; without ``keep_guard``, int8 runs whatever
+    that cosine is."""
+    from abaw_expr.model import int8
+
+    handler, logger = Int8Log(), logging.getLogger("abaw_expr.model.engine")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # the runner tells its cosine at INFO when int8 is kept
+    shipped = int8.MIN_COSINE
+    if not keep_guard:
+        int8.MIN_COSINE = -1.0  # Agreement.ok reads it from the module
+    try:
+        yield handler
+    finally:
+        int8.MIN_COSINE = shipped
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def verdicts(cosines: list[float]) -> dict:
+    from abaw_expr.model.int8 import MIN_COSINE
+
+    return {
+        "calibration_min_cosine": cosines,
+        "guard_keeps_int8": all(c >= MIN_COSINE for c in cosines),
+    }
 
 
 def speed(rounds: int) -> dict:
@@ -83,50 +165,77 @@ def labels(csv_path: Path) -> list[str]:
         return [row["label"] for row in csv.DictReader(handle)]
 
 
-def agreement(demo: Path, out: Path) -> dict:
+def agreement(demo: Path, out: Path, keep_guard: bool) -> dict:
     from abaw_expr.evaluation import evaluate
     from abaw_expr.video.predict import predict_videos
 
     checkpoint, clip = demo / "best.ckpt", demo / "video" / "clip.mp4"
-    result: dict = {}
-    for engine in ("eager", "int8"):
-        predict_videos(checkpoint, clip, out / f"video_{engine}", device="cpu", progress=False,
-                       engine=engine)  # fmt: skip
-    (fp32_csv,) = (out / "video_eager").rglob("*.csv")
-    (int8_csv,) = (out / "video_int8").rglob("*.csv")
-    a, b = labels(fp32_csv), labels(int8_csv)
-    same = sum(x == y for x, y in zip(a, b, strict=True))
+    result: dict = {"checkpoint": str(checkpoint), "guard": "kept" if keep_guard else "off"}
+    rows = {}
+    for engine in ("auto", "int8"):  # auto: the command's default, eager beside the face pass
+        with int8_runs(keep_guard) as log:
+            predict_videos(checkpoint, clip, out / f"video_{engine}", device="cpu",
+                           progress=False, engine=engine)  # fmt: skip
+        (csv_path,) = (out / f"video_{engine}").glob("*.csv")
+        with open(csv_path, newline="") as handle:
+            rows[engine] = list(csv.DictReader(handle))
+        if engine == "int8":
+            result["video_int8"] = verdicts(log.cosines)
+    a, b = rows["auto"], rows["int8"]
+    same = [x["label"] == y["label"] for x, y in zip(a, b, strict=True)]
+    faces = [x["face"] == "1" and y["face"] == "1" for x, y in zip(a, b, strict=True)]
     result["video_frames"] = len(a)
-    result["video_labels_equal"] = round(same / len(a), 4)
+    result["video_labels_equal"] = round(sum(same) / len(a), 4)
+    result["video_frames_with_a_face"] = sum(faces)
+    result["video_labels_equal_with_a_face"] = round(
+        sum(s for s, f in zip(same, faces, strict=True) if f) / max(sum(faces), 1), 4
+    )
     split = demo / "sample" / "annotations" / "Validation_Set"
     images = demo / "sample" / "cropped_aligned"
     f1 = {}
     for engine in ("eager", "int8"):
-        metrics = evaluate(checkpoint, images, split, out / f"eval_{engine}", device="cpu",
-                           num_workers=1, engine=engine)  # fmt: skip
+        with int8_runs(keep_guard) as log:
+            metrics = evaluate(checkpoint, images, split, out / f"eval_{engine}", device="cpu",
+                               num_workers=1, engine=engine)  # fmt: skip
         f1[engine] = metrics["macro_f1"]
+        if engine == "int8":
+            result["sample_int8"] = verdicts(log.cosines)
     result["sample_macro_f1"] = {k: round(100 * v, 2) for k, v in f1.items()}
     result["sample_macro_f1_difference_points"] = round(100 * (f1["int8"] - f1["eager"]), 2)
+    result["bars_met"] = {
+        "video_labels_equal_at_least_99_percent": result["video_labels_equal"] >= 0.99,
+        "sample_macro_f1_within_half_a_point": abs(result["sample_macro_f1_difference_points"])
+        <= 0.5,
+    }
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, help="a make demo output folder (agreement)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="speed rounds; 0: no speed part")
+    parser.add_argument(
+        "--keep-guard", action="store_true",
+        help="keep the engine's cosine guard (int8 may silently stay float32)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = {
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_model(),
         "cpu_flags": cpu_flags(),
+        "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime_version(),
+        "commit": commit(),
         "load_average": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory(prefix="abaw-int8-bench-") as tmp:
         os.environ["ABAW_EXPR_CACHE"] = str(Path(tmp) / "cache")  # every quantisation is cold
-        result["speed"] = speed(args.rounds)
+        if args.rounds > 0:
+            result["speed"] = speed(args.rounds)
         if args.demo:
-            result["agreement"] = agreement(args.demo, Path(tmp))
+            result["agreement"] = agreement(args.demo, Path(tmp), args.keep_guard)
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=None if args.json else 2))
 
