@@ -5,6 +5,8 @@ CPU has an int8 fast path."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -70,6 +72,34 @@ def test_given_calibration_faces_make_features_independent_of_the_batch(backbone
     # the graph is the one calibrated on the given faces, not on the first images seen
     other = BackboneRunner(backbone, "cpu", "int8")
     assert not torch.equal(other(images), whole)
+
+
+def test_one_runner_called_from_two_threads_quantises_once(backbone, cache, monkeypatch):
+    # predict --video: one runner, a batching thread per person; each thread's first call
+    # used to quantise on its own first faces, and the last one to finish won
+    calls = []
+    quantise = int8.quantise
+
+    def slow_quantise(*args):
+        calls.append(threading.current_thread().name)
+        time.sleep(0.5)  # the other thread's first call arrives meanwhile
+        return quantise(*args)
+
+    monkeypatch.setattr(int8, "quantise", slow_quantise)
+    runner = BackboneRunner(backbone, "cpu", "int8")
+    images = {name: faces(8, seed=seed) for seed, name in enumerate(("a", "b"))}
+    out = {}
+    threads = [
+        threading.Thread(target=lambda n=n: out.__setitem__(n, runner(images[n])), name=n)
+        for n in images
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and runner.engine == "int8"
+    for name, features in out.items():  # both threads' faces through the one int8 graph
+        torch.testing.assert_close(features, runner(images[name]), rtol=0, atol=0)
 
 
 def test_disagreeing_int8_warns_and_stays_in_float32(backbone, cache, monkeypatch, caplog):

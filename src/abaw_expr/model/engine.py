@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import warnings
 from pathlib import Path
 
@@ -119,6 +120,8 @@ class BackboneRunner:
         # images: ``engine="int8:DIR"``) or on that call's first faces
         self.calibration = calibration if calibration is not None else calibration_dir
         self.int8_agreement = None
+        # ``predict --video`` calls one runner from a thread per person: one quantisation
+        self._int8_lock = threading.Lock()
         # Eager on a CPU runs channels-last: oneDNN's convolutions are 1.2x faster so on the
         # 2-core CPU (61 against 50 frames/s at 112 px), at the same output (RESULTS.md).
         self.channels_last = self.engine in ("eager", "int8") and self.device.type == "cpu"
@@ -135,7 +138,9 @@ class BackboneRunner:
         if len(images) == 0:
             return self.backbone(images).float()
         if self.engine == "int8" and self._session is None:
-            self._start_int8(images)
+            with self._int8_lock:
+                if self.engine == "int8" and self._session is None:
+                    self._start_int8(images)
         out = []
         for chunk in images.split(self.chunk):
             real = len(chunk)
@@ -169,17 +174,18 @@ class BackboneRunner:
                 for c in faces.split(self.chunk)
             ]
         )
-        self.engine = "eager"  # the float32 reference
+        # the float32 reference (no session yet: _forward runs eagerly)
         fp32 = torch.cat([self._forward(c) for c in faces.split(self.chunk)]).numpy()
         self.int8_agreement = agreement(int8, fp32)
         if self.int8_agreement.ok:
-            self._session, self.engine = session, "int8"
+            self._session = session
             log.info(
                 "backbone in int8 (cosine to float32 >= %.4f on %d faces)",
                 self.int8_agreement.min_cosine,
                 self.int8_agreement.faces,
             )
         else:
+            self.engine = "eager"
             log.warning(
                 "int8 features disagree with float32 on the calibration faces (cosine %.4f "
                 "< %.2f): the backbone runs in float32",
