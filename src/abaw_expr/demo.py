@@ -26,8 +26,9 @@ temporal model learns.
    ``summary.txt``: every track of the three heads as mean ± std, and per track whether
    relative positions beat the paper's head beyond the seed spread.
 5. *A video file*: draw a 640x360 video of a sample face (out of view for a second) and run
-   ``predict --video`` on it with the combine checkpoint: faces found, tracked and aligned by
-   dlib, then the same model; its CSV, ABAW txt and timeline land in ``video/``.
+   ``predict --video`` on it with the combine checkpoint: faces found by the default detector
+   (YuNet), tracked and aligned, then the same model; its CSV, ABAW txt and timeline land in
+   ``video/``.
 """
 
 from __future__ import annotations
