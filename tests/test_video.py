@@ -31,7 +31,7 @@ ABSENT = (30, 44)  # 1-based, inclusive: the subject is out of view
 # The tests that check alignment against the drawn faces' true points follow them with HOG: it
 # boxes a drawn face as it boxes a photo, where YuNet (the default, trained on photos) boxes the
 # whole drawn head, so its crops miss the template by 7 px. The default on real faces:
-# tests/test_centerface.py.
+# tests/test_cnn_detectors.py.
 DRAWN = "dlib-hog"
 
 

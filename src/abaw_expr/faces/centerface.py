@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .detectors import Detection, points_in_box
+from .align import ARCFACE_TEMPLATE
+from .detectors import Detection, iou
 
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
 _STRIDE = 4
@@ -92,5 +93,12 @@ class CenterFaceDetector:
 
     def landmarks(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """The five points of the face in ``box``, for a box found elsewhere (the trackers take
-        them from the detection itself)."""
-        return points_in_box(self, frame, box)
+        them from the detection itself): those of the face found in the frame that overlaps the
+        box most; the ArcFace template placed in the box if none does."""
+        faces = self.detect(frame, threshold=-1.6)
+        best = max(faces, key=lambda d: iou(d.box, box), default=None)
+        if best is not None and iou(best.box, box) > 0:
+            return best.points
+        x0, y0, x1, y1 = box
+        side = max(x1 - x0, y1 - y0)
+        return (ARCFACE_TEMPLATE / 112.0 * side + np.float32([x0, y0])).astype(np.float32)

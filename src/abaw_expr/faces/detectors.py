@@ -36,7 +36,6 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import InputError
-from .align import ARCFACE_TEMPLATE
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +64,6 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     inter = w * h
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-def points_in_box(
-    detector: FaceDetector, frame: np.ndarray, box: tuple[float, float, float, float]
-) -> np.ndarray:
-    """For a detector whose points come with its boxes, the five points of the face in a box
-    found elsewhere: those of the face it finds in the frame (at a low bar) that overlaps the
-    box most; the ArcFace template placed in the box if none does."""
-    faces = detector.detect(frame, threshold=-1.6)
-    best = max(faces, key=lambda d: iou(d.box, box), default=None)
-    if best is not None and best.points is not None and iou(best.box, box) > 0:
-        return best.points
-    x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0)
-    return (ARCFACE_TEMPLATE / 112.0 * side + np.float32([x0, y0])).astype(np.float32)
 
 
 class FaceDetector(Protocol):
