@@ -199,11 +199,15 @@ class MultiFaceTracker(SubjectTracker):
 
     Each track is looked for near where its motion says it is now (its last box moved on by
     its velocity), and the whole frame is searched every ``detect_every`` frames and whenever
-    a track was missed. Detections go to tracks by one assignment over all of them, largest
-    overlap with the predicted box first: when two people cross, each keeps the face that
-    moves the way it was moving, and the one hidden behind the other is not taken for it.
-    A face of a whole-frame search that no track claims starts a new track; a track missed for
-    more than ``patience`` frames ends. Track ids count up from 1 in order of appearance.
+    a track was missed. Detections go to tracks by one assignment over all of them, the tracks
+    seen most recently first (as DeepSORT's matching cascade), then largest overlap with the
+    predicted box: when two people cross, each keeps the face that moves the way it was moving,
+    and a track hidden behind another person does not take that person's face when the front
+    one is missed for a frame. A face of a whole-frame search that no track claims starts a new
+    track; a track missed for more than ``patience`` frames ends, and so does every track at a
+    shot cut (``cut=True``: the same place in a new shot is not the same person). Track ids
+    count up from 1 in order of appearance; a person who comes back gets a new one, and
+    :func:`abaw_expr.video.tracks.link_tracks` joins them by appearance.
     """
 
     def __init__(self, detector: FaceDetector, **kwargs):
@@ -213,9 +217,11 @@ class MultiFaceTracker(SubjectTracker):
         self._frame = -1
         self._lost = False
 
-    def __call__(self, frame: np.ndarray) -> list[tuple[int, Box, np.ndarray]]:
+    def __call__(self, frame: np.ndarray, cut: bool = False) -> list[tuple[int, Box, np.ndarray]]:
         self._frame += 1
         i = self._frame
+        if cut:
+            self.tracks = []
         full = not self.tracks or self._lost or self._since_full >= self.detect_every
         candidates: list[Detection] = []
         if full:
@@ -258,20 +264,21 @@ class MultiFaceTracker(SubjectTracker):
         return [(tid, d.box, _points(self.detector, frame, d)) for tid, d in found]
 
     def _assign(self, faces: list[Detection], predicted: dict[int, Box]) -> dict[int, Detection]:
-        """Track id -> detection, greedily by overlap with the predicted box (IoU >= min_iou)."""
+        """Track id -> detection, greedily: tracks missed for fewer frames first, then by overlap
+        with the predicted box (IoU >= min_iou)."""
+        missed = {t.id: t.missed for t in self.tracks}
         pairs = sorted(
             (
-                (iou(f.box, box), n, tid)
+                (missed.get(tid, 0), -iou(f.box, box), n, tid)
                 for tid, box in predicted.items()
                 for n, f in enumerate(faces)
             ),
-            reverse=True,
         )
         matched: dict[int, Detection] = {}
         used: set[int] = set()
-        for overlap, n, tid in pairs:
-            if overlap < self.min_iou:
-                break
+        for _, negative_overlap, n, tid in pairs:
+            if -negative_overlap < self.min_iou:
+                continue
             if tid in matched or n in used:
                 continue
             matched[tid] = faces[n]

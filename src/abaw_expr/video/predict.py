@@ -470,6 +470,13 @@ class VideoRun:
     skipped: list[str] = field(default_factory=list)  # finished by an earlier run
 
 
+def frame_ranges(mask: np.ndarray) -> list[list[int]]:
+    """The runs of True in ``mask`` as ``[first, last]`` 1-based frame numbers."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [[int(a) + 1, int(b)] for a, b in zip(starts, ends, strict=True)]
+
+
 def write_record(
     predictions: list[VideoPrediction], video: Path, out_dir: Path, options: FaceOptions
 ) -> None:
@@ -480,8 +487,15 @@ def write_record(
         "source": str(video),
         "frames": faces.num_frames,
         "fps": faces.info.fps,
+        "shot_cuts": faces.cuts,  # 1-based frames that begin a new shot (faces="all")
         "people": [
-            {"name": p.name, "track": p.faces.track, "face_frames": int(p.faces.has_face.sum())}
+            {
+                "name": p.name,
+                "track": p.faces.track,
+                "face_frames": int(p.faces.has_face.sum()),
+                "frames": frame_ranges(p.faces.has_face),
+                "tracks": p.faces.tracks,  # the tracker's pieces: how each was joined, or why not
+            }
             for p in predictions
         ],
         "options": asdict(options),

@@ -4,11 +4,12 @@ Both ``preprocess`` (crops to JPEG files) and video ``predict`` (crops to the ba
 pass with a different ``on_face``. It also times its stages, for the benchmarks.
 
 Two modes (``FaceOptions.faces``): ``one`` follows one subject (:func:`track_video`); ``all``
-follows every face with a track of its own (:func:`track_people`), then joins the pieces of
-one person's track that a long absence cut apart, drops tracks too short to be a person, and
-names them as Aff-Wild2 names the people of one video: ``<video>`` for one, ``<video>_left`` /
-``<video>_right`` for two (by mean horizontal position), ``<video>_1``, ``_2``, ... for more
-(in order of first appearance).
+follows every face with a track of its own (:func:`track_people`), ending every track at a
+shot cut (:mod:`.shots`), then joins the tracks of one person that a cut or an absence cut
+apart, by appearance (:func:`link_tracks`, :mod:`abaw_expr.faces.identity`), drops tracks too
+short to be a person, and names them as Aff-Wild2 names the people of one video: ``<video>``
+for one, ``<video>_left`` / ``<video>_right`` for two side by side (by mean horizontal
+position), ``<video>_1``, ``_2``, ... otherwise (in order of first appearance).
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ import numpy as np
 
 from ..faces import MultiFaceTracker, SubjectTracker, align_face, build_detector
 from ..faces.detectors import default_detector
+from ..faces.identity import (
+    SAME_PERSON_DISTANCE,
+    SAME_SHOT_DISTANCE,
+    ChipSamples,
+    FaceEmbedder,
+    distance,
+)
 from ..faces.tracking import NONE, OTHER, SUBJECT
 from .reader import Frame, VideoInfo, probe_video, read_frames
+from .shots import ShotCuts
 
 STATUS_CODES = {NONE: 0, SUBJECT: 1, OTHER: 2}
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
@@ -59,6 +68,10 @@ class VideoFaces:
     others: list[list[list[float]]]  # per frame, the boxes of the other faces
     seconds: dict[str, float] = field(default_factory=dict)
     track: str = ""  # "" (the one subject), "left", "right", "1", "2", ...
+    # faces="all": the frames (1-based) that begin a new shot, and this person's raw tracks,
+    # each with how it was joined to them or why it began a new person (link_tracks)
+    cuts: list[int] = field(default_factory=list)
+    tracks: list[dict] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -99,6 +112,8 @@ class VideoFaces:
             "face_frames": int(self.has_face.sum()),
             "other_face_frames": int((self.status == STATUS_CODES[OTHER]).sum()),
             "track": self.track,
+            "shot_cuts": self.cuts,
+            "tracks": self.tracks,
             "detector": options.detector,
             "detect_every": options.detect_every,
             "per_frame": frames,
@@ -209,25 +224,33 @@ def track_people(
     """Follow every face through ``path``. ``on_face(track_id, frame_number, crop)`` gets each
     aligned crop as soon as it is made, under the tracker's raw track id; the result is, per
     person, their :class:`VideoFaces` and the raw track ids that make up their track (joined
-    pieces), left to right for two people, else in order of appearance."""
+    by :func:`link_tracks`), left to right for two people side by side, else in order of
+    appearance."""
     info = probe_video(path)
     tracker = MultiFaceTracker(
         build_detector(options.detector, options.upsample),
         detect_every=options.detect_every,
         detect_width=options.detect_width,
     )
+    shots = ShotCuts()
     times: list[float] = []
     seen: list[dict[int, tuple]] = []  # per frame: raw id -> (box, points)
+    cuts: list[int] = []  # 0-based frames that begin a new shot
+    samples: dict[int, ChipSamples] = {}  # raw id -> a few chips of its face
     seconds = {"decode": 0.0, "faces": 0.0, "consumer": 0.0}
     for frame in _timed_frames(path, info, seconds, progress, on_frame, on_image):
         t1 = time.perf_counter()
+        cut = shots(frame.rgb)
+        if cut:
+            cuts.append(len(seen))
         faces, crops = {}, {}
-        for tid, box, points in tracker(frame.rgb):
+        for tid, box, points in tracker(frame.rgb, cut=cut):
             try:
                 crops[tid] = align_face(frame.rgb, points, options.size)
             except ValueError:  # degenerate landmarks: no usable face
                 continue
             faces[tid] = (box, points)
+            samples.setdefault(tid, ChipSamples()).add(frame.rgb, points)
         t2 = time.perf_counter()
         seconds["faces"] += t2 - t1
         times.append(frame.time_s)
@@ -235,9 +258,21 @@ def track_people(
         for tid, crop in crops.items():
             on_face(tid, frame.number, crop)
         seconds["consumer"] += time.perf_counter() - t2
-    people = link_tracks(seen, options.min_track)
-    names = person_names([[seen[i][t][0] for i in range(len(seen)) for t in p if t in seen[i]]
-                          for p in people])  # fmt: skip
+    t1 = time.perf_counter()
+    embedder: list[FaceEmbedder] = []  # loaded only if a join is to be decided
+
+    def describe(tid: int) -> np.ndarray | None:
+        if not embedder:
+            embedder.append(FaceEmbedder())
+        return samples[tid].descriptor(embedder[0]) if tid in samples else None
+
+    soon = max(int(round(2 * (info.fps or 25))), 1)  # two seconds
+    people, decisions = link_tracks(seen, options.min_track, cuts, describe, soon)
+    seconds["identity"] = time.perf_counter() - t1
+    in_view = [[i for i, faces in enumerate(seen) if any(t in faces for t in p)] for p in people]
+    boxes_of = [[seen[i][t][0] for i, faces in enumerate(seen) for t in p if t in faces]
+                for p in people]  # fmt: skip
+    names = person_names(boxes_of, in_view)
     result = []
     for person, track in zip(people, names, strict=True):
         n = len(seen)
@@ -255,8 +290,9 @@ def track_people(
                 status[i] = STATUS_CODES[OTHER]
             others.append(rest)
         faces_of = VideoFaces(
-            info, np.asarray(times, np.float64), status, boxes, points, others, seconds, track
-        )
+            info, np.asarray(times, np.float64), status, boxes, points, others, seconds, track,
+            [c + 1 for c in cuts], [decisions[t] for t in person],
+        )  # fmt: skip
         result.append((faces_of, person))
     if not result:  # nobody: one all-empty record under the video's own name
         n = len(seen)
@@ -270,46 +306,98 @@ def track_people(
             np.full((n, 5, 2), np.nan, np.float32),
             others,
             seconds,
+            cuts=[c + 1 for c in cuts],
         )
         result.append((empty, []))
     return result
 
 
-def link_tracks(seen: list[dict[int, tuple]], min_track: int = 10) -> list[list[int]]:
-    """People as lists of raw track ids. Tracks with fewer than ``min_track`` face frames are
-    dropped; a track that starts after another person's track has ended continues the
-    nearest such track (the person left and came back, or was hidden longer than the tracker
-    waits). Without face recognition, a stranger who enters after
-    somebody left is taken for them: the documented limitation of both modes."""
+def link_tracks(
+    seen: list[dict[int, tuple]],
+    min_track: int = 10,
+    cuts: list[int] = (),
+    describe: Callable[[int], np.ndarray | None] | None = None,
+    soon: int = 50,
+    threshold: float = SAME_PERSON_DISTANCE,
+    same_shot_threshold: float = SAME_SHOT_DISTANCE,
+) -> tuple[list[list[int]], dict[int, dict]]:
+    """People as lists of raw track ids, and for every kept track a record of how it was placed.
+
+    Tracks with fewer than ``min_track`` face frames are dropped. A track continues an earlier
+    person only if that person is out of view for all of it (no two tracks of one person share
+    a frame) and looks like them: the distance between the track's descriptor and the nearest
+    of that person's tracks' (``describe(track id)``, see :mod:`abaw_expr.faces.identity`; None
+    for a face too dark to tell) is under ``threshold``, or under ``same_shot_threshold`` when
+    the person was lost at most ``soon`` frames before in the same shot (``cuts``: 0-based
+    frames that begin a shot). Of several such people the nearest is taken. Otherwise the
+    track is a new person: appearance, not place, decides, so a stranger who enters where
+    somebody left, or who is at the same place after a cut, is not taken for them.
+    """
     spans: dict[int, list[int]] = {}
     for i, faces in enumerate(seen):
         for tid in faces:
             spans.setdefault(tid, []).append(i)
     kept = sorted((t for t, f in spans.items() if len(f) >= min_track), key=lambda t: spans[t][0])
+    cut_frames = np.asarray(sorted(cuts), np.int64)
     people: list[list[int]] = []
+    decisions: dict[int, dict] = {}
     for tid in kept:
-        start = spans[tid][0]
-        here = _centre(seen[start][tid][0])
-        ended = [p for p in people if spans[p[-1]][-1] < start]
-        if ended:  # somebody left: the nearest (where they were last seen) came back
-            last = [_centre(seen[spans[p[-1]][-1]][p[-1]][0]) for p in ended]
-            gaps = [np.hypot(x - here[0], y - here[1]) for x, y in last]
-            ended[int(np.argmin(gaps))].append(tid)
+        start, end = spans[tid][0], spans[tid][-1]
+        record: dict = {"id": tid, "first_frame": start + 1, "last_frame": end + 1,
+                        "face_frames": len(spans[tid])}  # fmt: skip
+        ended = [p for p in people if max(spans[t][-1] for t in p) < start]
+        mine = describe(tid) if ended and describe is not None else None
+        options = []  # (distance, limit, earlier track, person, gap, cuts between)
+        for person in ended if mine is not None else []:
+            scored = [(distance(mine, d), t) for t in person if (d := describe(t)) is not None]
+            if not scored:
+                continue
+            score, like = min(scored)
+            gap = start - max(spans[t][-1] for t in person)
+            between = int(((cut_frames > start - gap) & (cut_frames <= start)).sum())
+            limit = same_shot_threshold if not between and gap <= soon else threshold
+            options.append((score, limit, like, person, gap, between))
+        joinable = [o for o in options if o[0] < o[1]]
+        if joinable:
+            score, limit, like, person, gap, between = min(joinable, key=lambda o: o[0])
+            record["joined_to"] = person[0]
+            record["distance"] = round(score, 3)
+            record["why"] = (
+                f"looks like track {like} (descriptor distance {score:.2f} < {limit}), "
+                f"last seen {gap} frames before"
+                + (f", {between} shot cut(s) between" if between else " in the same shot")
+            )
+            person.append(tid)
         else:
+            if options:
+                score, limit, like = min(options, key=lambda o: o[0])[:3]
+                record["distance"] = round(score, 3)
+                record["why"] = (
+                    f"a new person: the nearest earlier one out of view (track {like}) is at "
+                    f"descriptor distance {score:.2f} >= {limit}"
+                )
+            elif ended and mine is None:
+                record["why"] = "a new person: its face is too dark or flat to tell who it is"
+            elif ended:
+                record["why"] = "a new person: nobody out of view can be told apart from others"
+            else:
+                record["why"] = "a new person: no earlier person is out of view all through it"
             people.append([tid])
-    return people
+        decisions[tid] = record
+    return people, decisions
 
 
-def person_names(boxes: list[list]) -> list[str]:
-    """Suffixes for the people of one video from their boxes: none for one person, ``left`` /
-    ``right`` for two (mean horizontal centre), ``1``, ``2``, ... for more (their order)."""
+def person_names(boxes: list[list], frames: list[list[int]] | None = None) -> list[str]:
+    """Suffixes for the people of one video: none for one person; ``left`` / ``right`` for two
+    who are side by side (in view together in some frame; by mean horizontal centre, Aff-Wild2's
+    convention); ``1``, ``2``, ... otherwise (their order). ``boxes``: each person's face
+    boxes (None entries are skipped); ``frames``: the frames each is in view."""
     if len(boxes) == 1:
         return [""]
-    if len(boxes) == 2:
-        centres = [np.mean([(b[0] + b[2]) / 2 for b in person]) for person in boxes]
+    together = frames is None or (len(frames) == 2 and bool(set(frames[0]) & set(frames[1])))
+    if len(boxes) == 2 and together:
+        centres = [
+            np.mean([(b[0] + b[2]) / 2 for b in person if b is not None]) for person in boxes
+        ]
         return ["left", "right"] if centres[0] <= centres[1] else ["right", "left"]
     return [str(k + 1) for k in range(len(boxes))]
-
-
-def _centre(box) -> tuple[float, float]:
-    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
