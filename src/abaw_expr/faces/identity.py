@@ -29,11 +29,11 @@ CHIP_TEMPLATE = np.array(
     [[46.58, 46.85], [101.56, 47.33], [73.30, 77.58], [50.00, 102.14], [98.80, 101.29]],
     np.float32,
 )
-# Euclidean distance between two tracks' mean descriptors under which they are one person, and
-# the more lenient one for a face that comes back in the same shot soon after it was lost
-# (dlib's own, from LFW). Both measured on real faces: benchmarks/identity.py, RESULTS "issue 24".
-SAME_PERSON_DISTANCE = 0.45
-SAME_SHOT_DISTANCE = 0.6
+# Euclidean distance between two tracks' mean descriptors under which they are one person,
+# measured on real faces (benchmarks/identity.py, RESULTS "issue 24"). dlib's own 0.6, from
+# LFW's well-lit photos, joined different people in video: a crowd's turned and blurred faces
+# lie 0.42-0.55 apart.
+SAME_PERSON_DISTANCE = 0.4
 # A chip whose face (its central 80x100 pixels) has a grey-level standard deviation under this
 # is too dark or flat to tell who it is: dlib's descriptors of such faces (a dimly lit audience)
 # lie 0.24-0.4 apart for different people. They are not kept.

@@ -25,7 +25,6 @@ from ..faces import MultiFaceTracker, SubjectTracker, align_face, build_detector
 from ..faces.detectors import default_detector
 from ..faces.identity import (
     SAME_PERSON_DISTANCE,
-    SAME_SHOT_DISTANCE,
     ChipSamples,
     FaceEmbedder,
     distance,
@@ -266,8 +265,7 @@ def track_people(
             embedder.append(FaceEmbedder())
         return samples[tid].descriptor(embedder[0]) if tid in samples else None
 
-    soon = max(int(round(2 * (info.fps or 25))), 1)  # two seconds
-    people, decisions = link_tracks(seen, options.min_track, cuts, describe, soon)
+    people, decisions = link_tracks(seen, options.min_track, cuts, describe)
     seconds["identity"] = time.perf_counter() - t1
     in_view = [[i for i, faces in enumerate(seen) if any(t in faces for t in p)] for p in people]
     boxes_of = [[seen[i][t][0] for i, faces in enumerate(seen) for t in p if t in faces]
@@ -317,9 +315,7 @@ def link_tracks(
     min_track: int = 10,
     cuts: list[int] = (),
     describe: Callable[[int], np.ndarray | None] | None = None,
-    soon: int = 50,
     threshold: float = SAME_PERSON_DISTANCE,
-    same_shot_threshold: float = SAME_SHOT_DISTANCE,
 ) -> tuple[list[list[int]], dict[int, dict]]:
     """People as lists of raw track ids, and for every kept track a record of how it was placed.
 
@@ -327,11 +323,11 @@ def link_tracks(
     person only if that person is out of view for all of it (no two tracks of one person share
     a frame) and looks like them: the distance between the track's descriptor and the nearest
     of that person's tracks' (``describe(track id)``, see :mod:`abaw_expr.faces.identity`; None
-    for a face too dark to tell) is under ``threshold``, or under ``same_shot_threshold`` when
-    the person was lost at most ``soon`` frames before in the same shot (``cuts``: 0-based
-    frames that begin a shot). Of several such people the nearest is taken. Otherwise the
-    track is a new person: appearance, not place, decides, so a stranger who enters where
-    somebody left, or who is at the same place after a cut, is not taken for them.
+    for a face too dark to tell) is under ``threshold``. Of several such people the nearest is
+    taken. Otherwise the track is a new person: appearance, not place, decides, so a stranger
+    who enters where somebody left, or who is at the same place after a cut (``cuts``: 0-based
+    frames that begin a shot), is not taken for them. A person who cannot be told apart (too
+    dark, too blurred) is split rather than joined to somebody else.
     """
     spans: dict[int, list[int]] = {}
     for i, faces in enumerate(seen):
@@ -355,8 +351,7 @@ def link_tracks(
             score, like = min(scored)
             gap = start - max(spans[t][-1] for t in person)
             between = int(((cut_frames > start - gap) & (cut_frames <= start)).sum())
-            limit = same_shot_threshold if not between and gap <= soon else threshold
-            options.append((score, limit, like, person, gap, between))
+            options.append((score, threshold, like, person, gap, between))
         joinable = [o for o in options if o[0] < o[1]]
         if joinable:
             score, limit, like, person, gap, between = min(joinable, key=lambda o: o[0])
