@@ -34,6 +34,9 @@ CHIP_TEMPLATE = np.array(
 # LFW's well-lit photos, joined different people in video: a crowd's turned and blurred faces
 # lie 0.42-0.55 apart.
 SAME_PERSON_DISTANCE = 0.4
+# A face that comes back where a person was lost, in the same shot and soon after, needs only
+# to be no further than dlib's own threshold (from LFW).
+SAME_PLACE_DISTANCE = 0.6
 # A chip whose face (its central 80x100 pixels) has a grey-level standard deviation under this
 # is too dark or flat to tell who it is: dlib's descriptors of such faces (a dimly lit audience)
 # lie 0.24-0.4 apart for different people. They are not kept.

@@ -25,6 +25,7 @@ from ..faces import MultiFaceTracker, SubjectTracker, align_face, build_detector
 from ..faces.detectors import default_detector
 from ..faces.identity import (
     SAME_PERSON_DISTANCE,
+    SAME_PLACE_DISTANCE,
     ChipSamples,
     FaceEmbedder,
     distance,
@@ -265,7 +266,8 @@ def track_people(
             embedder.append(FaceEmbedder())
         return samples[tid].descriptor(embedder[0]) if tid in samples else None
 
-    people, decisions = link_tracks(seen, options.min_track, cuts, describe)
+    soon = max(round(2 * (info.fps or 25.0)), 1)  # two seconds
+    people, decisions = link_tracks(seen, options.min_track, cuts, describe, soon)
     seconds["identity"] = time.perf_counter() - t1
     in_view = [[i for i, faces in enumerate(seen) if any(t in faces for t in p)] for p in people]
     boxes_of = [[seen[i][t][0] for i, faces in enumerate(seen) for t in p if t in faces]
@@ -315,19 +317,24 @@ def link_tracks(
     min_track: int = 10,
     cuts: list[int] = (),
     describe: Callable[[int], np.ndarray | None] | None = None,
+    soon: int = 50,
     threshold: float = SAME_PERSON_DISTANCE,
+    same_place_threshold: float = SAME_PLACE_DISTANCE,
 ) -> tuple[list[list[int]], dict[int, dict]]:
     """People as lists of raw track ids, and for every kept track a record of how it was placed.
 
-    Tracks with fewer than ``min_track`` face frames are dropped. A track continues an earlier
-    person only if that person is out of view for all of it (no two tracks of one person share
-    a frame) and looks like them: the distance between the track's descriptor and the nearest
-    of that person's tracks' (``describe(track id)``, see :mod:`abaw_expr.faces.identity`; None
-    for a face too dark to tell) is under ``threshold``. Of several such people the nearest is
-    taken. Otherwise the track is a new person: appearance, not place, decides, so a stranger
-    who enters where somebody left, or who is at the same place after a cut (``cuts``: 0-based
-    frames that begin a shot), is not taken for them. A person who cannot be told apart (too
-    dark, too blurred) is split rather than joined to somebody else.
+    Tracks with fewer than ``min_track`` face frames are dropped. A track can continue only a
+    person who is out of view all through it (no two tracks of one person share a frame), and
+    only one who looks like it: the distance between its descriptor and the nearest of that
+    person's tracks' (``describe(track id)``, see :mod:`abaw_expr.faces.identity`; None for a
+    face too dark or flat to tell) must be under ``threshold``. A face that comes back where
+    the person was lost, in the same shot (``cuts``: 0-based frames that begin a shot) and at
+    most ``soon`` frames later (a hand over the face, a turn away) needs less: a distance under
+    ``same_place_threshold``, or no descriptor on either side. Of several such people the one
+    that looks most alike is taken, then the nearest in place. Otherwise the track is a new
+    person: a stranger who enters where somebody left, or who is at the same place after a
+    cut, is not taken for them, and a person who cannot be told apart is split rather than
+    joined to somebody else.
     """
     spans: dict[int, list[int]] = {}
     for i, faces in enumerate(seen):
@@ -343,38 +350,52 @@ def link_tracks(
                         "face_frames": len(spans[tid])}  # fmt: skip
         ended = [p for p in people if max(spans[t][-1] for t in p) < start]
         mine = describe(tid) if ended and describe is not None else None
-        options = []  # (distance, limit, earlier track, person, gap, cuts between)
-        for person in ended if mine is not None else []:
-            scored = [(distance(mine, d), t) for t in person if (d := describe(t)) is not None]
-            if not scored:
-                continue
-            score, like = min(scored)
-            gap = start - max(spans[t][-1] for t in person)
+        options = []  # (has no score, score or place, limit, earlier track, person, gap, cuts)
+        for person in ended:
+            last = max(person, key=lambda t: spans[t][-1])
+            gap = start - spans[last][-1]
             between = int(((cut_frames > start - gap) & (cut_frames <= start)).sum())
-            options.append((score, threshold, like, person, gap, between))
-        joinable = [o for o in options if o[0] < o[1]]
+            there, here = seen[spans[last][-1]][last][0], seen[start][tid][0]
+            offset = np.hypot(*np.subtract(_centre(here), _centre(there))) / (there[2] - there[0])
+            same_place = not between and gap <= soon and offset <= 1.0
+            limit = same_place_threshold if same_place else threshold
+            scored = []
+            if mine is not None:
+                scored = [(distance(mine, d), t) for t in person if (d := describe(t)) is not None]
+            if scored:
+                score, like = min(scored)
+                options.append((False, score, limit, like, person, gap, between))
+            elif same_place:  # nothing to compare: the place decides
+                options.append((True, float(offset), None, last, person, gap, between))
+        joinable = [o for o in options if o[0] or o[1] < o[2]]
         if joinable:
-            score, limit, like, person, gap, between = min(joinable, key=lambda o: o[0])
+            by_place, score, limit, like, person, gap, between = min(joinable, key=lambda o: o[:2])
+            where = f", {between} shot cut(s) between" if between else " in the same shot"
+            if by_place:
+                record["why"] = (
+                    f"comes back where track {like} was lost {gap} frames before{where}; "
+                    "too dark or flat to compare by looks"
+                )
+            else:
+                record["distance"] = round(score, 3)
+                record["why"] = (
+                    f"looks like track {like} (descriptor distance {score:.2f} < {limit}), "
+                    f"last seen {gap} frames before{where}"
+                    + (", where it comes back" if limit == same_place_threshold else "")
+                )
             record["joined_to"] = person[0]
-            record["distance"] = round(score, 3)
-            record["why"] = (
-                f"looks like track {like} (descriptor distance {score:.2f} < {limit}), "
-                f"last seen {gap} frames before"
-                + (f", {between} shot cut(s) between" if between else " in the same shot")
-            )
             person.append(tid)
         else:
-            if options:
-                score, limit, like = min(options, key=lambda o: o[0])[:3]
+            compared = [o for o in options if not o[0]]
+            if compared:
+                _, score, limit, like = min(compared, key=lambda o: o[1])[:4]
                 record["distance"] = round(score, 3)
                 record["why"] = (
                     f"a new person: the nearest earlier one out of view (track {like}) is at "
                     f"descriptor distance {score:.2f} >= {limit}"
                 )
-            elif ended and mine is None:
-                record["why"] = "a new person: its face is too dark or flat to tell who it is"
             elif ended:
-                record["why"] = "a new person: nobody out of view can be told apart from others"
+                record["why"] = "a new person: its face is too dark or flat to tell who it is"
             else:
                 record["why"] = "a new person: no earlier person is out of view all through it"
             people.append([tid])
@@ -396,3 +417,7 @@ def person_names(boxes: list[list], frames: list[list[int]] | None = None) -> li
         ]
         return ["left", "right"] if centres[0] <= centres[1] else ["right", "left"]
     return [str(k + 1) for k in range(len(boxes))]
+
+
+def _centre(box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2

@@ -1,0 +1,268 @@
+"""One track, one person: shot cuts end tracks, and tracks are joined only when the faces look
+alike (dlib's descriptor). Made-up clips cut from shots of two real people's photos, both public
+domain and shipped with packages the tests install: Grace Hopper (matplotlib) and Eileen Collins
+(scikit-image's ``astronaut``). The crossing of drawn faces is tests/test_video.py's."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from matplotlib import cbook
+
+from abaw_expr.cli import main
+from abaw_expr.faces.identity import (
+    CHIP_SIZE,
+    SAME_PERSON_DISTANCE,
+    ChipSamples,
+    FaceEmbedder,
+    face_chip,
+)
+from abaw_expr.video.reader import read_frames
+from abaw_expr.video.shots import ShotCuts
+from abaw_expr.video.synthetic import PhotoFace, write_shots_video, write_synthetic_video
+from abaw_expr.video.tracks import FaceOptions, link_tracks, person_names, track_people
+
+GRACE_BOX = (182, 121, 353, 332)  # her face in matplotlib's grace_hopper.jpg
+EILEEN_BOX = (178, 63, 267, 175)  # in scikit-image's astronaut.png
+
+
+@pytest.fixture(scope="module")
+def grace() -> np.ndarray:
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def eileen() -> np.ndarray:
+    data = pytest.importorskip("skimage.data")
+    return data.astronaut()
+
+
+def _people(path) -> list:
+    return track_people(path, FaceOptions(), lambda *args: None)
+
+
+def _frames(faces) -> np.ndarray:
+    return np.flatnonzero(faces.has_face) + 1
+
+
+def test_shot_cuts_are_found_where_the_picture_changes_and_nowhere_else(tmp_path, grace):
+    starts = write_shots_video(
+        tmp_path / "cuts.mp4",
+        [(20, [PhotoFace(grace, GRACE_BOX, (320, 180))]), (6, []), (25, [])],
+        seed=1,
+    )
+    cuts = ShotCuts()
+    found = [f.number for f in read_frames(tmp_path / "cuts.mp4") if cuts(f.rgb)]
+    # the 6-frame shot is shorter than min_shot (15): its end is not taken for a cut
+    assert starts == [1, 21, 27] and found == [21]
+    write_synthetic_video(tmp_path / "slide.mp4", 40, face_px=120, seed=2)  # one moving shot
+    cuts = ShotCuts()
+    assert not any(cuts(f.rgb) for f in read_frames(tmp_path / "slide.mp4"))
+
+
+def test_after_a_cut_another_person_in_the_same_place_is_another_person(tmp_path, grace, eileen):
+    """Before issue 24 the track went on through the cut: one 'person' with two faces."""
+    write_shots_video(
+        tmp_path / "cut.mp4",
+        [
+            (25, [PhotoFace(grace, GRACE_BOX, (320, 180), 110, (1, 0))]),
+            (25, [PhotoFace(eileen, EILEEN_BOX, (322, 176), 110, (1, 0))]),
+        ],
+    )
+    people = _people(tmp_path / "cut.mp4")
+    assert [faces.name for faces, _ in people] == ["cut_1", "cut_2"]  # never together: numbered
+    (first, _), (second, _) = people
+    assert first.cuts == [26]
+    assert _frames(first).min() >= 1 and _frames(first).max() <= 25 and first.has_face.sum() >= 20
+    assert _frames(second).min() >= 26 and second.has_face.sum() >= 20
+    (record,) = second.tracks
+    assert "joined_to" not in record and record["distance"] >= SAME_PERSON_DISTANCE
+    assert record["why"].startswith("a new person")
+
+
+def test_a_person_who_returns_after_a_cut_gets_their_track_back(tmp_path, grace, eileen):
+    mirrored = np.ascontiguousarray(grace[:, ::-1])  # another view of her, elsewhere, larger
+    mirrored_box = (grace.shape[1] - GRACE_BOX[2], GRACE_BOX[1], grace.shape[1] - GRACE_BOX[0],
+                    GRACE_BOX[3])  # fmt: skip
+    write_shots_video(
+        tmp_path / "back.mp4",
+        [
+            (25, [PhotoFace(grace, GRACE_BOX, (250, 180), 110, (1, 0))]),
+            (25, [PhotoFace(eileen, EILEEN_BOX, (330, 170), 110, (-1, 0))]),
+            (25, [PhotoFace(mirrored, mirrored_box, (430, 190), 140, (-1, -0.5))]),
+        ],
+    )
+    people = _people(tmp_path / "back.mp4")
+    assert len(people) == 2
+    (her, pieces), (other, _) = people
+    frames = _frames(her)
+    assert frames.min() <= 3 and frames.max() >= 73 and not ((frames > 25) & (frames <= 50)).any()
+    assert len(pieces) == 2 and set(_frames(other)) <= set(range(26, 51))
+    joined = her.tracks[1]
+    assert joined["joined_to"] == pieces[0] and joined["distance"] < SAME_PERSON_DISTANCE
+    assert "2 shot cut(s) between" in joined["why"]
+
+
+def test_the_video_record_lists_each_persons_frames_and_joins(tmp_path, grace, eileen, checkpoint):
+    write_shots_video(
+        tmp_path / "talk.mp4",
+        [
+            (20, [PhotoFace(grace, GRACE_BOX, (250, 180))]),
+            (20, [PhotoFace(eileen, EILEEN_BOX, (330, 170))]),
+            (20, [PhotoFace(grace, GRACE_BOX, (260, 185))]),
+        ],
+    )
+    out = tmp_path / "pred"
+    code = main(
+        ["predict", "--checkpoint", str(checkpoint), "--video", str(tmp_path / "talk.mp4"),
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    record = json.loads((out / "talk.json").read_text())
+    assert record["shot_cuts"] == [21, 41]
+    grace_out, eileen_out = record["people"]
+    assert [grace_out["name"], eileen_out["name"]] == ["talk_1", "talk_2"]
+    assert len(grace_out["frames"]) == 2  # two runs of frames: shots 1 and 3
+    assert grace_out["frames"][0][0] <= 2 and grace_out["frames"][1][1] == 60
+    assert grace_out["face_frames"] == sum(b - a + 1 for a, b in grace_out["frames"])
+    assert [t.get("joined_to") for t in grace_out["tracks"]] == [None, grace_out["tracks"][0]["id"]]
+    assert all("why" in t for t in grace_out["tracks"] + eileen_out["tracks"])
+    rows = (out / "talk_1.csv").read_text().splitlines()[1:]
+    faces = [int(r.split(",")[2]) for r in rows]
+    assert sum(faces) == grace_out["face_frames"] and faces[25] == 0
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    import torch
+
+    from abaw_expr.checkpoint import save_model_checkpoint
+    from abaw_expr.model.module import build_model
+
+    from .conftest import tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config()
+    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
+    save_model_checkpoint(build_model(config), config, path)
+    return path
+
+
+def _seen(spans: dict[int, tuple[int, int]], n: int, places=None) -> list[dict[int, tuple]]:
+    """Per frame, the tracks in view, each at its own place (``places[t]``, else far apart)."""
+    places = places or {}
+    box = {t: (x := places.get(t, 100.0 * t), 0.0, x + 10.0, 10.0) for t in spans}
+    return [{t: (box[t], None) for t, (a, b) in spans.items() if a <= i <= b} for i in range(n)]
+
+
+def test_tracks_join_only_a_person_out_of_view_who_looks_alike_the_nearest_first():
+    looks = {1: [0, 0], 2: [5, 0], 3: [0.3, 0], 4: [5.2, 0], 5: [0.25, 0], 6: None, 7: [9, 9]}
+    spans = {1: (0, 19), 2: (0, 29), 3: (10, 40), 4: (35, 60), 5: (45, 70), 6: (75, 90),
+             7: (80, 99)}  # fmt: skip
+    describe = {t: None if v is None else np.float32(v) * 0.1 for t, v in looks.items()}.get
+    people, how = link_tracks(_seen(spans, 100), min_track=10, cuts=[30], describe=describe)
+    # 3 looks like 1 but they share frames 10-19; 5 looks like both 1 and 3 (ended): the nearer
+    assert people == [[1], [2, 4], [3, 5], [6], [7]]
+    assert how[5]["joined_to"] == 3 and how[5]["distance"] == pytest.approx(0.005, abs=1e-3)
+    assert "1 shot cut(s) between" in how[4]["why"]
+    assert how[6]["why"] == "a new person: its face is too dark or flat to tell who it is"
+    assert how[7]["why"].startswith("a new person: the nearest") and how[7]["distance"] > 0.4
+
+
+def test_a_face_that_comes_back_where_it_was_lost_soon_after_needs_less_likeness():
+    """0.5 apart: too far for a join anywhere else, near enough where the person was lost in
+    the same shot; a face too dark to compare is joined there by place alone, never after a
+    cut, too late, or elsewhere."""
+    spans = {1: (0, 19), 2: (30, 49), 3: (100, 119), 4: (130, 149), 5: (160, 179), 6: (300, 319),
+             7: (330, 349)}  # fmt: skip
+    places = {1: 0.0, 2: 5.0, 3: 0.0, 4: 50.0, 5: 0.0, 6: 0.0, 7: 4.0}
+    looks = {1: [0.0], 2: [0.5], 3: [0.0], 4: [1.5], 5: [0.0], 6: None, 7: None}
+    describe = {t: None if v is None else np.float32(v) for t, v in looks.items()}.get
+    seen = _seen(spans, 400, places)
+    people, how = link_tracks(seen, 10, cuts=[160], describe=describe, soon=50)
+    assert [2] not in people and how[2]["joined_to"] == 1 and "where it comes back" in how[2]["why"]
+    # 3 looks like 1 (0.0) and comes back at its place but 50 frames after 2 ended: by looks
+    assert how[3]["joined_to"] == 1
+    assert "joined_to" not in how[4]  # like nobody
+    assert how[5]["joined_to"] == 1 and "1 shot cut(s) between" in how[5]["why"]  # by looks
+    assert "joined_to" not in how[6]  # too dark, and nobody was lost there lately
+    assert how[7]["joined_to"] == 6 and how[7]["why"].startswith("comes back where track 6")
+    people, how = link_tracks(seen, 10, cuts=[330], describe=describe, soon=50)
+    assert "joined_to" not in how[7]  # the same place after a cut: nothing to go by
+
+
+def test_two_people_are_left_and_right_only_when_side_by_side():
+    boxes = [[(0, 0, 10, 10)], [(50, 0, 60, 10)]]
+    assert person_names(boxes, [[1, 2, 3], [3, 4]]) == ["left", "right"]
+    assert person_names(boxes[::-1], [[1, 2, 3], [3, 4]]) == ["right", "left"]
+    assert person_names(boxes, [[1, 2], [3, 4]]) == ["1", "2"]
+
+
+def test_a_track_keeps_a_few_chips_spread_over_it_and_none_of_a_face_in_the_dark(grace):
+    points = np.float32([[230, 200], [300, 200], [265, 240], [237, 280], [295, 280]])
+    samples = ChipSamples(keep=4, every=5)
+    for _ in range(100):
+        samples.add(grace, points)
+    assert 2 <= len(samples.chips) <= 4 and samples.chips[0].shape == (CHIP_SIZE, CHIP_SIZE, 3)
+    assert samples._stride == 8  # the kept ones were thinned, not the first four kept
+    embedder = FaceEmbedder()
+    assert samples.descriptor(embedder).shape == (128,)
+    dark = ChipSamples()
+    for _ in range(30):
+        dark.add((grace * 0.05).astype(np.uint8), points)
+    assert dark.chips == [] and dark.descriptor(embedder) is None
+    chip = face_chip(grace, points)
+    assert chip[:, :, 0].std() > 20  # a face, not the border
+
+
+class _SquareFinder:
+    """A stand-in detector: every white square on black is a face (found in crops and scaled
+    frames alike), with five points at fixed places inside it."""
+
+    def detect(self, image: np.ndarray, threshold: float = 0.0):
+        from abaw_expr.faces.detectors import Detection
+
+        mask = (image[..., 0] > 128).astype(np.uint8)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        found = []
+        for contour in contours:
+            x, y, w, h = cv2.boundingRect(contour)
+            if w >= 8 and 0.7 <= w / h <= 1.4:  # a square cut by the crop is no face
+                box = (float(x), float(y), float(x + w), float(y + h))
+                found.append(Detection(box, 1.0, self.landmarks(image, box)))
+        return found
+
+    def landmarks(self, image, box):
+        x0, y0, x1, y1 = box
+        unit = np.float32([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]])
+        return unit * np.float32([x1 - x0, y1 - y0]) + np.float32([x0, y0])
+
+
+def _squares(boxes) -> np.ndarray:
+    frame = np.zeros((360, 640, 3), np.uint8)
+    for x0, y0, x1, y1 in boxes:
+        frame[y0:y1, x0:x1] = 255
+    return frame
+
+
+def test_a_track_hidden_behind_another_does_not_take_its_face_when_it_jumps():
+    """DeepSORT's matching cascade: the track seen last frame chooses first. By overlap alone
+    the hidden track's predicted box (which moved on) overlaps the front face more than the
+    front track's own box does, once the front face jumps towards it."""
+    from abaw_expr.faces import MultiFaceTracker
+
+    tracker = MultiFaceTracker(_SquareFinder())
+    front = (300, 100, 400, 200)
+    for i in range(3):  # A walks right towards B, both in view
+        seen = tracker(_squares([(100 + 30 * i, 100, 200 + 30 * i, 200), front]))
+    b = next(tid for tid, box, _ in seen if box[0] == front[0])
+    for _ in range(2):  # A is hidden (nothing drawn for it), B stays
+        ((tid, _, _),) = tracker(_squares([front]))
+        assert tid == b
+    # B jumps left: its new box overlaps A's prediction (x 227-327) more than its own
+    ((tid, _, _),) = tracker(_squares([(250, 100, 350, 200)]))
+    assert tid == b and len(tracker.tracks) == 2
