@@ -217,9 +217,7 @@ def contact_sheet(rows: list[tuple[str, list[tuple[int, int, np.ndarray]]]]) -> 
         cv2.line(sheet, (0, y), (width, y), (160, 160, 160), 1)
         for c, (frame, tid, crop) in enumerate(crops):
             x = LABEL_W + c * CROP
-            sheet[y + 1 : y + 1 + CROP, x : x + CROP] = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)[
-                : CROP - 1
-            ]
+            sheet[y + 1 : y + CROP, x : x + CROP] = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)[1:]
             cv2.putText(sheet, f"f{frame} t{tid}", (x + 2, y + CROP + 12), font, 0.4,
                         (0, 0, 128), 1, cv2.LINE_AA)  # fmt: skip
     return sheet
