@@ -125,7 +125,19 @@ def photo_pairs(deepface: str, face_recognition: str) -> tuple[list, list]:
     return same, different
 
 
-def photo_descriptor(detector, embedder, repo: str, path: str):
+def dlib_chip(rgb: np.ndarray, box) -> np.ndarray:
+    """The chip as dlib cuts it (68 points in the detector's box, ``get_face_chip``)."""
+    from abaw_expr.faces.detectors import _import_dlib, dlib_model_dir
+
+    dlib = _import_dlib()
+    global _SHAPE68
+    if "_SHAPE68" not in globals():
+        _SHAPE68 = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_68_face_landmarks.dat"))
+    rect = dlib.rectangle(*(int(round(v)) for v in box))
+    return dlib.get_face_chip(rgb, _SHAPE68(rgb, rect), size=150, padding=0.25)
+
+
+def photo_descriptor(detector, embedder, repo: str, path: str, dlib_chips: bool = False):
     from abaw_expr.faces.identity import contrast, face_chip
 
     data = np.frombuffer(git_bytes(repo, path), np.uint8)
@@ -136,7 +148,7 @@ def photo_descriptor(detector, embedder, repo: str, path: str):
         return None, None
     face = max(faces, key=lambda f: f.area)
     points = face.points if face.points is not None else detector.landmarks(rgb, face.box)
-    chip = face_chip(rgb, points)
+    chip = dlib_chip(rgb, face.box) if dlib_chips else face_chip(rgb, points)
     return embedder.embed([chip])[0], {"box_width": round(face.box[2] - face.box[0]),
                                        "contrast": round(contrast(chip), 1)}  # fmt: skip
 
@@ -152,7 +164,7 @@ def run_photos(args) -> None:
 
     def descriptor(key):
         if key not in cache:
-            cache[key], _ = photo_descriptor(detector, embedder, *key)
+            cache[key], _ = photo_descriptor(detector, embedder, *key, args.dlib_chips)
             if cache[key] is None:
                 no_face.append(key[1])
         return cache[key]
@@ -162,12 +174,16 @@ def run_photos(args) -> None:
         for a, b in pairs:
             da, db = descriptor(a), descriptor(b)
             if da is not None and db is not None:
-                out.append(distance(da, db))
-        return np.asarray(out)
+                out.append((a[0], distance(da, db), a[1], b[1]))
+        return out
 
     start = time.perf_counter()
-    d_same, d_diff = distances(same), distances(different)
+    by_source = {"same": distances(same), "different": distances(different)}
     seconds = time.perf_counter() - start
+    d_same = np.asarray([d for _, d, *_ in by_source["same"]])
+    d_diff = np.asarray([d for _, d, *_ in by_source["different"]])
+    print("chips: " + ("dlib's own (68 points, get_face_chip)" if args.dlib_chips
+                       else "face_chip from YuNet's five points (what the pass uses)"))  # fmt: skip
     print(f"sources: deepface {args.deepface} @ {git_commit(args.deepface)} (MIT)")
     print(f"         face_recognition {args.face_recognition} "
           f"@ {git_commit(args.face_recognition)} (MIT)")  # fmt: skip
@@ -184,6 +200,17 @@ def run_photos(args) -> None:
           f"median {np.median(d_same):.3f}")  # fmt: skip
     print(f"different-person distance: smallest {d_diff.min():.3f}, "
           f"median {np.median(d_diff):.3f}")  # fmt: skip
+    for repo, name in ((args.deepface, "deepface"), (args.face_recognition, "face_recognition")):
+        s = np.asarray([d for r, d, *_ in by_source["same"] if r == repo])
+        d = np.asarray([d for r, d, *_ in by_source["different"] if r == repo])
+        print(f"  {name}: same {len(s)} (largest {s.max():.3f}, under 0.45 "
+              f"{100 * (s < 0.45).mean():.1f} %, under 0.6 {100 * (s < 0.6).mean():.1f} %), "
+              f"different {len(d)} (smallest {d.min():.3f})")  # fmt: skip
+    short = lambda path: path.split("/", 2)[-1]  # noqa: E731
+    for label, pairs, far in (("same, farthest", by_source["same"], True),
+                              ("different, nearest", by_source["different"], False)):
+        worst = sorted(pairs, key=lambda p: p[1], reverse=far)[:3]
+        print(f"  {label}: " + "; ".join(f"{short(a)} {short(b)} {d:.3f}" for _, d, a, b in worst))
     print(f"seconds (detect + chip + descriptor, {len(cache)} photos): {seconds:.1f}")
     print(f"machine: {machine()}")
 
@@ -312,6 +339,8 @@ def main() -> None:
     parser.add_argument("--deepface", default=DEEPFACE, help="serengil/deepface's git dir")
     parser.add_argument("--face-recognition", default=FACE_RECOGNITION,
                         help="ageitgey/face_recognition's git dir")  # fmt: skip
+    parser.add_argument("--dlib-chips", action="store_true",
+                        help="with --photos: cut chips as dlib does (68 points), to compare")  # fmt: skip
     parser.add_argument("--clips", nargs="*", default=[])
     parser.add_argument("--code", help="the src folder whose abaw_expr to run (else PYTHONPATH's)")
     parser.add_argument("--out", default="identity-out")
