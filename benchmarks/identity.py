@@ -132,7 +132,9 @@ def dlib_chip(rgb: np.ndarray, box) -> np.ndarray:
     dlib = _import_dlib()
     global _SHAPE68
     if "_SHAPE68" not in globals():
-        _SHAPE68 = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_68_face_landmarks.dat"))
+        _SHAPE68 = dlib.shape_predictor(
+            str(dlib_model_dir() / "shape_predictor_68_face_landmarks.dat")
+        )
     rect = dlib.rectangle(*(int(round(v)) for v in box))
     return dlib.get_face_chip(rgb, _SHAPE68(rgb, rect), size=150, padding=0.25)
 
@@ -207,8 +209,10 @@ def run_photos(args) -> None:
               f"{100 * (s < 0.45).mean():.1f} %, under 0.6 {100 * (s < 0.6).mean():.1f} %), "
               f"different {len(d)} (smallest {d.min():.3f})")  # fmt: skip
     short = lambda path: path.split("/", 2)[-1]  # noqa: E731
-    for label, pairs, far in (("same, farthest", by_source["same"], True),
-                              ("different, nearest", by_source["different"], False)):
+    for label, pairs, far in (
+        ("same, farthest", by_source["same"], True),
+        ("different, nearest", by_source["different"], False),
+    ):
         worst = sorted(pairs, key=lambda p: p[1], reverse=far)[:3]
         print(f"  {label}: " + "; ".join(f"{short(a)} {short(b)} {d:.3f}" for _, d, a, b in worst))
     print(f"seconds (detect + chip + descriptor, {len(cache)} photos): {seconds:.1f}")
