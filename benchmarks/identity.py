@@ -281,6 +281,10 @@ def run_clip(path: Path, out: Path, code: str) -> dict:
             own = frames_of.get(tid, [])
             piece = {"id": tid, "first_frame": own[0] if own else None,
                      "last_frame": own[-1] if own else None, "face_frames": len(own)}  # fmt: skip
+            for end in ("first", "last"):  # where it is, to find it in the frame
+                f = piece[f"{end}_frame"]
+                if f is not None and not np.isnan(faces.boxes[f - 1, 0]):
+                    piece[f"{end}_box"] = [int(v) for v in faces.boxes[f - 1]]
             piece.update({k: v for k, v in decisions.get(tid, {}).items() if k not in piece})
             pieces.append(piece)
         joined += len(raw) - 1
