@@ -330,7 +330,9 @@ def link_tracks(
     face too dark or flat to tell) must be under ``threshold``. A face that comes back where
     the person was lost, in the same shot (``cuts``: 0-based frames that begin a shot) and at
     most ``soon`` frames later (a hand over the face, a turn away) needs less: a distance under
-    ``same_place_threshold``, or no descriptor on either side. Of several such people the one
+    ``same_place_threshold``, or no descriptor on either side, unless somebody else's face was
+    near (two face widths) when it was lost or when it comes back: then it could be theirs. Of
+    several such people the one
     that looks most alike is taken, then the nearest in place. Otherwise the track is a new
     person: a stranger who enters where somebody left, or who is at the same place after a
     cut, is not taken for them, and a person who cannot be told apart is split rather than
@@ -355,9 +357,17 @@ def link_tracks(
             last = max(person, key=lambda t: spans[t][-1])
             gap = start - spans[last][-1]
             between = int(((cut_frames > start - gap) & (cut_frames <= start)).sum())
-            there, here = seen[spans[last][-1]][last][0], seen[start][tid][0]
-            offset = np.hypot(*np.subtract(_centre(here), _centre(there))) / (there[2] - there[0])
-            same_place = not between and gap <= soon and offset <= 1.0
+            lost = spans[last][-1]
+            there, here = seen[lost][last][0], seen[start][tid][0]
+            width = there[2] - there[0]
+            offset = np.hypot(*np.subtract(_centre(here), _centre(there))) / width
+            same_place = (
+                not between
+                and gap <= soon
+                and offset <= 1.0
+                and not _anybody_near(seen[lost], there, 2 * width, (last,))
+                and not _anybody_near(seen[start], here, 2 * width, (tid,))
+            )
             limit = same_place_threshold if same_place else threshold
             scored = []
             if mine is not None:
@@ -417,6 +427,16 @@ def person_names(boxes: list[list], frames: list[list[int]] | None = None) -> li
         ]
         return ["left", "right"] if centres[0] <= centres[1] else ["right", "left"]
     return [str(k + 1) for k in range(len(boxes))]
+
+
+def _anybody_near(faces: dict[int, tuple], box, radius: float, besides) -> bool:
+    """Whether a face other than ``besides`` is within ``radius`` of ``box``'s centre."""
+    x, y = _centre(box)
+    return any(
+        np.hypot(*np.subtract(_centre(other), (x, y))) <= radius
+        for t, (other, _) in faces.items()
+        if t not in besides
+    )
 
 
 def _centre(box) -> tuple[float, float]:
