@@ -14,6 +14,7 @@ import av
 import pytest
 
 from abaw_expr.serve import create_app
+from abaw_expr.serve.jobs import PERSON_COLOURS
 from abaw_expr.video.synthetic import write_synthetic_video
 
 from .conftest import CHROMIUM, chromium_args
@@ -46,7 +47,7 @@ def _wait(client, job_id: str, timeout: float = 120) -> dict:
 def test_upload_process_and_download(app, clip):
     client = app.test_client()
     page = client.get("/").get_data(as_text=True)
-    assert 'id="timeline"' in page and "1 MB" in page
+    assert 'id="timeline"' in page and 'id="people"' in page and "1 MB" in page
     with open(clip, "rb") as handle:
         response = client.post("/api/jobs", data={"video": (handle, clip.name)})
     assert response.status_code == 202
@@ -55,16 +56,20 @@ def test_upload_process_and_download(app, clip):
     assert job["name"] == "my_clip" and job["frames_done"] == 40
     base = f"/api/jobs/{job['id']}/files/"
     result = client.get(base + job["outputs"]["result"]).get_json()
-    assert len(result["time_s"]) == len(result["label"]) == len(result["probabilities"]) == 40
-    assert sum(result["face"][14:20]) == 0 and sum(result["face"]) >= 20
-    download = client.get(base + job["outputs"]["csv"])
+    [person] = result["people"]  # one person: named as the video, the first colour
+    assert person["name"] == "my_clip" and person["colour"] == PERSON_COLOURS[0]
+    assert len(result["time_s"]) == len(person["label"]) == len(person["probabilities"]) == 40
+    assert sum(person["face"][14:20]) == 0 and sum(person["face"]) >= 20
+    assert person["files"] == {"csv": "my_clip.csv", "txt": "my_clip.txt", "png": "my_clip.png"}
+    assert job["outputs"]["csv:my_clip"] == "my_clip.csv"
+    download = client.get(base + person["files"]["csv"])
     assert "attachment" in download.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(download.get_data(as_text=True))))
-    assert len(rows) == 40 and [int(r["label"]) for r in rows] == result["label"]
+    assert len(rows) == 40 and [int(r["label"]) for r in rows] == person["label"]
     # The face's box per frame, in the video's pixels, for the page to draw over the preview.
     assert (result["width"], result["height"]) == (320, 180)
-    boxes = result["box"]
-    assert len(boxes) == 40 and [b is not None for b in boxes] == [bool(f) for f in result["face"]]
+    boxes = person["box"]
+    assert len(boxes) == 40 and [b is not None for b in boxes] == [bool(f) for f in person["face"]]
     for box in filter(None, boxes):
         x0, y0, x1, y1 = box
         assert 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 180 and 60 < x1 - x0 < 180
