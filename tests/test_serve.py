@@ -268,7 +268,7 @@ def test_every_person_has_their_boxes_tracks_and_files(trained_run, people_clip,
         served, written = record.get_json(), json.loads((out / "pair.json").read_text())
         assert served["people"] == written["people"] and served["frames"] == 36
         assert served["source"] == "pair.mp4"  # no server path in what is served
-        for name in ("pair.csv", "pair_left.json", "../pair.json", "pair_left/csv"):
+        for name in ("pair.mp4", "pair.csv", "pair_left.json", "../pair.json", "pair_left/csv"):
             assert client.get(base + name).status_code == 404
     finally:
         app.cleanup()
