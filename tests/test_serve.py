@@ -275,7 +275,16 @@ def test_every_person_has_their_boxes_tracks_and_files(trained_run, people_clip,
 
 
 def test_faces_one_follows_the_subject_alone(trained_run, people_clip):
-    clip, truths = people_clip
+    from abaw_expr.cli import build_parser
+    from abaw_expr.cli.arguments import face_options
+
+    parser = build_parser()
+    assert face_options(parser.parse_args(["serve", "--checkpoint", "c"])).faces == "all"
+    assert (
+        face_options(parser.parse_args(["serve", "--checkpoint", "c", "--faces", "one"])).faces
+        == "one"
+    )
+    clip, _ = people_clip
     app = _people_app(trained_run, faces="one")
     try:
         job, result = _run_job(app, clip)
