@@ -100,6 +100,13 @@ def test_only_the_jobs_own_files_are_served(app, clip):
         assert client.get(f"/api/jobs/{job['id']}/files/{name}").status_code == 404
     assert client.get("/api/jobs/0123456789abcdef/files/x.csv").status_code == 404
     assert client.get("/api/jobs/nope").status_code == 404
+    # A video called "result": its <video>.json would overwrite the page's result.json.
+    with open(clip, "rb") as handle:
+        job = client.post("/api/jobs", data={"video": (handle, "result.mp4")}).get_json()
+    job = _wait(client, job["id"])
+    assert job["name"] == "result_video" and job["outputs"]["record"] == "result_video.json"
+    result = client.get(f"/api/jobs/{job['id']}/files/result.json").get_json()
+    assert [p["name"] for p in result["people"]] == ["result_video"]
 
 
 def test_uploads_are_size_limited_and_must_be_videos(app, tmp_path):
