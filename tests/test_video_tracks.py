@@ -168,20 +168,23 @@ def test_serve_result_carries_valence_arousal_and_aus(clip, tmp_path):
             job = client.post("/api/jobs", data={"video": (handle, clip.name)}).get_json()
         job = _wait(client, job["id"])
         assert job["state"] == "done", job
-        assert {"txt_va", "txt_au"} <= set(job["outputs"]) and "txt" not in job["outputs"]
         base = f"/api/jobs/{job['id']}/files/"
         result = client.get(base + job["outputs"]["result"]).get_json()
         assert result["tasks"] == ["va", "au"] and result["aus"] == list(AU_NAMES)
-        assert "label" not in result and "probabilities" not in result
-        assert len(result["valence"]) == len(result["arousal"]) == len(result["au"]) == FRAMES
-        _, rows = _rows(client.get(base + job["outputs"]["csv"]).get_data(as_text=True))
-        va = np.array([result["valence"], result["arousal"]]).T
+        [person] = result["people"]
+        files = person["files"]
+        assert {"txt_va", "txt_au"} <= set(files) and "txt" not in files
+        assert set(files.values()) < set(job["outputs"].values())
+        assert "label" not in person and "probabilities" not in person
+        assert len(person["valence"]) == len(person["arousal"]) == len(person["au"]) == FRAMES
+        _, rows = _rows(client.get(base + files["csv"]).get_data(as_text=True))
+        va = np.array([person["valence"], person["arousal"]]).T
         np.testing.assert_allclose(va, _column(rows, "valence", "arousal"), atol=1e-4)
-        np.testing.assert_array_equal(result["au"], _column(rows, *AU_NAMES))
-        au_probs = np.array(result["au_probabilities"])
+        np.testing.assert_array_equal(person["au"], _column(rows, *AU_NAMES))
+        au_probs = np.array(person["au_probabilities"])
         np.testing.assert_allclose(au_probs, _column(rows, *AU_PROBS), atol=1e-4)
-        np.testing.assert_array_equal(result["au"], (au_probs >= 0.5).astype(int))
-        download = client.get(base + job["outputs"]["txt_va"])
+        np.testing.assert_array_equal(person["au"], (au_probs >= 0.5).astype(int))
+        download = client.get(base + files["txt_va"])
         assert download.status_code == 200 and "va_clip.txt" in download.headers[
             "Content-Disposition"
         ]  # fmt: skip
@@ -226,6 +229,9 @@ def test_every_set_of_tracks_gives_its_columns_timeline_caption_and_result(tasks
     assert len(lines) == len(tasks)
     result = result_tracks(prediction)
     assert result["tasks"] == list(tasks)
+    assert result_tracks(prediction, person=False).keys() == result.keys() - {
+        "face", "box", "label", "probabilities", "valence", "arousal", "au", "au_probabilities"
+    }  # fmt: skip
     assert ("probabilities" in result) == ("classes" in result) == ("expr" in tasks)
     assert ("valence" in result) == ("arousal" in result) == ("va" in tasks)
     assert ("au" in result) == ("au_probabilities" in result) == ("au" in tasks)
@@ -273,13 +279,14 @@ def test_the_page_draws_every_track_of_the_checkpoint_in_a_real_browser(clip, ta
             page.wait_for_function("document.getElementById('player').readyState >= 1")
             result = page.evaluate("() => result")  # the job's result.json, as the page holds it
             assert result["tasks"] == list(tasks)
-            on = [n for n, v in zip(result["aus"], result["au"][0], strict=True) if v]
+            [person] = result["people"]
+            on = [n for n, v in zip(result["aus"], person["au"][0], strict=True) if v]
             texts = page.inner_text("#current") + " " + page.inner_text("#current-tracks")
-            valence, arousal = result["valence"][0], result["arousal"][0]
+            valence, arousal = person["valence"][0], person["arousal"][0]
             assert f"valence {valence:+.2f}, arousal {arousal:+.2f}" in texts, texts
             assert ("AUs on: " + " ".join(on) if on else "no AU on") in texts, texts
             if "expr" in tasks:
-                assert result["classes"][result["label"][0]] in page.inner_text(
+                assert result["classes"][person["label"][0]] in page.inner_text(
                     "#current-expression"
                 )
             browser.close()

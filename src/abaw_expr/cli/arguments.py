@@ -126,7 +126,7 @@ def face_options(args: argparse.Namespace):
     from ..video.tracks import FaceOptions
 
     return FaceOptions(
-        faces=getattr(args, "faces", "one"),  # serve follows one subject
+        faces=getattr(args, "faces", "one"),  # a command without --faces: its subject
         detector=args.detector,
         detect_every=args.detect_every,
         detect_width=args.detect_width,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arguments import face_args, face_options
+from .arguments import face_args, face_options, faces_arg
 from .command import Command, Group
 
 
@@ -17,6 +17,7 @@ def serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-upload-mb", type=int, default=500)
     p.add_argument("--smooth", type=int, default=0)
     p.add_argument("--device", default="auto")
+    faces_arg(p)  # every person by default, as predict --video
     face_args(p)
 
 
@@ -55,7 +56,7 @@ GROUP = Group(
     (
         Command(
             "serve",
-            "a local web page: upload a video, watch its expression timeline",
+            "a local web page: upload a video, watch every person's expression timeline",
             serve_arguments,
             run_serve,
             inputs=(("checkpoint", "file"),),

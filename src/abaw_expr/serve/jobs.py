@@ -5,6 +5,10 @@ the newest ``keep`` jobs are kept. A job goes ``queued`` -> ``running`` (with a 
 ``finishing`` (the preview's last frames, the outputs) -> ``done``, or ``failed`` with a
 one-line reason.
 
+Every person in the video is followed and predicted, as ``predict --video`` does (with
+``FaceOptions.faces == "one"``, the subject alone); each person's outputs are named for them
+(``<video>_left.csv``, ...), beside the video's ``<video>.json`` record.
+
 The browser-playable preview (WebM) is encoded from the frames the analysis decodes, while it
 analyses (:mod:`abaw_expr.video.preview`); the page draws the boxes and labels over it from
 ``result.json``, so nothing is rendered after the analysis.
@@ -31,15 +35,27 @@ from ..errors import InputError
 from ..evaluation import load_au_thresholds, pick_device
 from ..inference import checked_stride
 from ..model.engine import BackboneRunner, engine_beside_faces
-from ..video.predict import VideoPrediction, predict_video, submission_files, write_outputs
+from ..video.batch import record_path
+from ..video.predict import (
+    VideoPrediction,
+    predict_people,
+    predict_video,
+    submission_files,
+    write_outputs,
+    write_record,
+)
 from ..video.preview import PreviewEncoder
 from ..video.tracks import FaceOptions
-from ..writers import atomic_write_text
+from ..writers import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 PREVIEW = "preview.webm"  # VP8: what browsers play, whatever the upload's codec
 PREVIEW_WIDTH = 960  # wider uploads are scaled down for the page
+RESULT = "result.json"  # what the page draws: every person's boxes and tracks
+RESERVED = ("result", "preview", "upload")  # video names that get a suffix
+# person k's colour (k = 0, 1, ...; then again from the first): unlike the expressions' colours
+PERSON_COLOURS = ("#ff7f0e", "#00c853", "#2979ff", "#ff1744", "#d500f9", "#ffd600", "#00b8d4")
 
 
 @dataclass
@@ -51,7 +67,9 @@ class Job:
     frames_declared: int = 0
     error: str | None = None
     created: float = field(default_factory=time.time)
-    outputs: dict[str, str] = field(default_factory=dict)  # kind -> file name in the job folder
+    # kind -> file name in the job folder: "preview", "result", "record" (<video>.json), and per
+    # person "csv:<person>", "png:<person>", "txt:<person>" or "txt_<track>:<person>"
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def public(self) -> dict:
         return asdict(self)
@@ -95,7 +113,10 @@ class JobRunner:
 
     def submit(self, name: str, save) -> Job:
         """A new job for a video called ``name``; ``save(path)`` stores the upload there."""
-        job = Job(uuid.uuid4().hex, Path(name).stem)
+        stem = Path(name).stem
+        if stem in RESERVED:  # its <video>.json or its copy would overwrite the job's own files
+            stem += "_video"
+        job = Job(uuid.uuid4().hex, stem)
         folder = self.folder(job.id)
         folder.mkdir(parents=True)
         save(folder / f"upload{Path(name).suffix.lower()}")
@@ -144,64 +165,93 @@ class JobRunner:
             job.frames_done, job.frames_declared = number, declared
 
         preview = PreviewEncoder(folder / PREVIEW, max_width=PREVIEW_WIDTH)
-        try:
-            prediction = predict_video(
+        try:  # every person, as predict --video follows them; --faces one: the subject
+            predict = predict_people if self.options.faces == "all" else predict_video
+            predictions = predict(
                 self.model, video, self.options, self.seq_len, self.stride, self.smooth,
                 device=self.device, on_frame=progress, runner=self.backbone,
                 on_image=lambda frame: preview.add(frame.rgb, frame.time_s),
             )  # fmt: skip
+            if not isinstance(predictions, list):
+                predictions = [predictions]
             job.state = "finishing"
-            write_outputs(prediction, video, folder)
+            for prediction in predictions:
+                write_outputs(prediction, video, folder)
+            write_record(predictions, video, folder, self.options)
         except BaseException:
             preview.abort()
             raise
         preview.close()
+        record = record_path(folder, job.name)  # served: no server paths in it
+        atomic_write_json(record, {**json.loads(record.read_text()), "source": video.name})
+        people = [
+            {"name": p.name, "track": p.faces.track, "colour": person_colour(k),
+             "files": person_files(p), **result_tracks(p, shared=False)}
+            for k, p in enumerate(predictions)
+        ]  # fmt: skip
         result = {
             "name": job.name,
             "width": preview.source_size[0],  # the boxes' pixels; the preview may be smaller
             "height": preview.source_size[1],
-            **result_tracks(prediction),
+            **result_tracks(predictions[0], person=False),
+            "people": people,
         }
-        atomic_write_text(folder / "result.json", json.dumps(result))
-        # the expression track alone: "txt", as always; other checkpoints: "txt_<track>"
-        txt = submission_files(prediction)
-        if prediction.tasks == ("expr",):
-            txt = {"txt": txt["expr"]}
-        else:
-            txt = {f"txt_{task}": path for task, path in txt.items()}
+        # compact: long videos give long per-frame lists, and the page loads the whole file
+        atomic_write_text(folder / RESULT, json.dumps(result, separators=(",", ":")))
         job.outputs = {
-            "csv": f"{job.name}.csv",
-            **txt,
-            "png": f"{job.name}.png",
+            **{f"{kind}:{p['name']}": f for p in people for kind, f in p["files"].items()},
+            "record": record.name,
             "preview": PREVIEW,
-            "result": "result.json",
+            "result": RESULT,
         }
         job.state = "done"
 
 
-def result_tracks(prediction: VideoPrediction) -> dict:
-    """The per-frame part of ``result.json``: times, faces, boxes and the checkpoint's tracks
-    (``tasks``): ``classes``, ``label`` and ``probabilities`` for the expression track;
-    ``valence`` and ``arousal`` for VA; ``aus`` (the AU names), ``au`` (0/1 per frame and AU)
-    and ``au_probabilities`` for AU."""
+def person_colour(k: int) -> str:
+    """Person k's colour: their box on the page and the title of their timelines."""
+    return PERSON_COLOURS[k % len(PERSON_COLOURS)]
+
+
+def person_files(prediction: VideoPrediction) -> dict[str, str]:
+    """One person's downloads by kind: ``csv``, ``png`` and their ABAW txt files (``txt`` for
+    the expression track alone, as always; other checkpoints: ``txt_<track>``)."""
+    txt = submission_files(prediction)
+    if prediction.tasks == ("expr",):
+        txt = {"txt": txt["expr"]}
+    else:
+        txt = {f"txt_{task}": path for task, path in txt.items()}
+    return {"csv": f"{prediction.name}.csv", **txt, "png": f"{prediction.name}.png"}
+
+
+def result_tracks(prediction: VideoPrediction, shared: bool = True, person: bool = True) -> dict:
+    """The per-frame part of ``result.json``. What the video's people share (``shared``): the
+    checkpoint's ``tasks``, ``fps``, ``time_s``, ``classes`` (with the expression track) and
+    ``aus`` (the AU names, with the AU track). What is the person's own (``person``): ``face``
+    (0/1), ``box`` and their tracks: ``label`` and ``probabilities`` for the expression track,
+    ``valence`` and ``arousal`` for VA, ``au`` (0/1 per frame and AU) and ``au_probabilities``
+    for AU. ``result.json`` holds the shared part once and each person's part in ``people``."""
     faces = prediction.faces
-    out: dict = {
-        "tasks": list(prediction.tasks),
-        "fps": faces.info.fps,
-        "time_s": np.round(faces.time_s, 4).tolist(),
-        "face": faces.has_face.astype(int).tolist(),
-    }
+    out: dict = {}
+    if shared:
+        out["tasks"] = list(prediction.tasks)
+        out["fps"] = faces.info.fps
+        out["time_s"] = np.round(faces.time_s, 4).tolist()
+        if prediction.labels is not None:
+            out["classes"] = list(CLASS_NAMES)
+        if prediction.aus is not None:
+            out["aus"] = list(AU_NAMES)
+    if not person:
+        return out
+    out["face"] = faces.has_face.astype(int).tolist()
     if prediction.labels is not None:
-        out["classes"] = list(CLASS_NAMES)
         out["label"] = prediction.labels.tolist()
         out["probabilities"] = np.round(prediction.probabilities, 4).tolist()
     if prediction.va is not None:
         out["valence"] = np.round(prediction.va[:, 0], 4).tolist()
         out["arousal"] = np.round(prediction.va[:, 1], 4).tolist()
     if prediction.aus is not None:
-        out["aus"] = list(AU_NAMES)
         out["au"] = prediction.aus.tolist()
         out["au_probabilities"] = np.round(prediction.au_probabilities, 4).tolist()
-    # x0, y0, x1, y1; NaN (None) in the frames without the subject's face
+    # x0, y0, x1, y1; NaN (None) in the frames without the person's face
     out["box"] = [None if np.isnan(b[0]) else np.round(b, 1).tolist() for b in faces.boxes]
     return out

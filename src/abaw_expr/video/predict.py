@@ -238,9 +238,11 @@ def predict_people(
     on_frame=None,
     runner: BackboneRunner | None = None,
     face_pass: FacePassProcess | None = None,
+    on_image=None,
 ) -> list[VideoPrediction]:
     """Every person of one video (see :func:`..tracks.track_people`), each predicted as
-    :func:`predict_video` predicts the subject: one :class:`VideoPrediction` per person."""
+    :func:`predict_video` predicts the subject: one :class:`VideoPrediction` per person.
+    ``on_image(frame)`` gets each decoded frame (a preview), as in :func:`predict_video`."""
     device = torch.device(device)
     began = time.perf_counter()
     runner = runner or BackboneRunner(model.backbone, device, "eager", batch_size)
@@ -252,7 +254,9 @@ def predict_people(
         batchers[track](number, crop)
 
     if face_pass is None:
-        people = track_people(video, options, on_face, progress, on_frame)
+        people = track_people(video, options, on_face, progress, on_frame, on_image)
+    elif on_image is not None:
+        raise ValueError("the frames of a face pass in another process cannot be handed on")
     else:
         people = face_pass.track(video, on_face, progress, on_frame)
     results = [b.result() for b in batchers.values()]
