@@ -277,7 +277,16 @@ def run_clip(path: Path, out: Path, code: str) -> dict:
         frames = [int(i) + 1 for i in np.flatnonzero(faces.has_face)]
         pieces = []
         decisions = {t["id"]: t for t in getattr(faces, "tracks", [])}
-        for tid in raw:
+        # this version's own record of the pieces (a piece cut from a track has an id of its
+        # own and its own frames); the version before issue 24 has none: its raw tracks
+        for record in decisions.values():
+            piece = dict(record)
+            for end in ("first", "last"):
+                f = piece[f"{end}_frame"]
+                if not np.isnan(faces.boxes[f - 1, 0]):
+                    piece[f"{end}_box"] = [int(v) for v in faces.boxes[f - 1]]
+            pieces.append(piece)
+        for tid in raw if not decisions else []:
             own = frames_of.get(tid, [])
             piece = {"id": tid, "first_frame": own[0] if own else None,
                      "last_frame": own[-1] if own else None, "face_frames": len(own)}  # fmt: skip
@@ -287,9 +296,10 @@ def run_clip(path: Path, out: Path, code: str) -> dict:
                     piece[f"{end}_box"] = [int(v) for v in faces.boxes[f - 1]]
             piece.update({k: v for k, v in decisions.get(tid, {}).items() if k not in piece})
             pieces.append(piece)
-        joined += len(raw) - 1
+        joined += len(pieces) - 1
         must = [f for p in pieces for f in (p["first_frame"], p["last_frame"]) if f is not None]
-        owner = {f: t for t in raw for f in frames_of.get(t, [])}
+        mine = set(frames)
+        owner = {f: t for t in raw for f in frames_of.get(t, []) if f in mine}
         chosen = [f for f in pick_frames(frames, must) if f in owner]
         rows.append((faces.name, [(f, owner[f], crops[(owner[f], f)]) for f in chosen]))
         records.append({"name": faces.name, "frames": frames, "face_frames": len(frames),
@@ -341,6 +351,40 @@ def run_clips(args) -> None:
         print(f"  sheet: {Path(args.out) / (Path(clip).stem + '.png')}")
 
 
+def run_template(args) -> None:
+    """Where dlib's own chip (get_face_chip, 150 px, padding 0.25, from its 68 points) puts the
+    five points (eye centres = the means of points 36-41 and 42-47, nose tip 30, mouth corners
+    48 and 54), over every photo of --photos: ``identity.CHIP_TEMPLATE``'s measurement."""
+    from abaw_expr.faces import build_detector
+    from abaw_expr.faces.detectors import _import_dlib, dlib_model_dir
+
+    dlib = _import_dlib()
+    shape68 = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_68_face_landmarks.dat"))
+    detector = build_detector("yunet")
+    same, different = photo_pairs(args.deepface, args.face_recognition)
+    photos = sorted({key for pair in same + different for key in pair})
+    placed = []
+    for repo, path in photos:
+        data = np.frombuffer(git_bytes(repo, path), np.uint8)
+        rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        faces = detector.detect(rgb)
+        if not faces:
+            continue
+        box = max(faces, key=lambda f: f.area).box
+        shape = shape68(rgb, dlib.rectangle(*(int(round(v)) for v in box)))
+        p = np.array([[q.x, q.y] for q in shape.parts()], np.float64)
+        five = np.array([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
+        chip = dlib.get_face_chip_details(shape, 150, 0.25)
+        centre = np.array([chip.rect.center().x, chip.rect.center().y], np.float64)
+        scale, angle = 150 / chip.rect.width(), chip.angle
+        turn = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+        placed.append((five - centre) @ (scale * turn).T + 75.0)
+    placed = np.asarray(placed)
+    print(f"five points in dlib's chip, over {len(placed)} photos (mean, then std):")
+    print(np.round(placed.mean(0), 2).tolist())
+    print(np.round(placed.std(0), 2).tolist())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", action="store_true")
@@ -349,14 +393,18 @@ def main() -> None:
                         help="ageitgey/face_recognition's git dir")  # fmt: skip
     parser.add_argument("--dlib-chips", action="store_true",
                         help="with --photos: cut chips as dlib does (68 points), to compare")  # fmt: skip
+    parser.add_argument("--template", action="store_true",
+                        help="where dlib's chip puts the five points (CHIP_TEMPLATE)")  # fmt: skip
     parser.add_argument("--clips", nargs="*", default=[])
     parser.add_argument("--code", help="the src folder whose abaw_expr to run (else PYTHONPATH's)")
     parser.add_argument("--out", default="identity-out")
     args = parser.parse_args()
     if args.code:
         sys.path.insert(0, str(Path(args.code).resolve()))
-    if not args.photos and not args.clips:
-        parser.error("nothing to do: --photos and/or --clips CLIP ...")
+    if not args.photos and not args.clips and not args.template:
+        parser.error("nothing to do: --photos, --template and/or --clips CLIP ...")
+    if args.template:
+        run_template(args)
     if args.photos:
         run_photos(args)
     if args.clips:

@@ -266,3 +266,45 @@ def test_a_track_hidden_behind_another_does_not_take_its_face_when_it_jumps():
     # B jumps left: its new box overlaps A's prediction (x 227-327) more than its own
     ((tid, _, _),) = tracker(_squares([(250, 100, 350, 200)]))
     assert tid == b and len(tracker.tracks) == 2
+
+
+def test_a_track_that_passes_from_one_person_to_another_is_cut_where_it_changes(
+    tmp_path, grace, eileen, checkpoint
+):
+    """In one shot Eileen takes Grace's place from one frame to the next, so the tracker's box
+    goes on: the track is cut in two where the face changes, and each part is its own person."""
+    write_shots_video(
+        tmp_path / "swap.mp4",
+        [(60, [PhotoFace(grace, GRACE_BOX, (320, 180), 120, (0.5, 0), (0, 30)),
+               PhotoFace(eileen, EILEEN_BOX, (336, 176), 120, (0.5, 0), (30, 60))])],
+    )  # fmt: skip
+    people = _people(tmp_path / "swap.mp4")
+    assert len(people) == 2
+    (first, raw_first), (second, raw_second) = people
+    assert first.cuts == [] and raw_first == raw_second  # one track of the tracker, cut in two
+    assert _frames(first).max() == 30 and _frames(second).min() == 31
+    assert first.has_face.sum() >= 25 and second.has_face.sum() >= 25
+    (piece,) = second.tracks
+    assert piece["split_from"] == raw_first[0] and piece["first_frame"] == 31
+    assert piece["why"].startswith("split from track")
+    # Predictions and crops: each person gets the cut track's frames that are theirs only.
+    out = tmp_path / "pred"
+    args = ["--video", str(tmp_path / "swap.mp4"), "--out", str(out)]
+    assert main(["predict", "--checkpoint", str(checkpoint), *args]) == 0
+    rows = [r.split(",") for r in (out / "swap_1.csv").read_text().splitlines()[1:]]
+    assert [int(r[2]) for r in rows] == first.has_face.astype(int).tolist()
+    # after her last face frame she keeps its values, not those of the face that followed
+    assert all(r[4:] == rows[29][4:] for r in rows[30:])
+    assert main(["preprocess", *args[:2], "--out", str(tmp_path / "data")]) == 0
+    for faces in (first, second):
+        crops = sorted((tmp_path / "data" / "cropped_aligned" / faces.name).glob("*.jpg"))
+        assert [int(p.stem) for p in crops] == _frames(faces).tolist()
+
+
+def test_a_track_is_cut_only_where_two_runs_of_its_faces_look_like_two_people():
+    from abaw_expr.faces.identity import mixed_at
+
+    one, other = np.zeros(128, np.float32), np.full(128, 0.1, np.float32)  # 1.13 apart
+    assert mixed_at(np.stack([one] * 5 + [other] * 3), 0.6)[0] == 5
+    assert mixed_at(np.stack([one] * 7 + [other]), 0.6) is None  # one odd chip: a blur, a turn
+    assert mixed_at(np.stack([one] * 4 + [one + 0.04] * 4), 0.6) is None  # 0.45 apart: alike

@@ -24,9 +24,10 @@ from .detectors import _import_dlib, dlib_model_dir
 
 CHIP_SIZE = 150
 # Where dlib.get_face_chip(image, shape68, 150, padding=0.25) puts the five points (eye centres,
-# nose tip, mouth corners; left as seen first): the mean over real faces (benchmarks/identity.py).
+# nose tip, mouth corners; left as seen first): the mean over 76 real photos
+# (benchmarks/identity.py --template; the spread is 2-5 pixels).
 CHIP_TEMPLATE = np.array(
-    [[46.58, 46.85], [101.56, 47.33], [73.30, 77.58], [50.00, 102.14], [98.80, 101.29]],
+    [[47.87, 46.96], [100.55, 46.79], [73.68, 75.93], [48.78, 102.85], [99.37, 102.12]],
     np.float32,
 )
 # Euclidean distance between two tracks' mean descriptors under which they are one person,
@@ -85,15 +86,17 @@ class ChipSamples:
     cut, and when there are too many every other one is dropped, so the kept ones stay evenly
     spaced however long the track. Descriptors are computed on first use and cached."""
 
-    def __init__(self, keep: int = 6, every: int = 5):
+    def __init__(self, keep: int = 8, every: int = 5):
         self.keep, self.every = keep, every
         self.chips: list[np.ndarray] = []
+        self.frames: list[int] = []  # the frame of each chip
         self._seen = 0
         self._stride = 1
-        self._flat = 0  # chips not kept: too dark or flat
-        self._descriptor: np.ndarray | None = None
+        self._good = self._flat = 0  # chips cut: kept, and too dark or flat to keep
+        self._descriptors: np.ndarray | None = None
 
-    def add(self, frame: np.ndarray, points: np.ndarray) -> None:
+    def add(self, frame: np.ndarray, points: np.ndarray, index: int = -1) -> None:
+        """Offer the face at ``points`` in ``frame`` (frame number ``index``)."""
         take = self._seen % (self.every * self._stride) == 0
         self._seen += 1
         if not take:
@@ -105,20 +108,51 @@ class ChipSamples:
         if contrast(chip) < MIN_CONTRAST:
             self._flat += 1
             return
+        self._good += 1
         self.chips.append(chip)
-        self._descriptor = None
+        self.frames.append(index)
+        self._descriptors = None
         if len(self.chips) > self.keep:
-            self.chips = self.chips[::2]
+            self.chips, self.frames = self.chips[::2], self.frames[::2]
             self._stride *= 2
 
-    def descriptor(self, embedder: FaceEmbedder) -> np.ndarray | None:
-        """The mean descriptor of the kept chips; None when most of the face's chips were too
-        dark or flat to keep (a face mostly in the dark is not told apart by its bright moments)."""
-        if len(self.chips) < self._flat or not self.chips:
+    def descriptors(self, embedder: FaceEmbedder) -> np.ndarray | None:
+        """One descriptor per kept chip; None when most of the face's chips were too dark or
+        flat to keep (a face mostly in the dark is not told apart by its bright moments)."""
+        if not self.chips or self._good < self._flat:
             return None
-        if self._descriptor is None:
-            self._descriptor = embedder.embed(self.chips).mean(0)
-        return self._descriptor
+        if self._descriptors is None:
+            self._descriptors = embedder.embed(self.chips)
+        return self._descriptors
+
+    def descriptor(self, embedder: FaceEmbedder) -> np.ndarray | None:
+        """The mean of :meth:`descriptors`."""
+        each = self.descriptors(embedder)
+        return None if each is None else each.mean(0)
+
+    def split(self, k: int) -> tuple[ChipSamples, ChipSamples]:
+        """The samples before chip ``k`` and from it on (descriptors kept)."""
+        parts = []
+        for part in (slice(0, k), slice(k, None)):
+            piece = ChipSamples(self.keep, self.every)
+            piece.chips, piece.frames = self.chips[part], self.frames[part]
+            piece._good = len(piece.chips)
+            if self._descriptors is not None:
+                piece._descriptors = self._descriptors[part]
+            parts.append(piece)
+        return parts[0], parts[1]
+
+
+def mixed_at(descriptors: np.ndarray, limit: float) -> tuple[int, float] | None:
+    """Where one track's chips change person: the chip ``k`` that splits them into two runs
+    whose mean descriptors lie furthest apart, and that distance, if it is ``limit`` or more.
+    Each run has two chips at least: one odd chip (a blurred frame, a turn) is no other person."""
+    best = None
+    for k in range(2, len(descriptors) - 1):
+        gap = distance(descriptors[:k].mean(0), descriptors[k:].mean(0))
+        if best is None or gap > best[1]:
+            best = (k, gap)
+    return best if best is not None and best[1] >= limit else None
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -272,7 +272,9 @@ def predict_people(
             if parts
             else torch.zeros(0, FEATURE_DIM, device=device)
         )
+        # this person's frames only: a track cut in two (split_mixed_tracks) serves two people
         order = np.argsort(frames, kind="stable")
+        order = order[faces.has_face[frames[order]]]
         probs = window_probabilities(
             model.head,
             features[torch.from_numpy(order).to(features.device)],

@@ -75,9 +75,10 @@ def preprocess_video(video: Path, out: Path, options: FaceOptions, progress: boo
         for faces, tracks in people:
             folder = partial / "people" / faces.name
             folder.mkdir(parents=True)
-            for track in tracks:
+            for track in tracks:  # a track cut in two serves two people: their own frames
                 for jpeg in (partial / "pieces" / str(track)).glob("*.jpg"):
-                    jpeg.rename(folder / jpeg.name)
+                    if faces.has_face[int(jpeg.stem) - 1]:
+                        jpeg.rename(folder / jpeg.name)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

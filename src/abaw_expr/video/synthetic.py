@@ -215,6 +215,7 @@ class PhotoFace:
     centre: tuple[float, float]
     face_px: float = 120.0
     drift: tuple[float, float] = (0.0, 0.0)
+    during: tuple[int, int] | None = None  # in view for these frames of its shot (end excluded)
 
 
 def write_shots_video(
@@ -239,6 +240,8 @@ def write_shots_video(
         step = i - (starts[k] - 1)
         frame = backgrounds[k][:, step : step + width].copy()
         for face in shots[k][1]:
+            if face.during is not None and not face.during[0] <= step < face.during[1]:
+                continue
             x0, y0, x1, y1 = face.box
             side = 1.8 * max(x1 - x0, y1 - y0)  # the head with some hair, square
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2

@@ -29,6 +29,7 @@ from ..faces.identity import (
     ChipSamples,
     FaceEmbedder,
     distance,
+    mixed_at,
 )
 from ..faces.tracking import NONE, OTHER, SUBJECT
 from .reader import Frame, VideoInfo, probe_video, read_frames
@@ -250,7 +251,7 @@ def track_people(
             except ValueError:  # degenerate landmarks: no usable face
                 continue
             faces[tid] = (box, points)
-            samples.setdefault(tid, ChipSamples()).add(frame.rgb, points)
+            samples.setdefault(tid, ChipSamples()).add(frame.rgb, points, len(seen))
         t2 = time.perf_counter()
         seconds["faces"] += t2 - t1
         times.append(frame.time_s)
@@ -262,19 +263,31 @@ def track_people(
     embedder: list[FaceEmbedder] = []  # loaded only if a join is to be decided
 
     def describe(tid: int) -> np.ndarray | None:
+        if tid not in samples:
+            return None
         if not embedder:
             embedder.append(FaceEmbedder())
-        return samples[tid].descriptor(embedder[0]) if tid in samples else None
+        return samples[tid].descriptor(embedder[0])
 
     soon = max(round(2 * (info.fps or 25.0)), 1)  # two seconds
+    origin = split_mixed_tracks(seen, samples, describe, options.min_track, embedder)
     people, decisions = link_tracks(seen, options.min_track, cuts, describe, soon)
+    for piece, (track, frame, gap) in origin.items():
+        decisions[piece]["split_from"] = track
+        decisions[piece]["why"] = (
+            f"split from track {track} at frame {frame + 1}: its faces before and after lie "
+            f"{gap:.2f} apart (>= {SAME_PLACE_DISTANCE}), two people; then "
+            + decisions[piece]["why"]
+        )
     seconds["identity"] = time.perf_counter() - t1
     in_view = [[i for i, faces in enumerate(seen) if any(t in faces for t in p)] for p in people]
     boxes_of = [[seen[i][t][0] for i, faces in enumerate(seen) for t in p if t in faces]
                 for p in people]  # fmt: skip
     names = person_names(boxes_of, in_view)
     result = []
-    for person, track in zip(people, names, strict=True):
+    # the ids the crops were handed on under (on_face): a split piece's are its track's
+    raw_ids = [sorted({origin[t][0] if t in origin else t for t in p}) for p in people]
+    for person, track, raw in zip(people, names, raw_ids, strict=True):
         n = len(seen)
         status = np.full(n, STATUS_CODES[NONE], np.uint8)
         boxes = np.full((n, 4), np.nan, np.float32)
@@ -293,7 +306,7 @@ def track_people(
             info, np.asarray(times, np.float64), status, boxes, points, others, seconds, track,
             [c + 1 for c in cuts], [decisions[t] for t in person],
         )  # fmt: skip
-        result.append((faces_of, person))
+        result.append((faces_of, raw))
     if not result:  # nobody: one all-empty record under the video's own name
         n = len(seen)
         others = [[list(map(float, b)) for b, _ in f.values()] for f in seen]
@@ -310,6 +323,59 @@ def track_people(
         )
         result.append((empty, []))
     return result
+
+
+def split_mixed_tracks(
+    seen: list[dict[int, tuple]],
+    samples: dict[int, ChipSamples],
+    describe: Callable[[int], np.ndarray | None],
+    min_track: int,
+    embedder: list,
+    limit: float = SAME_PLACE_DISTANCE,
+) -> dict[int, tuple[int, int, float]]:
+    """Tracks whose faces change person part-way (in a crowd the tracker can pass from one
+    face to another that steps in front of it) cut in two: the frames from the change on go to
+    a new track id, in ``seen`` and ``samples``. The change is found between two chips whose
+    runs look like two people (:func:`abaw_expr.faces.identity.mixed_at`, at dlib's own 0.6),
+    at the frame between them where the box jumps most. Returns new id -> (the track it was cut
+    from, its first frame, the distance)."""
+    spans: dict[int, list[int]] = {}
+    for i, faces in enumerate(seen):
+        for tid in faces:
+            spans.setdefault(tid, []).append(i)
+    origin: dict[int, tuple[int, int, float]] = {}
+    next_id = max(spans, default=0) + 1
+    for tid, frames in sorted(spans.items()):
+        chips = samples.get(tid)
+        if len(frames) < 2 * min_track or chips is None or len(chips.chips) < 4:
+            continue
+        describe(tid)  # loads the model, computes the chips' descriptors
+        each = chips.descriptors(embedder[0]) if embedder else None
+        found = None if each is None else mixed_at(each, limit)
+        if found is None:
+            continue
+        k, gap = found
+        between = [i for i in frames if chips.frames[k - 1] < i <= chips.frames[k]]
+        cut = max(between, key=lambda i: _jump(seen, tid, i))
+        for i in frames:
+            if i >= cut:
+                seen[i][next_id] = seen[i].pop(tid)
+        samples[tid], samples[next_id] = chips.split(k)
+        origin[next_id] = (origin[tid][0] if tid in origin else tid, cut, gap)
+        next_id += 1
+    return origin
+
+
+def _jump(seen: list[dict[int, tuple]], tid: int, i: int) -> float:
+    """How much track ``tid``'s box changes from the frame before ``i`` (where it was seen) to
+    ``i``: the centre's shift and the change of size, in box widths."""
+    before = next((seen[j][tid][0] for j in range(i - 1, -1, -1) if tid in seen[j]), None)
+    if before is None:
+        return 0.0
+    box = seen[i][tid][0]
+    width = before[2] - before[0]
+    shift = np.hypot(*np.subtract(_centre(box), _centre(before))) / width
+    return float(shift + abs(np.log((box[2] - box[0]) / width)))
 
 
 def link_tracks(
