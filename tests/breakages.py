@@ -186,6 +186,49 @@ BREAKAGES = (
             "tests/test_cnn_detectors.py::test_it_finds_the_face_turned_50_degrees_where_it_is[yunet]",
         ),
     ),
+    Breakage(
+        "cuts-ignored",
+        "a shot cut ends every track: the same place in a new shot is another person",
+        (
+            (
+                "src/abaw_expr/video/tracks.py",
+                "        cut = shots(frame.rgb)\n",
+                "        cut = False\n",
+            ),
+        ),
+        (
+            "tests/test_identity.py::test_after_a_cut_another_person_in_the_same_place_is_another_person",
+        ),
+    ),
+    Breakage(
+        "joined-by-place",
+        "tracks are joined only when the faces look alike",
+        (
+            (
+                "src/abaw_expr/video/tracks.py",
+                "        joinable = [o for o in options if o[0] or o[1] < o[2]]",
+                "        joinable = options",
+            ),
+        ),
+        (
+            "tests/test_identity.py::test_a_person_who_returns_after_a_cut_gets_their_track_back",
+            "tests/test_identity.py::test_tracks_join_only_a_person_out_of_view_who_looks_alike_the_nearest_first",
+        ),
+    ),
+    Breakage(
+        "no-matching-cascade",
+        "a track hidden behind another does not take its face",
+        (
+            (
+                "src/abaw_expr/faces/tracking.py",
+                "(missed.get(tid, 0), -iou(f.box, box), n, tid)",
+                "(0, -iou(f.box, box), n, tid)",
+            ),
+        ),
+        (
+            "tests/test_identity.py::test_a_track_hidden_behind_another_does_not_take_its_face_when_it_jumps",
+        ),
+    ),
 )
 
 
