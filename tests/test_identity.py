@@ -308,3 +308,39 @@ def test_a_track_is_cut_only_where_two_runs_of_its_faces_look_like_two_people():
     assert mixed_at(np.stack([one] * 5 + [other] * 3), 0.6)[0] == 5
     assert mixed_at(np.stack([one] * 7 + [other]), 0.6) is None  # one odd chip: a blur, a turn
     assert mixed_at(np.stack([one] * 4 + [one + 0.04] * 4), 0.6) is None  # 0.45 apart: alike
+
+
+def test_a_cut_track_is_cut_where_its_box_jumps_and_a_too_short_part_is_no_person():
+    from abaw_expr.video.tracks import note_splits, split_mixed_tracks
+
+    one, other = np.zeros(128, np.float32), np.full(128, 0.1, np.float32)  # 1.13 apart
+
+    def track(jump: int, runs: int) -> tuple[list, dict]:
+        """One track over 30 frames whose box jumps at ``jump``, with six chips (every 5th
+        frame) of which the first ``runs`` show one person and the rest another."""
+        seen = [{1: ((0.0, 0.0, 10.0, 10.0) if i < jump else (30.0, 0.0, 40.0, 10.0), None)}
+                for i in range(30)]  # fmt: skip
+        chips = ChipSamples()
+        chips.chips, chips.frames = [np.zeros((2, 2, 3), np.uint8)] * 6, [0, 5, 10, 15, 20, 25]
+        chips._good, chips._descriptors = 6, np.stack([one] * runs + [other] * (6 - runs))
+        return seen, {1: chips}
+
+    seen, samples = track(jump=18, runs=4)  # the face changes between frames 15 and 20
+    origin = split_mixed_tracks(seen, samples, lambda t: None, 10, [object()])
+    ((piece, (source, cut, gap)),) = origin.items()
+    assert source == 1 and cut == 18 and gap == pytest.approx(1.13, abs=0.01)
+    assert all(list(f) == [1] for f in seen[:18]) and all(list(f) == [piece] for f in seen[18:])
+    people, how = link_tracks(seen, 10, describe=lambda t: samples[t].descriptor(None))
+    note_splits(how, origin)
+    assert people == [[1], [piece]]
+    assert how[piece]["why"].startswith("split from track 1 at frame 19")
+    people, how = link_tracks(seen, 15, describe=lambda t: samples[t].descriptor(None))
+    note_splits(how, origin)  # the 12-frame part is too short a person: dropped, not noted
+    assert people == [[1]] and "split_from" not in how[1]
+
+    seen, samples = track(jump=27, runs=5)  # the last part, 3 frames, is too short a person
+    origin = split_mixed_tracks(seen, samples, lambda t: None, 10, [object()])
+    assert origin == {}  # one odd chip at the end: no cut at all
+    seen, samples = track(jump=22, runs=4)
+    origin = split_mixed_tracks(seen, samples, lambda t: None, 10, [object()])
+    assert [cut for _, cut, _ in origin.values()] == [16]  # no jump inside (15, 20]: its start

@@ -272,13 +272,7 @@ def track_people(
     soon = max(round(2 * (info.fps or 25.0)), 1)  # two seconds
     origin = split_mixed_tracks(seen, samples, describe, options.min_track, embedder)
     people, decisions = link_tracks(seen, options.min_track, cuts, describe, soon)
-    for piece, (track, frame, gap) in origin.items():
-        decisions[piece]["split_from"] = track
-        decisions[piece]["why"] = (
-            f"split from track {track} at frame {frame + 1}: its faces before and after lie "
-            f"{gap:.2f} apart (>= {SAME_PLACE_DISTANCE}), two people; then "
-            + decisions[piece]["why"]
-        )
+    note_splits(decisions, origin)
     seconds["identity"] = time.perf_counter() - t1
     in_view = [[i for i, faces in enumerate(seen) if any(t in faces for t in p)] for p in people]
     boxes_of = [[seen[i][t][0] for i, faces in enumerate(seen) for t in p if t in faces]
@@ -364,6 +358,19 @@ def split_mixed_tracks(
         origin[next_id] = (origin[tid][0] if tid in origin else tid, cut, gap)
         next_id += 1
     return origin
+
+
+def note_splits(decisions: dict[int, dict], origin: dict[int, tuple[int, int, float]]) -> None:
+    """Adds to each kept piece cut from a track (:func:`split_mixed_tracks`) where it came from."""
+    for piece, (track, frame, gap) in origin.items():
+        if piece not in decisions:  # a part too short to be a person was dropped
+            continue
+        decisions[piece]["split_from"] = track
+        decisions[piece]["why"] = (
+            f"split from track {track} at frame {frame + 1}: its faces before and after lie "
+            f"{gap:.2f} apart (>= {SAME_PLACE_DISTANCE}), two people; then "
+            + decisions[piece]["why"]
+        )
 
 
 def _jump(seen: list[dict[int, tuple]], tid: int, i: int) -> float:
