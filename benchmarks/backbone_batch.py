@@ -16,8 +16,8 @@ import subprocess
 
 import torch
 
+from abaw_expr.inference.engine import CPU_CHUNK
 from abaw_expr.model.backbone import RegNetFeatures
-from abaw_expr.model.engine import CPU_CHUNK
 from report import emit, environment  # benchmarks/report.py, beside this script
 from run import best_rate  # benchmarks/run.py, beside this script
 

@@ -32,9 +32,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from abaw_expr.classes import NUM_CLASSES
-from abaw_expr.data.sample import FaceParams, Identity, Nuisance, render_face
 from abaw_expr.faces.detectors import build_detector
+from abaw_expr.synthetic.sample import FaceParams, Identity, Nuisance, render_face
+from abaw_expr.tasks import NUM_CLASSES
 from abaw_expr.video.tracks import FaceOptions, track_people
 
 YAW_BUCKETS = (0, 15, 30, 45, 60, 75)

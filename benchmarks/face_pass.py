@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from abaw_expr.faces import build_detector
-from abaw_expr.video.synthetic import write_synthetic_video
+from abaw_expr.synthetic.video import write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions, track_people
 from detectors import portrait_clip  # benchmarks/detectors.py, beside this script
 from report import emit, environment  # benchmarks/report.py, beside this script

@@ -58,11 +58,11 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=8)
     args = parser.parse_args()
     from abaw_expr.config import Config
-    from abaw_expr.data.sample import write_sample
-    from abaw_expr.evaluation import evaluate
-    from abaw_expr.extraction import extract
-    from abaw_expr.scoring import score_predictions
-    from abaw_expr.training import precision_for, train
+    from abaw_expr.evaluation.evaluate import evaluate
+    from abaw_expr.evaluation.scoring import score_predictions
+    from abaw_expr.synthetic.sample import write_sample
+    from abaw_expr.training.extraction import extract
+    from abaw_expr.training.loop import precision_for, train
 
     assert torch.cuda.is_available(), "no CUDA device"
     result: dict = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__}

@@ -35,9 +35,9 @@ import torch
 from abaw_expr.config import Config
 from abaw_expr.data.datamodule import ExpressionDataModule
 from abaw_expr.data.images import read_face
-from abaw_expr.data.sample import write_sample
-from abaw_expr.model.module import ExpressionModule
-from abaw_expr.training import train
+from abaw_expr.synthetic.sample import write_sample
+from abaw_expr.training.loop import train
+from abaw_expr.training.module import ExpressionModule
 
 
 class EpochClock(L.Callback):

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from abaw_expr.config import Config
 from abaw_expr.data.feature_cache import FEATURE_DIM, backbone_id
 from abaw_expr.model.backbone import build_backbone
-from abaw_expr.training import train
+from abaw_expr.training.loop import train
 
 VIDEO_FRAMES = 3000
 

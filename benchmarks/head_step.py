@@ -22,8 +22,8 @@ def main() -> None:
     import torch
 
     from abaw_expr.config import Config
-    from abaw_expr.losses import ExpressionLoss
     from abaw_expr.model.temporal import VARIANTS, TemporalHead
+    from abaw_expr.training.losses import ExpressionLoss
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)

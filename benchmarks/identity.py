@@ -127,9 +127,9 @@ def photo_pairs(deepface: str, face_recognition: str) -> tuple[list, list]:
 
 def dlib_chip(rgb: np.ndarray, box) -> np.ndarray:
     """The chip as dlib cuts it (68 points in the detector's box, ``get_face_chip``)."""
-    from abaw_expr.faces.detectors import _import_dlib, dlib_model_dir
+    from abaw_expr.faces.dlib import dlib_model_dir, import_dlib
 
-    dlib = _import_dlib()
+    dlib = import_dlib()
     global _SHAPE68
     if "_SHAPE68" not in globals():
         _SHAPE68 = dlib.shape_predictor(
@@ -356,9 +356,9 @@ def run_template(args) -> None:
     five points (eye centres = the means of points 36-41 and 42-47, nose tip 30, mouth corners
     48 and 54), over every photo of --photos: ``identity.CHIP_TEMPLATE``'s measurement."""
     from abaw_expr.faces import build_detector
-    from abaw_expr.faces.detectors import _import_dlib, dlib_model_dir
+    from abaw_expr.faces.dlib import dlib_model_dir, import_dlib
 
-    dlib = _import_dlib()
+    dlib = import_dlib()
     shape68 = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_68_face_landmarks.dat"))
     detector = build_detector("yunet")
     same, different = photo_pairs(args.deepface, args.face_recognition)

@@ -100,9 +100,9 @@ class Int8Log(logging.Handler):
 def int8_runs(keep_guard: bool):
     """Collect every int8 runner's smallest cosine; without ``keep_guard``, int8 runs whatever
     that cosine is."""
-    from abaw_expr.model import int8
+    from abaw_expr.inference import int8
 
-    handler, logger = Int8Log(), logging.getLogger("abaw_expr.model.engine")
+    handler, logger = Int8Log(), logging.getLogger("abaw_expr.inference.engine")
     logger.addHandler(handler)
     level = logger.level
     logger.setLevel(logging.INFO)  # the runner tells its cosine at INFO when int8 is kept
@@ -118,7 +118,7 @@ def int8_runs(keep_guard: bool):
 
 
 def verdicts(cosines: list[float]) -> dict:
-    from abaw_expr.model.int8 import MIN_COSINE
+    from abaw_expr.inference.int8 import MIN_COSINE
 
     return {
         "calibration_min_cosine": cosines,
@@ -127,9 +127,9 @@ def verdicts(cosines: list[float]) -> dict:
 
 
 def speed(rounds: int) -> dict:
+    from abaw_expr.inference.engine import BackboneRunner
+    from abaw_expr.inference.int8 import quantise
     from abaw_expr.model.backbone import build_backbone
-    from abaw_expr.model.engine import BackboneRunner
-    from abaw_expr.model.int8 import quantise
 
     torch.manual_seed(0)
     backbone = build_backbone("none", frozen_stages=5).eval()
@@ -166,7 +166,7 @@ def labels(csv_path: Path) -> list[str]:
 
 
 def agreement(demo: Path, out: Path, keep_guard: bool) -> dict:
-    from abaw_expr.evaluation import evaluate
+    from abaw_expr.evaluation.evaluate import evaluate
     from abaw_expr.video.predict import predict_videos
 
     checkpoint, clip = demo / "best.ckpt", demo / "video" / "clip.mp4"

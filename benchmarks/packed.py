@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from abaw_expr.data.sample import write_sample
+from abaw_expr.synthetic.sample import write_sample
 
 
 def decode(data: bytes) -> np.ndarray:

@@ -5,7 +5,7 @@ validation frames and over the uninformative ones, mean ± std over seeds.
                                [--neutral-looks-background] [--bursts LO,HI] [--threads N]
                                [--dir DIR] [--json]
 
-The probe (``abaw_expr.data.probe``): 888-d feature sequences, segments of 80..160 frames
+The probe (``abaw_expr.synthetic.probe``): 888-d feature sequences, segments of 80..160 frames
 (longer than the 64-frame window), Neutral and expression segments in turn; inside every
 segment 40 % of the frames are background noise that keeps the segment's label. A frame-only
 head cannot beat the class prior on those frames. Each run is ``train --features`` on the
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
-from abaw_expr.ablation import pm
-from abaw_expr.context_probe import run_probe
-from abaw_expr.data.probe import ProbeSpec
+from abaw_expr.synthetic.context_probe import run_probe
+from abaw_expr.synthetic.probe import ProbeSpec
+from abaw_expr.training.ablation import pm
 
 ALL = "combine,only_att,only_trans,no_att_trans,combine+pos"
 

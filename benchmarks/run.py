@@ -81,8 +81,8 @@ def backbone_limit(quick: bool) -> dict:
 
 def infer(quick: bool) -> dict:
     from abaw_expr.data.windows import make_windows
+    from abaw_expr.inference.engine import BackboneRunner
     from abaw_expr.model import ExpressionModel, TemporalHead, build_backbone
-    from abaw_expr.model.engine import BackboneRunner
 
     model = ExpressionModel(build_backbone("none", 5), TemporalHead("combine")).eval()
     frames = torch.randn(256 if quick else 512, 3, 112, 112)  # decoded, normalised faces
@@ -104,7 +104,7 @@ def infer(quick: bool) -> dict:
 
 
 def _sample(root: Path, quick: bool) -> Path:
-    from abaw_expr.data.sample import write_sample
+    from abaw_expr.synthetic.sample import write_sample
 
     write_sample(
         root, train_videos=2 if quick else 4, val_videos=1, frames=200 if quick else 300, seed=0
@@ -114,8 +114,8 @@ def _sample(root: Path, quick: bool) -> Path:
 
 def extract(quick: bool) -> dict:
     from abaw_expr.data.frame_index import build_split_index
-    from abaw_expr.extraction import extract_split
     from abaw_expr.model import build_backbone
+    from abaw_expr.training.extraction import extract_split
 
     with tempfile.TemporaryDirectory() as tmp:
         root = _sample(Path(tmp) / "s", quick)
@@ -148,8 +148,8 @@ def _has_onnxruntime() -> bool:
 
 
 def head_train(quick: bool) -> dict:
-    from abaw_expr.losses import ExpressionLoss
     from abaw_expr.model import TemporalHead
+    from abaw_expr.training.losses import ExpressionLoss
 
     head = TemporalHead("combine").train()
     loss_fn = ExpressionLoss()

@@ -30,12 +30,12 @@ from report import emit, environment  # benchmarks/report.py, beside this script
 def main() -> None:
     import torch
 
-    from abaw_expr.checkpoint import save_model_checkpoint
     from abaw_expr.config import Config
+    from abaw_expr.inference.checkpoint import save_model_checkpoint
     from abaw_expr.model.build import build_model
     from abaw_expr.serve import create_app
+    from abaw_expr.synthetic.video import write_synthetic_video
     from abaw_expr.video.predict import predict_video, write_annotated_video
-    from abaw_expr.video.synthetic import write_synthetic_video
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length at 25 fps")

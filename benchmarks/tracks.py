@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from abaw_expr.ablation import ablate, pm
 from abaw_expr.data.feature_cache import open_split_index
-from abaw_expr.data.tracks import AU_NAMES
-from abaw_expr.demo import head_stage_config
-from abaw_expr.metrics import au_scores
+from abaw_expr.evaluation.metrics import au_scores
+from abaw_expr.synthetic.demo import head_stage_config
+from abaw_expr.tasks import AU_NAMES
+from abaw_expr.training.ablation import ablate, pm
 from report import emit, environment  # benchmarks/report.py, beside this script
 
 

@@ -87,7 +87,7 @@ def first_frame(checkpoint: str, video: str, out: str, started: float) -> None:
 
     def watch_backbone() -> None:  # patched once the command has imported it (and torch)
         while (
-            runner := getattr(sys.modules.get("abaw_expr.model.engine"), "BackboneRunner", None)
+            runner := getattr(sys.modules.get("abaw_expr.inference.engine"), "BackboneRunner", None)
         ) is None:
             time.sleep(0.01)
         real_call = runner.__call__
@@ -136,12 +136,12 @@ def main() -> None:
 
     import torch
 
-    from abaw_expr.checkpoint import save_model_checkpoint
     from abaw_expr.config import Config
+    from abaw_expr.inference.checkpoint import save_model_checkpoint
     from abaw_expr.model.build import build_model
+    from abaw_expr.synthetic.video import write_synthetic_video
     from abaw_expr.video.face_process import FacePassProcess
     from abaw_expr.video.predict import predict_videos
-    from abaw_expr.video.synthetic import write_synthetic_video
     from abaw_expr.video.tracks import FaceOptions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from abaw_expr.config import Config
-from abaw_expr.data.sample import write_sample
-from abaw_expr.training import train
+from abaw_expr.synthetic.sample import write_sample
+from abaw_expr.training.loop import train
 
 
 @pytest.fixture(autouse=True)
@@ -96,8 +96,8 @@ def joint_run(tiny_sample, tmp_path_factory):
     change files beside the checkpoint (AU thresholds) work on a copy."""
     from safetensors.torch import save_file
 
-    from abaw_expr.extraction import extract
     from abaw_expr.model import build_backbone
+    from abaw_expr.training.extraction import extract
 
     root = tmp_path_factory.mktemp("joint")
     torch.manual_seed(0)

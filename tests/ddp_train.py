@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import default_collate
 
-from abaw_expr.training import train
+from abaw_expr.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # rank 1 re-runs this file as a script
 from tests.conftest import tiny_config  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lightning as L
 
-from abaw_expr.training import train
+from abaw_expr.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from tests.conftest import tiny_config  # noqa: E402

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from abaw_expr.ablation import ablate
 from abaw_expr.cli import main
 from abaw_expr.config import load_config
-from abaw_expr.context_probe import prepare_probe
-from abaw_expr.data.probe import ProbeSpec
 from abaw_expr.errors import InputError
 from abaw_expr.report.compare import compare_runs
+from abaw_expr.synthetic.context_probe import prepare_probe
+from abaw_expr.synthetic.probe import ProbeSpec
+from abaw_expr.training.ablation import ablate
 
 SPEC = ProbeSpec(train_videos=4, val_videos=2, frames=96, segment=(24, 48), seed=2)
 SETTINGS = ["data.seq_len=16", "data.stride=16", "data.eval_stride=8", "data.num_workers=0"]
@@ -110,8 +110,8 @@ def test_bad_arguments_are_one_line_errors(cache, tmp_path, capsys, extra, messa
 
 
 def test_an_arm_is_a_variant_with_options_beyond_the_paper():
-    from abaw_expr.ablation import arm_config, parse_arms
     from abaw_expr.config import Config
+    from abaw_expr.training.ablation import arm_config, parse_arms
 
     assert parse_arms("combine, combine+pos,only_att+pos") == [
         "combine",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from abaw_expr.classes import CLASS_NAMES, HEADER
 from abaw_expr.data.annotations import (
     find_splits,
     format_labels,
@@ -15,6 +14,7 @@ from abaw_expr.data.annotations import (
     write_labels,
 )
 from abaw_expr.errors import InputError
+from abaw_expr.tasks import CLASS_NAMES, HEADER
 
 
 def _write(tmp_path, text: str | bytes, name: str = "video1.txt"):

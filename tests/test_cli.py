@@ -13,7 +13,7 @@ import pytest
 from abaw_expr.cli import main
 from abaw_expr.config import load_config
 from abaw_expr.model import count_parameters
-from abaw_expr.model.module import build_model
+from abaw_expr.training.module import build_model
 
 from .conftest import tiny_config
 

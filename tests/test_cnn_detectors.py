@@ -160,7 +160,7 @@ def test_yunet_aligns_the_samples_drawn_faces_with_dlibs_points_on_a_recast_box(
     """The demo's video stage uses the default on drawn faces: dlib's predictor gets YuNet's box
     recast as the HOG box it was trained on. On YuNet's box as it is, the points are off by
     0.147 of the eye distance on average (0.265 at the 95th percentile) on these clips."""
-    from abaw_expr.video.synthetic import write_synthetic_video
+    from abaw_expr.synthetic.video import write_synthetic_video
 
     try:
         yunet = build_detector("yunet")

@@ -16,11 +16,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from abaw_expr.ablation import evaluate_on_features
-from abaw_expr.context_probe import prepare_probe, probe_config
-from abaw_expr.data.probe import ProbeSpec, read_probe_masks
 from abaw_expr.model import temporal
-from abaw_expr.training import train
+from abaw_expr.synthetic.context_probe import prepare_probe, probe_config
+from abaw_expr.synthetic.probe import ProbeSpec, read_probe_masks
+from abaw_expr.training.ablation import evaluate_on_features
+from abaw_expr.training.loop import train
 
 SPEC = ProbeSpec(train_videos=8, val_videos=4, frames=192, segment=(24, 48), seed=1)
 MARGIN = 0.25  # macro F1 on the uninformative frames, combine minus frame-only

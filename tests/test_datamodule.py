@@ -9,12 +9,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from abaw_expr.data.augment import Augmentation, augment_frames, normalize_frames
-from abaw_expr.data.datamodule import (
-    EpochSampler,
-    ExpressionDataModule,
-    ImageSource,
-    ShardSampler,
-)
+from abaw_expr.data.datamodule import EpochSampler, ExpressionDataModule, ImageSource, ShardSampler
 from abaw_expr.data.images import eval_transform, read_face
 
 from .conftest import tiny_config

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from abaw_expr.ablation import pm
-from abaw_expr.demo import run_demo
+from abaw_expr.synthetic.demo import run_demo
+from abaw_expr.training.ablation import pm
 
 HEADS = ["combine", "combine+pos", "no_att_trans"]
 ROWS = {  # the summary's row -> (track, key of the ablation table's track entry)

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from abaw_expr.errors import InputError
-from abaw_expr.model.backbone import build_backbone
-from abaw_expr.model.engine import (
+from abaw_expr.inference.engine import (
     COMPILE_MIN_FRAMES,
     CPU_CHUNK,
     BackboneRunner,
@@ -19,6 +18,7 @@ from abaw_expr.model.engine import (
     chunk_size,
     engine_beside_faces,
 )
+from abaw_expr.model.backbone import build_backbone
 
 from .conftest import BatchSizeDependent
 

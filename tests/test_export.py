@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from abaw_expr.checkpoint import load_model
 from abaw_expr.cli import main
-from abaw_expr.training import train
+from abaw_expr.inference.checkpoint import load_model
+from abaw_expr.training.loop import train
 
 from .conftest import tiny_config
 

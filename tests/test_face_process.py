@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from abaw_expr.errors import InputError
+from abaw_expr.synthetic.video import write_synthetic_video
 from abaw_expr.video.face_process import FacePassProcess
-from abaw_expr.video.synthetic import write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions, track_people, track_video
 
 

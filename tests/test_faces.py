@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from abaw_expr.data.sample import FaceParams, Identity, Nuisance, render_face
 from abaw_expr.errors import InputError
 from abaw_expr.faces import (
     ARCFACE_TEMPLATE,
@@ -18,6 +17,7 @@ from abaw_expr.faces import (
     similarity_to_template,
 )
 from abaw_expr.faces.tracking import NONE, OTHER, SUBJECT
+from abaw_expr.synthetic.sample import FaceParams, Identity, Nuisance, render_face
 
 
 def _placement(scale: float, angle: float, cx: float, cy: float) -> np.ndarray:

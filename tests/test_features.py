@@ -10,14 +10,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from abaw_expr.checkpoint import load_model
 from abaw_expr.data.feature_cache import FeatureCache, backbone_id, open_split_index
 from abaw_expr.data.frame_index import build_split_index
 from abaw_expr.data.images import eval_transform, read_face
 from abaw_expr.errors import InputError
-from abaw_expr.extraction import extract_split
+from abaw_expr.inference.checkpoint import load_model
 from abaw_expr.model import build_backbone
-from abaw_expr.training import train
+from abaw_expr.training.extraction import extract_split
+from abaw_expr.training.loop import train
 
 from .conftest import BatchSizeDependent, tiny_config
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abaw_expr.classes import CLASS_NAMES, HEADER, NUM_CLASSES
 from abaw_expr.data import frame_index as fi
 from abaw_expr.data.frame_index import (
     build_split_index,
@@ -21,6 +20,7 @@ from abaw_expr.data.frame_index import (
     read_video_list,
 )
 from abaw_expr.errors import InputError
+from abaw_expr.tasks import CLASS_NAMES, HEADER, NUM_CLASSES
 
 
 @pytest.fixture(autouse=True)

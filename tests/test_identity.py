@@ -20,9 +20,9 @@ from abaw_expr.faces.identity import (
     FaceEmbedder,
     face_chip,
 )
+from abaw_expr.synthetic.video import PhotoFace, write_shots_video, write_synthetic_video
 from abaw_expr.video.reader import read_frames
 from abaw_expr.video.shots import ShotCuts
-from abaw_expr.video.synthetic import PhotoFace, write_shots_video, write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions, link_tracks, person_names, track_people
 
 GRACE_BOX = (182, 121, 353, 332)  # her face in matplotlib's grace_hopper.jpg
@@ -140,8 +140,8 @@ def test_the_video_record_lists_each_persons_frames_and_joins(tmp_path, grace, e
 def checkpoint(tmp_path_factory):
     import torch
 
-    from abaw_expr.checkpoint import save_model_checkpoint
-    from abaw_expr.model.module import build_model
+    from abaw_expr.inference.checkpoint import save_model_checkpoint
+    from abaw_expr.training.module import build_model
 
     from .conftest import tiny_config
 

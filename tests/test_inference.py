@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from abaw_expr.data.frame_index import FrameIndex, VideoFrames
-from abaw_expr.inference import fill_from_nearest, predict_probabilities, smooth_probabilities
+from abaw_expr.inference.probabilities import (
+    fill_from_nearest,
+    predict_probabilities,
+    smooth_probabilities,
+)
 from abaw_expr.model import ExpressionModel, TemporalHead
 
 

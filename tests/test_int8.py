@@ -13,10 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-import abaw_expr.model.int8 as int8
+import abaw_expr.inference.int8 as int8
 from abaw_expr.errors import InputError
+from abaw_expr.inference.engine import BackboneRunner
 from abaw_expr.model.backbone import build_backbone
-from abaw_expr.model.engine import BackboneRunner
 
 pytest.importorskip("onnxruntime.quantization", reason="ONNX Runtime (dev extra)")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import abaw_expr.data
 
@@ -17,7 +19,7 @@ def test_no_data_module_imports_the_model_directly_or_indirectly():
         code = (
             f"import sys, {module}\n"
             "bad = sorted(m for m in sys.modules if m.startswith(('abaw_expr.model', "
-            "'abaw_expr.extraction', 'abaw_expr.inference')))\n"
+            "'abaw_expr.training.extraction', 'abaw_expr.inference.probabilities')))\n"
             "print(','.join(bad))"
         )
         out = subprocess.run(
@@ -48,22 +50,118 @@ def test_no_data_module_names_the_model_even_in_a_function_body():
 def test_inference_commands_do_not_import_lightning_or_dynamo():
     """evaluate, predict, serve and export never train: importing Lightning (seconds on a small
     CPU) would only delay their first frame, and so would ``torch._dynamo`` (2 s), which
-    torchvision imports unless :mod:`abaw_expr.torchvision_import` defers it."""
+    torchvision imports unless :mod:`abaw_expr.data.torchvision_import` defers it."""
     entry_points = (
         "abaw_expr.cli",
-        "abaw_expr.evaluation",
+        "abaw_expr.evaluation.evaluate",
         "abaw_expr.video.predict",
         "abaw_expr.video.preprocess",
         "abaw_expr.serve",
-        "abaw_expr.export",
+        "abaw_expr.inference.export",
     )
     for module in entry_points:
         code = (
             f"import sys, {module}\n"
             "print(','.join(sorted(m for m in ('lightning', 'pytorch_lightning', 'torchmetrics', "
-            "'abaw_expr.model.module', 'abaw_expr.training', 'torch._dynamo') if m in sys.modules)))"
+            "'abaw_expr.training.module', 'abaw_expr.training.loop', 'torch._dynamo') if m in sys.modules)))"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout.strip()
         assert out == "", f"{module} imports {out}"
+
+
+# The import order, from the bottom up: a module imports only modules of its own layer or of
+# a layer below (docs/development.md draws it). The top-level modules are layers of their own.
+LAYERS = (
+    "abaw_expr",  # the package's __init__: its version, nothing else
+    "errors",
+    "writers",
+    "tasks",
+    "config",
+    "data",
+    "faces",
+    "model",
+    "inference",
+    "evaluation",
+    "report",
+    "training",
+    "video",
+    "serve",
+    "synthetic",
+    "cli",
+)
+SOURCE = Path(abaw_expr.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every ``abaw_expr`` module that ``path`` imports, at the top or inside a function."""
+    name = _module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names
+            ]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        for target in targets:
+            if target.split(".")[0] == "abaw_expr" and target in MODULES and target != name:
+                found.append((node.lineno, target))
+    return found
+
+
+MODULES = {_module_name(p): p for p in SOURCE.rglob("*.py")}
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.index(parts[1] if len(parts) > 1 else parts[0])
+
+
+def test_every_top_level_name_has_a_layer():
+    names = {m.split(".")[1] for m in MODULES if "." in m}
+    assert names <= set(LAYERS), f"not in LAYERS: {sorted(names - set(LAYERS))}"
+
+
+def test_imports_only_go_down():
+    upward = [
+        f"{MODULES[m].relative_to(SOURCE.parent)}:{line} imports {target}"
+        for m in MODULES
+        for line, target in _imports(MODULES[m])
+        if _layer(target) > _layer(m)
+    ]
+    assert upward == []
+
+
+def test_no_import_circles():
+    """Counting imports inside functions: a circle there is still two modules that need each
+    other."""
+    graph = {m: {t for _, t in _imports(p)} for m, p in MODULES.items()}
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for t in sorted(graph[m]):
+            if state.get(t) == 1:
+                circles.append(" -> ".join([*path[path.index(t) :], m, t] if t in path else [m, t]))
+            elif t not in state:
+                visit(t, path + [m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+    assert circles == []

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from abaw_expr.errors import InputError
-from abaw_expr.losses import ExpressionLoss
+from abaw_expr.training.losses import ExpressionLoss
 
 LOGITS = [
     [2.0, 0.5, -1.0, 0.0],

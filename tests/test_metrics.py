@@ -10,11 +10,11 @@ import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import f1_score
 
-from abaw_expr.classes import CLASS_NAMES, HEADER, NUM_CLASSES
 from abaw_expr.cli import main
 from abaw_expr.errors import InputError
-from abaw_expr.metrics import confusion_matrix, expression_scores, f1_from_confusion
-from abaw_expr.scoring import score_predictions
+from abaw_expr.evaluation.metrics import confusion_matrix, expression_scores, f1_from_confusion
+from abaw_expr.evaluation.scoring import score_predictions
+from abaw_expr.tasks import CLASS_NAMES, HEADER, NUM_CLASSES
 
 LABELS = list(range(NUM_CLASSES))
 
@@ -172,7 +172,7 @@ def test_long_prediction_file_warns(scored, caplog):
     split, preds, y, p = scored
     with open(preds / "video0.txt", "a") as handle:
         handle.write("3\n3\n3\n")
-    with caplog.at_level(logging.WARNING, logger="abaw_expr.scoring"):
+    with caplog.at_level(logging.WARNING, logger="abaw_expr.evaluation.scoring"):
         scores = score_predictions(preds, split)
     assert scores["macro_f1"] == pytest.approx(sk_macro_f1(y, p), abs=1e-9)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 from torchvision.models import RegNet_Y_1_6GF_Weights, regnet_y_1_6gf
 
-from abaw_expr.classes import NUM_CLASSES
 from abaw_expr.errors import InputError
 from abaw_expr.model import (
     FEATURE_DIM,
@@ -20,6 +19,7 @@ from abaw_expr.model import (
     build_backbone,
     count_parameters,
 )
+from abaw_expr.tasks import NUM_CLASSES
 
 BRANCHES = {"combine": 3, "only_att": 2, "only_trans": 2, "no_att_trans": 1}
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from abaw_expr.classes import CLASS_NAMES
 from abaw_expr.errors import InputError
-from abaw_expr.evaluation import evaluate
+from abaw_expr.evaluation.evaluate import evaluate
 from abaw_expr.report import compare_runs, write_run_report
 from abaw_expr.report.runs import read_epoch_metrics
-from abaw_expr.training import train
+from abaw_expr.tasks import CLASS_NAMES
+from abaw_expr.training.loop import train
 
 from .conftest import tiny_config
 

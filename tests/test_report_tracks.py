@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abaw_expr.classes import CLASS_NAMES
 from abaw_expr.cli import main
-from abaw_expr.data.tracks import AU, AU_NAMES, EXPR, VA, read_track_file
-from abaw_expr.evaluation import evaluate
+from abaw_expr.data.annotations import read_task_file
+from abaw_expr.evaluation.evaluate import evaluate
 from abaw_expr.report import compare_runs, figures, write_run_report
+from abaw_expr.tasks import AU, AU_NAMES, CLASS_NAMES, EXPR, VA
 
 from .test_report import assert_figures, assert_self_contained, percent, result_line
 
@@ -137,9 +137,9 @@ def test_report_of_the_valence_arousal_evaluation(joint, tiny_sample, tmp_path, 
     predictions = sorted((run / "eval" / "predictions").glob("*.txt"))
     assert sorted(name for name, _, _ in videos) == [p.stem for p in predictions]
     for name, truth, predicted in videos:
-        full_truth = read_track_file(labels / f"{name}.txt")[1]
+        full_truth = read_task_file(labels / f"{name}.txt")[1]
         np.testing.assert_array_equal(truth, full_truth[: len(truth)])
-        written = read_track_file(run / "eval" / "predictions" / f"{name}.txt", prediction=True)
+        written = read_task_file(run / "eval" / "predictions" / f"{name}.txt", prediction=True)
         np.testing.assert_array_equal(predicted, written[1][: len(predicted)])
         assert len(truth) == min(len(full_truth), len(written[1]))
         assert (truth == -5).any() and not (predicted == -5).any()  # gaps in the truth only
@@ -227,7 +227,7 @@ def test_compare_shows_each_runs_tracks_and_best_score(joint, tmp_path, recorded
 def test_compare_shows_every_track_of_models_evaluated_on_all_of_them(joint, tmp_path):
     """Models of the three tracks, each evaluated on all three as ``ablate`` does: the VA, AU
     and ABAW-sum rows per run and, for two seeds, their mean ± std."""
-    from abaw_expr.ablation import evaluate_on_features
+    from abaw_expr.training.ablation import evaluate_on_features
 
     runs = []
     for seed in (0, 1):

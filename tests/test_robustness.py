@@ -25,12 +25,12 @@ import pytest
 import torch
 from PIL import Image
 
-from abaw_expr.classes import CLASS_NAMES, HEADER
 from abaw_expr.cli import main
 from abaw_expr.data.annotations import read_labels, write_labels
-from abaw_expr.training import train
+from abaw_expr.synthetic.video import write_synthetic_video
+from abaw_expr.tasks import CLASS_NAMES, HEADER
+from abaw_expr.training.loop import train
 from abaw_expr.video.reader import read_frames
-from abaw_expr.video.synthetic import write_synthetic_video
 from abaw_expr.writers import atomic_write_bytes
 from tests.conftest import tiny_config
 
@@ -370,7 +370,7 @@ def test_a_finished_run_is_never_mixed_with_a_new_one(tiny_sample, trained_run, 
 def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     tiny_sample, tmp_path, capsys, monkeypatch
 ):
-    from abaw_expr.losses import ExpressionLoss
+    from abaw_expr.training.losses import ExpressionLoss
 
     out = tmp_path / "run"
     images, annotations = tiny_sample / "cropped_aligned", tiny_sample / "annotations"

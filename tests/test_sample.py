@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from abaw_expr.classes import HEADER, NUM_CLASSES, UNANNOTATED
 from abaw_expr.data.annotations import SPLITS, read_labels
-from abaw_expr.data.sample import (
+from abaw_expr.errors import InputError
+from abaw_expr.synthetic.sample import (
     APEX,
     FaceParams,
     Identity,
@@ -23,8 +23,8 @@ from abaw_expr.data.sample import (
     render_face,
     write_sample,
 )
-from abaw_expr.data.sample_plan import plan_sample
-from abaw_expr.errors import InputError
+from abaw_expr.synthetic.sample_plan import plan_sample
+from abaw_expr.tasks import HEADER, NUM_CLASSES, UNANNOTATED
 
 TRAIN, VAL, FRAMES = 20, 8, 300  # the learnability check wants 20 people to learn from
 

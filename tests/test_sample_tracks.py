@@ -12,21 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from abaw_expr.classes import CLASS_NAMES
-from abaw_expr.data.annotations import SPLITS, read_labels
-from abaw_expr.data.sample import FaceParams, write_sample
-from abaw_expr.data.sample_plan import plan_sample
-from abaw_expr.data.sample_tracks import au_labels, track_labels, track_splits
-from abaw_expr.data.tracks import (
-    AU,
-    AU_NAMES,
-    EXPR,
-    TRACKS,
-    VA,
-    Track,
-    annotated,
-    read_track_file,
-)
+from abaw_expr.data.annotations import SPLITS, read_labels, read_task_file
+from abaw_expr.synthetic.sample import FaceParams, write_sample
+from abaw_expr.synthetic.sample_plan import plan_sample
+from abaw_expr.synthetic.sample_tasks import au_labels, task_labels, task_splits
+from abaw_expr.tasks import AU, AU_NAMES, CLASS_NAMES, EXPR, TASKS, VA, Task, annotated
 
 TRAIN, VAL, FRAMES = 6, 3, 150
 
@@ -40,17 +30,17 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def track_files(root: Path) -> dict[tuple[str, str, str], Path]:
     """(track name, split, video) -> file, for every file under ``tracks/``."""
     files = {}
-    for track in TRACKS.values():
+    for track in TASKS.values():
         for split in SPLITS:
             for path in sorted((root / "tracks" / track.folder / split).glob("*.txt")):
                 files[track.name, split, path.stem] = path
     return files
 
 
-def labelled(root: Path, track: Track) -> dict[str, np.ndarray]:
+def labelled(root: Path, track: Task) -> dict[str, np.ndarray]:
     """video -> the track's labels, over both splits."""
     return {
-        video: read_track_file(path)[1]
+        video: read_task_file(path)[1]
         for (name, _, video), path in track_files(root).items()
         if name == track.name
     }
@@ -77,24 +67,24 @@ def test_every_file_reads_back_in_abaws_layout(sample: tuple[Path, dict]) -> Non
     root, summary = sample
     assert json.loads((root / "sample.json").read_text()) == summary
     assert sorted(p.name for p in (root / "tracks").iterdir()) == sorted(
-        t.folder for t in TRACKS.values()
+        t.folder for t in TASKS.values()
     )
     expression = expression_of(root)
     files = track_files(root)
     for (name, split, video), path in files.items():
-        track, values = read_track_file(path)
+        track, values = read_task_file(path)
         assert track.name == name
         assert path.read_text().splitlines()[0] == track.header
         assert len(values) == len(expression[video]) == FRAMES
         assert (root / "cropped_aligned" / video).is_dir()
         if track is EXPR:  # a copy of annotations/, byte for byte
             assert path.read_bytes() == (root / "annotations" / split / path.name).read_bytes()
-    for track in TRACKS.values():
+    for track in TASKS.values():
         for split in SPLITS:
             entry = summary["tracks"][track.name][split]
             videos = sorted(v for (n, s, v) in files if (n, s) == (track.name, split))
             assert entry["videos"] == videos
-            values = [read_track_file(files[track.name, split, v])[1] for v in videos]
+            values = [read_task_file(files[track.name, split, v])[1] for v in videos]
             stacked = np.concatenate(values)
             assert entry["frames"] == len(stacked)
             assert entry["annotated"] == int(annotated(track, stacked).sum())
@@ -151,8 +141,8 @@ def test_every_au_in_both_splits_of_the_demo_sample() -> None:
     only one class draws (AU6 happiness, AU10 disgust, AU23/AU24 anger and sadness)."""
     plans, quirks = plan_sample(20, 8, 300, seed=0)
     names = {s: [plan.name for split, plan in plans if split == s] for s in SPLITS}
-    layout, _ = track_splits(names, quirks)
-    au = {plan.name: track_labels(plan)[1] for _, plan in plans}
+    layout, _ = task_splits(names, quirks)
+    au = {plan.name: task_labels(plan)[1] for _, plan in plans}
     for split in SPLITS:
         rows = np.concatenate([au[v] for v in layout[AU.name][split]])
         rows = rows[annotated(AU, rows)]
@@ -219,7 +209,7 @@ def test_one_track_video_and_split_that_differs(sample: tuple[Path, dict]) -> No
     [moved] = quirks["split_differs"]
     assert where[moved] == {"expr": "Validation_Set", "va": "Train_Set", "au": "Validation_Set"}
     assert [v for v, tracks in where.items() if len(set(tracks.values())) > 1] == [moved]
-    for track in TRACKS.values():  # every split of every track holds videos
+    for track in TASKS.values():  # every split of every track holds videos
         assert all(summary["tracks"][track.name][split]["videos"] for split in SPLITS)
 
 

@@ -19,7 +19,7 @@ import pytest
 from abaw_expr.cli import main
 from abaw_expr.serve import create_app
 from abaw_expr.serve.jobs import PERSON_COLOURS
-from abaw_expr.video.synthetic import write_synthetic_video
+from abaw_expr.synthetic.video import write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions
 
 from .conftest import CHROMIUM, chromium_args
@@ -201,7 +201,7 @@ PEOPLE = [
 
 @pytest.fixture(scope="module")
 def people_clip(tmp_path_factory):
-    from abaw_expr.video.synthetic import Walker, write_people_video
+    from abaw_expr.synthetic.video import Walker, write_people_video
 
     path = tmp_path_factory.mktemp("people") / "pair.mp4"
     truths = write_people_video(path, 36, [Walker(**p) for p in PEOPLE], seed=5)

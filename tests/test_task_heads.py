@@ -16,10 +16,10 @@ import torch
 
 from abaw_expr.config import Config
 from abaw_expr.errors import InputError
-from abaw_expr.losses import ExpressionLoss, TrackLoss, batch_concordance
-from abaw_expr.metrics import binary_f1, concordance
+from abaw_expr.evaluation.metrics import binary_f1, concordance
 from abaw_expr.model.build import build_model
 from abaw_expr.model.temporal import TASK_WIDTHS, TemporalHead, split_outputs, task_slices
+from abaw_expr.training.losses import ExpressionLoss, TrackLoss, batch_concordance
 
 SUBSETS = [s for r in (1, 2, 3) for s in itertools.combinations(TASK_WIDTHS, r)]
 
@@ -214,7 +214,7 @@ def test_a_joint_head_learns_va_and_au_from_features():
 
 
 def test_validation_ccc_pools_every_batch_as_the_scorer_does():
-    from abaw_expr.model.module import ConcordanceSums
+    from abaw_expr.training.module import ConcordanceSums
 
     rng = np.random.default_rng(4)
     truth = rng.uniform(-1, 1, (300, 2))

@@ -15,20 +15,12 @@ import pytest
 from sklearn.metrics import f1_score
 
 from abaw_expr.cli import main
-from abaw_expr.data.submission import format_submission, parse_submission
-from abaw_expr.data.tracks import (
-    AU,
-    AU_NAMES,
-    EXPR,
-    VA,
-    annotated,
-    format_track_file,
-    parse_track_file,
-    read_track_file,
-)
+from abaw_expr.data.annotations import format_task_file, parse_task_file, read_task_file
 from abaw_expr.errors import InputError
-from abaw_expr.metrics import abaw_sum, concordance
-from abaw_expr.scoring import score_predictions
+from abaw_expr.evaluation.metrics import abaw_sum, concordance
+from abaw_expr.evaluation.scoring import score_predictions
+from abaw_expr.evaluation.submission import format_submission, parse_submission
+from abaw_expr.tasks import AU, AU_NAMES, EXPR, VA, annotated
 
 
 def reference_ccc(x, y) -> float:
@@ -60,9 +52,9 @@ def au_video(rng, n):
 
 
 def write(path, track, values, *, bom=False, crlf=False, extra_rows=None):
-    text = format_track_file(track, values)
+    text = format_task_file(track, values)
     if extra_rows is not None:
-        text += format_track_file(track, extra_rows).split("\n", 1)[1]
+        text += format_task_file(track, extra_rows).split("\n", 1)[1]
     if crlf:
         text = text.replace("\n", "\r\n")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,11 +98,11 @@ def pooled(truths, predictions, track):
 
 
 def test_each_track_is_told_by_its_header():
-    assert parse_track_file(EXPR.header + "\n3\n-1\n")[0] is EXPR
-    track, values = parse_track_file("\ufeffvalence, arousal\r\n0.5,-0.25\r\n-5,-5\r\n\r\n")
+    assert parse_task_file(EXPR.header + "\n3\n-1\n")[0] is EXPR
+    track, values = parse_task_file("\ufeffvalence, arousal\r\n0.5,-0.25\r\n-5,-5\r\n\r\n")
     assert track is VA and values.shape == (2, 2)
     np.testing.assert_array_equal(values, [[0.5, -0.25], [-5, -5]])
-    track, values = parse_track_file(AU.header + "\n" + ",".join(["1"] + ["0"] * 11) + "\n")
+    track, values = parse_task_file(AU.header + "\n" + ",".join(["1"] + ["0"] * 11) + "\n")
     assert track is AU and values.tolist() == [[1] + [0] * 11]
 
 
@@ -140,16 +132,16 @@ def test_bad_annotation_lines_name_file_and_line(tmp_path, body, line, message):
     path = tmp_path / "bad.txt"
     path.write_text(body)
     with pytest.raises(InputError) as info:
-        read_track_file(path)
+        read_task_file(path)
     assert str(info.value).startswith(f"{path}:{line}: ")
     assert message in str(info.value)
 
 
 def test_predictions_have_no_unannotated_marker():
     with pytest.raises(InputError, match="outside"):
-        parse_track_file("valence,arousal\n-5,-5\n", "p.txt", prediction=True)
+        parse_task_file("valence,arousal\n-5,-5\n", "p.txt", prediction=True)
     with pytest.raises(InputError, match="AU1 is -1"):
-        parse_track_file(AU.header + "\n" + ",".join(["-1"] * 12) + "\n", "p.txt", True)
+        parse_task_file(AU.header + "\n" + ",".join(["-1"] * 12) + "\n", "p.txt", True)
 
 
 # --- the metrics ---------------------------------------------------------------------------
@@ -293,7 +285,7 @@ def test_score_cli_bad_line_is_one_line_and_exit_2(va_split, capsys):
 
 
 def test_a_frame_with_one_unannotated_value_is_left_out_of_va_scores():
-    from abaw_expr.metrics import va_scores
+    from abaw_expr.evaluation.metrics import va_scores
 
     truth = np.array([[0.1, 0.2], [0.5, -0.3], [0.3, -5], [-5, -5], [-0.4, 0.6]])
     predicted = np.array([[0.0, 0.1], [0.4, -0.1], [0.9, 0.9], [0.9, 0.9], [-0.2, 0.5]])

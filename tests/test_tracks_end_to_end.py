@@ -9,10 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from abaw_expr.data.submission import parse_submission
-from abaw_expr.data.tracks import AU, EXPR, VA, read_track_file
-from abaw_expr.evaluation import evaluate, predict_test_set
-from abaw_expr.scoring import score_predictions
+from abaw_expr.data.annotations import read_task_file
+from abaw_expr.evaluation.evaluate import evaluate, predict_test_set
+from abaw_expr.evaluation.scoring import score_predictions
+from abaw_expr.evaluation.submission import parse_submission
+from abaw_expr.tasks import AU, EXPR, VA
 
 
 def test_the_joint_run_trains_every_track(joint_run):
@@ -31,7 +32,7 @@ def test_evaluate_equals_score_on_its_files_for_each_track(joint_run, tiny_sampl
     )
     assert metrics["track"] == track.name
     for f in sorted((out / "predictions").iterdir()):
-        assert read_track_file(f, prediction=True)[0] is track
+        assert read_task_file(f, prediction=True)[0] is track
     scored = score_predictions(out / "predictions", split)
     assert scored["score"] == pytest.approx(metrics["score"], abs=1e-12)
     assert scored["frames"] == metrics["frames"] > 0
@@ -56,7 +57,7 @@ def test_predict_writes_both_layouts_of_every_track(joint_run, tiny_sample):
     )
     for track in (EXPR, VA, AU):
         per_video = {
-            v: read_track_file(out / track.name / f"{v}.txt", prediction=True)[1] for v in videos
+            v: read_task_file(out / track.name / f"{v}.txt", prediction=True)[1] for v in videos
         }
         assert all(len(values) == 100 for values in per_video.values())
         one_file_track, rows = parse_submission((out / f"{track.name}.csv").read_text())
@@ -69,7 +70,7 @@ def test_predict_writes_both_layouts_of_every_track(joint_run, tiny_sample):
 
 
 def test_au_thresholds_fitted_on_a_split_are_kept_for_predict(joint_run, tiny_sample, tmp_path):
-    from abaw_expr.evaluation import au_thresholds_file, load_au_thresholds
+    from abaw_expr.inference.thresholds import au_thresholds_file, load_au_thresholds
 
     root, _ = joint_run
     checkpoint = tmp_path / "best.ckpt"  # a copy: the module's other tests use 0.5
@@ -102,15 +103,15 @@ def test_au_thresholds_fitted_on_a_split_are_kept_for_predict(joint_run, tiny_sa
         tmp_path / "p",
         num_workers=0,
     )
-    predicted = read_track_file(tmp_path / "p" / "au" / f"{videos[0]}.txt", prediction=True)[1]
-    evaluated = read_track_file(
+    predicted = read_task_file(tmp_path / "p" / "au" / f"{videos[0]}.txt", prediction=True)[1]
+    evaluated = read_task_file(
         tmp_path / "b" / "predictions" / f"{videos[0]}.txt", prediction=True
     )[1]
     np.testing.assert_array_equal(predicted[: len(evaluated)], evaluated[:100])
 
 
 def test_fitting_picks_the_best_threshold_per_au():
-    from abaw_expr.evaluation import fit_au_thresholds
+    from abaw_expr.evaluation.evaluate import fit_au_thresholds
 
     rng = np.random.default_rng(0)
     truth = (rng.random((400, 12)) < 0.3).astype(np.int8)

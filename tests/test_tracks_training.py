@@ -11,14 +11,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from abaw_expr.checkpoint import load_model
+from abaw_expr.data.annotations import format_task_file
 from abaw_expr.data.datamodule import ExpressionDataModule
 from abaw_expr.data.feature_cache import CacheWriter, backbone_id, cached_tracks, open_split_index
-from abaw_expr.data.track_index import build_tracks_index, choose_tracks, find_tracks
-from abaw_expr.data.tracks import AU, EXPR, VA, format_track_file
+from abaw_expr.data.task_index import build_task_index, choose_tracks, find_tracks
 from abaw_expr.errors import InputError
+from abaw_expr.inference.checkpoint import load_model
 from abaw_expr.model import build_backbone
-from abaw_expr.training import data_tracks, train
+from abaw_expr.tasks import AU, EXPR, VA
+from abaw_expr.training.loop import data_tracks, train
 
 from .conftest import tiny_config
 
@@ -32,7 +33,7 @@ LAYOUT = {
     "f": {"au": "Train_Set"},
 }
 LENGTHS = {"expr": 90, "va": 96, "au": 80}  # annotation lengths differ between tracks
-TRACKS = {"expr": EXPR, "va": VA, "au": AU}
+TASKS = {"expr": EXPR, "va": VA, "au": AU}
 
 
 def labels_for(track: str, video: str, n: int) -> np.ndarray:
@@ -58,10 +59,10 @@ def write_layout(root):
         for frame in range(1, 86):  # images end before the annotations do
             (root / "images" / video / f"{frame:05d}.jpg").touch()
         for track, split in splits.items():
-            path = root / "ann" / TRACKS[track].folder / split / f"{video}.txt"
+            path = root / "ann" / TASKS[track].folder / split / f"{video}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             values = labels_for(track, video, LENGTHS[track])
-            path.write_text(format_track_file(TRACKS[track], values))
+            path.write_text(format_task_file(TASKS[track], values))
     return root / "images", root / "ann"
 
 
@@ -79,7 +80,7 @@ def test_tracks_are_found_in_either_layout(tmp_path):
 def test_merged_index_and_the_leakage_rule(tmp_path, caplog):
     images, ann = write_layout(tmp_path)
     with caplog.at_level(logging.WARNING):
-        indexes = build_tracks_index(images, find_tracks(ann))
+        indexes = build_task_index(images, find_tracks(ann))
     train, val = indexes["Train_Set"], indexes["Validation_Set"]
     # c is validated on by the VA track: none of its frames is trained on, and a warning says so
     assert [v.name for v in train] == ["a", "b", "f"]
@@ -105,7 +106,7 @@ def three_track_cache(tmp_path):
     backbone = build_backbone("none", frozen_stages=5)
     save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(weights))
     rng = np.random.default_rng(0)
-    for split, index in build_tracks_index(images, find_tracks(ann)).items():
+    for split, index in build_task_index(images, find_tracks(ann)).items():
         writer = CacheWriter(tmp_path / "f" / split, index, backbone_id(str(weights)), images)
         for pos, v in enumerate(index):
             features = rng.normal(0, 0.3, (v.num_frames, 888)).astype(np.float32)
@@ -123,7 +124,7 @@ def test_the_cache_carries_every_tracks_labels(three_track_cache):
     train_index = open_split_index(root / "f" / "Train_Set")
     assert cached_tracks(train_index) == ["expr", "va", "au"]
     assert data_tracks(ann, root / "f") == ["expr", "va", "au"] == data_tracks(ann)
-    reference = build_tracks_index(root / "images", find_tracks(ann))["Train_Set"]
+    reference = build_task_index(root / "images", find_tracks(ann))["Train_Set"]
     for cached, built in zip(train_index, reference, strict=True):
         np.testing.assert_array_equal(cached.va, built.va)
         np.testing.assert_array_equal(cached.au, built.au)

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from abaw_expr.checkpoint import load_model, read_checkpoint
 from abaw_expr.config import Config, load_config
 from abaw_expr.data.annotations import read_labels
-from abaw_expr.data.submission import parse_submission
 from abaw_expr.errors import InputError
-from abaw_expr.evaluation import evaluate, predict_test_set
-from abaw_expr.model.module import ExpressionModule
-from abaw_expr.scoring import score_predictions
-from abaw_expr.training import train
+from abaw_expr.evaluation.evaluate import evaluate, predict_test_set
+from abaw_expr.evaluation.scoring import score_predictions
+from abaw_expr.evaluation.submission import parse_submission
+from abaw_expr.inference.checkpoint import load_model, read_checkpoint
+from abaw_expr.training.loop import train
+from abaw_expr.training.module import ExpressionModule
 
 from .conftest import tiny_config
 

@@ -15,16 +15,16 @@ import cv2
 import numpy as np
 import pytest
 
-from abaw_expr.classes import CLASS_NAMES, HEADER
 from abaw_expr.cli import main
 from abaw_expr.data.annotations import read_labels
 from abaw_expr.data.frame_index import build_test_index
 from abaw_expr.errors import InputError
 from abaw_expr.faces import ARCFACE_TEMPLATE, similarity_to_template
-from abaw_expr.model import engine
+from abaw_expr.inference import engine
+from abaw_expr.synthetic.video import write_synthetic_video
+from abaw_expr.tasks import CLASS_NAMES, HEADER
 from abaw_expr.video.preprocess import preprocess_videos
 from abaw_expr.video.reader import list_videos, probe_video, read_frames
-from abaw_expr.video.synthetic import write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions, track_people, track_video
 
 ABSENT = (30, 44)  # 1-based, inclusive: the subject is out of view
@@ -399,7 +399,7 @@ def test_people_who_cross_keep_their_tracks_and_a_newcomer_gets_a_new_one(
     checkpoint, tmp_path, capsys
 ):
     """Two people cross (the nearer one hides the other for a while); a third enters later."""
-    from abaw_expr.video.synthetic import Walker, write_people_video
+    from abaw_expr.synthetic.video import Walker, write_people_video
 
     people = [
         Walker((120, 170), (520, 190), expression=4, face_px=130),  # walks right, behind

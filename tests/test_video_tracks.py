@@ -15,16 +15,18 @@ import numpy as np
 import pytest
 import torch
 
-from abaw_expr.checkpoint import load_model, save_model_checkpoint
-from abaw_expr.classes import CLASS_NAMES, NUM_CLASSES
 from abaw_expr.cli import main
+from abaw_expr.data.annotations import read_task_file
 from abaw_expr.data.images import eval_transform
-from abaw_expr.data.tracks import AU_NAMES, read_track_file
-from abaw_expr.inference import frame_values
-from abaw_expr.model.module import build_model
+from abaw_expr.inference.checkpoint import load_model, save_model_checkpoint
+from abaw_expr.inference.probabilities import frame_values
 from abaw_expr.model.temporal import TASK_WIDTHS, task_slices
+from abaw_expr.report.timeline import plot_timeline
 from abaw_expr.serve import create_app
 from abaw_expr.serve.jobs import result_tracks
+from abaw_expr.synthetic.video import write_synthetic_video
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, NUM_CLASSES
+from abaw_expr.training.module import build_model
 from abaw_expr.video.predict import (
     VideoPrediction,
     frame_caption,
@@ -32,8 +34,6 @@ from abaw_expr.video.predict import (
     prediction_csv,
 )
 from abaw_expr.video.reader import VideoInfo
-from abaw_expr.video.synthetic import write_synthetic_video
-from abaw_expr.video.timeline import plot_timeline
 from abaw_expr.video.tracks import FaceOptions, VideoFaces, track_video
 
 from .conftest import CHROMIUM, chromium_args, tiny_config
@@ -134,14 +134,14 @@ def test_predict_video_writes_the_checkpoints_tracks_as_its_head_gives_them(
 
     # One ABAW file per track, as predict --images writes them; the same values as the CSV.
     assert not (out / "clip.txt").exists()
-    track, written = read_track_file(out / "va" / "clip.txt", prediction=True)
+    track, written = read_task_file(out / "va" / "clip.txt", prediction=True)
     assert track.name == "va"
     np.testing.assert_allclose(written, va, atol=1e-5)
-    track, written = read_track_file(out / "au" / "clip.txt", prediction=True)
+    track, written = read_task_file(out / "au" / "clip.txt", prediction=True)
     assert track.name == "au"
     np.testing.assert_array_equal(written, aus)
     if "expr" in tasks:
-        track, written = read_track_file(out / "expr" / "clip.txt", prediction=True)
+        track, written = read_task_file(out / "expr" / "clip.txt", prediction=True)
         np.testing.assert_array_equal(written, labels)
     assert (out / "clip.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "clip.annotated.mp4").stat().st_size > 0

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError, require_file
+from abaw_expr.errors import InputError, require_file
 
 
 @dataclass
@@ -231,7 +231,7 @@ def config_from_dict(values: dict) -> Config:
 
 
 def save_config(config: Config, path: Path | str, extra: dict | None = None) -> None:
-    from .writers import atomic_write_text
+    from abaw_expr.writers import atomic_write_text
 
     payload = {**(extra or {}), **config.to_dict()}
     atomic_write_text(Path(path), yaml.safe_dump(payload, sort_keys=False))

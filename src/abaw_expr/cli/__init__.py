@@ -14,9 +14,9 @@ import argparse
 import logging
 import sys
 
-from ..errors import InputError
-from . import data, demo, evaluate, train, videos
-from .command import Command, Group, check_inputs, labelled_inputs
+from abaw_expr.cli import data, demo, evaluate, train, videos
+from abaw_expr.cli.command import Command, Group, check_inputs, labelled_inputs
+from abaw_expr.errors import InputError
 
 GROUPS: tuple[Group, ...] = (data.GROUP, train.GROUP, evaluate.GROUP, videos.GROUP, demo.GROUP)
 """The commands, by what a user is doing, in the order ``--help`` lists them."""

@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from abaw_expr.cli import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import InputError
+from abaw_expr.errors import InputError
 
 
 def config_args(p: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def config_args(p: argparse.ArgumentParser) -> None:
 def load_config(args: argparse.Namespace):
     """The run's :class:`~abaw_expr.config.Config`: ``--config``, then ``--set``, then the
     command's own flags for settings (``--epochs``, ``--variant``, ...)."""
-    from ..config import load_config
+    from abaw_expr.config import load_config
 
     overrides = list(args.set or [])
     for flag, key in (
@@ -94,7 +94,7 @@ def faces_arg(p: argparse.ArgumentParser) -> None:
 
 
 def face_args(p: argparse.ArgumentParser) -> None:
-    from ..faces.detectors import DETECTORS
+    from abaw_expr.faces.detectors import DETECTORS
 
     p.add_argument(
         "--detector",
@@ -123,7 +123,7 @@ def face_args(p: argparse.ArgumentParser) -> None:
 
 def face_options(args: argparse.Namespace):
     """The :class:`~abaw_expr.video.tracks.FaceOptions` of :func:`faces_arg` and :func:`face_args`."""
-    from ..video.tracks import FaceOptions
+    from abaw_expr.video.tracks import FaceOptions
 
     return FaceOptions(
         faces=getattr(args, "faces", "one"),  # a command without --faces: its subject

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from abaw_expr.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     """An :class:`InputError` naming the argument and the path of the first input of
     ``args.command`` that is missing or of the wrong kind (see :attr:`Command.inputs`)."""
     if getattr(args, "calibration", None) is not None:
-        from .arguments import engine_of
+        from abaw_expr.cli.arguments import engine_of
 
         engine_of(args)  # --calibration: a folder, and only with --engine int8
     for name, kind, flag in getattr(args, "input_paths", ()):

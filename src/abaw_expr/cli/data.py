@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .arguments import (
+from abaw_expr.cli.arguments import (
     config_args,
     engine_arg,
     engine_of,
@@ -17,7 +17,7 @@ from .arguments import (
     load_config,
     shard_arg,
 )
-from .command import Command, Group, print_result, report_failures
+from abaw_expr.cli.command import Command, Group, print_result, report_failures
 
 
 def sample_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def sample_arguments(p: argparse.ArgumentParser) -> None:
 def run_sample(args: argparse.Namespace) -> None:
     import time
 
-    from ..data.sample import write_sample
+    from abaw_expr.synthetic.sample import write_sample
 
     started = time.time()
     summary = write_sample(
@@ -61,9 +61,9 @@ def stats_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> None:
-    from ..data.annotations import find_splits
-    from ..data.frame_index import build_split_index
-    from ..data.track_index import find_tracks
+    from abaw_expr.data.annotations import find_splits
+    from abaw_expr.data.frame_index import build_split_index
+    from abaw_expr.data.task_index import find_tracks
 
     tracks = find_tracks(args.annotations)
     if list(tracks) != ["expr"]:
@@ -92,9 +92,9 @@ def run_stats(args: argparse.Namespace) -> None:
 
 def _print_track_stats(args: argparse.Namespace, tracks: dict) -> None:
     """``stats`` of several tracks (or one other than expressions): per split and track."""
-    from ..data.track_index import build_tracks_index, track_stats
+    from abaw_expr.data.task_index import build_task_index, track_stats
 
-    indexes = build_tracks_index(args.images, tracks)
+    indexes = build_task_index(args.images, tracks)
     result = {split: track_stats(index, list(tracks)) for split, index in indexes.items()}
     if args.json:
         print(json.dumps(result))
@@ -123,8 +123,8 @@ def preprocess_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_preprocess(args: argparse.Namespace) -> int:
-    from ..video.batch import parse_shard
-    from ..video.preprocess import preprocess_videos
+    from abaw_expr.video.batch import parse_shard
+    from abaw_expr.video.preprocess import preprocess_videos
 
     result = preprocess_videos(
         args.video, args.out, face_options(args), progress=True, shard=parse_shard(args.shard)
@@ -148,7 +148,7 @@ def extract_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_extract(args: argparse.Namespace) -> None:
-    from ..extraction import extract
+    from abaw_expr.training.extraction import extract
 
     config = load_config(args)
     extract(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .command import Command, Group
+from abaw_expr.cli.command import Command, Group
 
 
 def demo_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def demo_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
-    from ..demo import run_demo
+    from abaw_expr.synthetic.demo import run_demo
 
     summary = run_demo(args.out, epochs=args.epochs, seed=args.seed)
     print(summary)

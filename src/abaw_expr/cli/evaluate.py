@@ -6,9 +6,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import InputError
-from .arguments import engine_arg, engine_of, face_args, face_options, faces_arg, shard_arg
-from .command import Command, Group, print_result, report_failures
+from abaw_expr.cli.arguments import (
+    engine_arg,
+    engine_of,
+    face_args,
+    face_options,
+    faces_arg,
+    shard_arg,
+)
+from abaw_expr.cli.command import Command, Group, print_result, report_failures
+from abaw_expr.errors import InputError
 
 
 def format_scores(scores: dict) -> str:
@@ -77,7 +84,7 @@ def evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from ..evaluation import evaluate
+    from abaw_expr.evaluation.evaluate import evaluate
 
     metrics = evaluate(
         args.checkpoint,
@@ -91,7 +98,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     report = ""
     # a checkpoint of one of our runs: report on both, whichever track was evaluated
     if (run_dir / "run.json").is_file():
-        from ..report import write_run_report
+        from abaw_expr.report import write_run_report
 
         path = write_run_report(run_dir, args.out, args.annotations, args.out / "report.html")
         report = f"\nreport: {path}"
@@ -115,7 +122,7 @@ def score_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_score(args: argparse.Namespace) -> None:
-    from ..scoring import score_predictions
+    from abaw_expr.evaluation.scoring import score_predictions
 
     scores = score_predictions(args.predictions, args.annotations)
     print_result(scores, args.json, format_scores(scores))
@@ -160,7 +167,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise InputError("--shard and --overwrite go with --video")
     if args.videos is None:
         raise InputError("--images needs --videos, the list of test videos")
-    from ..evaluation import predict_test_set
+    from abaw_expr.evaluation.evaluate import predict_test_set
 
     n = predict_test_set(
         args.checkpoint, args.images, args.videos, args.out, **_prediction_settings(args)
@@ -171,8 +178,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _predict_videos(args: argparse.Namespace) -> int:
     """``predict --video``: faces found, tracked and aligned, then every frame predicted."""
-    from ..video.batch import parse_shard, pending_videos
-    from ..video.face_process import FacePassProcess
+    from abaw_expr.video.batch import parse_shard, pending_videos
+    from abaw_expr.video.face_process import FacePassProcess
 
     shard = parse_shard(args.shard)
     options = face_options(args)
@@ -180,7 +187,7 @@ def _predict_videos(args: argparse.Namespace) -> int:
     videos, _, _ = pending_videos(args.video, args.out, shard, args.overwrite, options.faces)
     ahead = FacePassProcess(videos, options) if videos else None
 
-    from ..video.predict import predict_videos
+    from abaw_expr.video.predict import predict_videos
 
     run = predict_videos(
         args.checkpoint,
@@ -222,7 +229,7 @@ def report_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
-    from ..report import write_run_report
+    from abaw_expr.report import write_run_report
 
     print(write_run_report(args.run, args.eval, args.annotations, args.out))
 
@@ -233,7 +240,7 @@ def compare_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> None:
-    from ..report import compare_runs
+    from abaw_expr.report import compare_runs
 
     print(compare_runs(args.runs, args.html), end="")
 

@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import VARIANTS
-from ..errors import InputError
-from .arguments import config_args, load_config
-from .command import Command, Group, print_result
+from abaw_expr.cli.arguments import config_args, load_config
+from abaw_expr.cli.command import Command, Group, print_result
+from abaw_expr.config import VARIANTS
+from abaw_expr.errors import InputError
 
 _TRAINING_INPUTS = (
     ("config", "file"),
@@ -21,12 +21,12 @@ _TRAINING_INPUTS = (
 
 
 def _tracks(text: str) -> list[str]:
-    from ..data.tracks import TRACKS
+    from abaw_expr.tasks import TASKS
 
     names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in names if t not in TRACKS]
+    unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
-        raise InputError(f"--tracks: expected some of {','.join(TRACKS)}, got {text!r}")
+        raise InputError(f"--tracks: expected some of {','.join(TASKS)}, got {text!r}")
     return names
 
 
@@ -37,7 +37,7 @@ def _config_with_tracks(args: argparse.Namespace):
     if args.tracks is not None:
         config.model.tasks = _tracks(args.tracks)
     elif not args.resume:
-        from ..training import data_tracks
+        from abaw_expr.training.loop import data_tracks
 
         config.model.tasks = data_tracks(args.annotations, args.features)
     return config
@@ -86,7 +86,7 @@ def run_train(args: argparse.Namespace) -> None:
     if args.resume and not (args.out / "last.ckpt").is_file():  # before PyTorch is imported
         raise InputError("nothing to resume: no last.ckpt in this run folder (--resume)", args.out)
     _require_images_or_features(args)
-    from ..training import is_global_zero, train
+    from abaw_expr.training.loop import is_global_zero, train
 
     if args.resume and args.config is None and (args.out / "config.yaml").is_file():
         args.config = args.out / "config.yaml"  # continue with the settings the run started with
@@ -106,7 +106,7 @@ def run_train(args: argparse.Namespace) -> None:
         tracks = " + ".join(run["tracks"])
         print(f"best validation score ({tracks}) {run['best_score']:.4f}: {run['best_checkpoint']}")
     if is_global_zero():
-        from ..report import write_run_report
+        from abaw_expr.report import write_run_report
 
         print(f"report: {write_run_report(args.out)}")
 
@@ -139,7 +139,7 @@ def ablate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> None:
-    from ..ablation import ablate, format_table, parse_arms
+    from abaw_expr.training.ablation import ablate, format_table, parse_arms
 
     arms = parse_arms(args.variants)  # before anything is written
     if args.seeds < 1:
@@ -168,7 +168,7 @@ def describe_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_describe_model(args: argparse.Namespace) -> None:
-    from ..model.describe import describe_model
+    from abaw_expr.model.describe import describe_model
 
     result = describe_model(args.variant, frames=args.frames, batch=args.batch)
     print_result(result, args.json, json.dumps(result, indent=2))

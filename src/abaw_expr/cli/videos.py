@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arguments import face_args, face_options, faces_arg
-from .command import Command, Group
+from abaw_expr.cli.arguments import face_args, face_options, faces_arg
+from abaw_expr.cli.command import Command, Group
 
 
 def serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from ..serve import serve
+    from abaw_expr.serve import serve
 
     serve(
         args.checkpoint,
@@ -42,7 +42,7 @@ def export_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> None:
-    from ..export import export_onnx
+    from abaw_expr.inference.export import export_onnx
 
     info = export_onnx(args.checkpoint, args.out, opset=args.opset)
     print(

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ..torchvision_import import import_torchvision
+from abaw_expr.data.torchvision_import import import_torchvision
 
 import_torchvision()  # first, so that torchvision comes in without torch._dynamo
 
 from torchvision.transforms.v2 import functional as TF  # noqa: E402
 
-from .normalize import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from abaw_expr.data.normalize import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 _ADJUST = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation)
 

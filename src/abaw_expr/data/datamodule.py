@@ -25,15 +25,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..config import DataConfig
-from ..errors import InputError
-from ..metrics import warn_absent_classes
-from .annotations import SPLITS
-from .augment import Augmentation, prepare_frames
-from .frame_index import FrameIndex, VideoFrames, build_split_index
-from .images import read_face
-from .track_index import build_tracks_index, choose_tracks, find_tracks
-from .windows import make_windows
+from abaw_expr.config import DataConfig
+from abaw_expr.data.annotations import SPLITS, warn_absent_classes
+from abaw_expr.data.augment import Augmentation, prepare_frames
+from abaw_expr.data.frame_index import FrameIndex, VideoFrames, build_split_index
+from abaw_expr.data.images import read_face
+from abaw_expr.data.task_index import build_task_index, choose_tracks, find_tracks
+from abaw_expr.data.windows import make_windows
+from abaw_expr.errors import InputError
 
 
 class FrameSource(Protocol):
@@ -264,7 +263,7 @@ class ExpressionDataModule(L.LightningDataModule):
         if self.indexes:
             return
         if self.features_dir is not None:
-            from .feature_cache import cached_tracks, open_split_index
+            from abaw_expr.data.feature_cache import cached_tracks, open_split_index
 
             for split in SPLITS:
                 self.indexes[split] = open_split_index(self.features_dir / split)
@@ -288,7 +287,7 @@ class ExpressionDataModule(L.LightningDataModule):
                 if len(split) < len(SPLITS):
                     break
             else:
-                self.indexes = build_tracks_index(self.images_dir, chosen)
+                self.indexes = build_task_index(self.images_dir, chosen)
                 return
             raise InputError(
                 f"missing split folder(s) under {next(iter(chosen.values()))}", self.annotations_dir
@@ -308,7 +307,7 @@ class ExpressionDataModule(L.LightningDataModule):
 
     def _source(self, split: str) -> FrameSource:
         if self.features_dir is not None:
-            from .feature_cache import FeatureCache
+            from abaw_expr.data.feature_cache import FeatureCache
 
             return FeatureSource(FeatureCache(self.features_dir / split))
         return ImageSource(self.config.image_size)

@@ -12,7 +12,7 @@ flushed: a killed extraction resumes at the first video not marked done, and a v
 read as done before its rows are on disk.
 
 This module is the format (reading it, and :class:`CacheWriter` for the one who fills it);
-running the backbone to fill it is :mod:`abaw_expr.extraction`.
+running the backbone to fill it is :mod:`abaw_expr.training.extraction`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..writers import atomic_write
-from .frame_index import FrameIndex, VideoFrames
+from abaw_expr.data.frame_index import FrameIndex, VideoFrames
+from abaw_expr.errors import InputError
+from abaw_expr.writers import atomic_write
 
 FEATURE_DIM = 888  # RegNetY-1.6GF's pooled feature; the model checks it matches
 

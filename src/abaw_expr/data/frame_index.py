@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import NUM_CLASSES, UNANNOTATED
-from ..errors import InputError, require_dir, require_file
-from ..writers import atomic_write
-from .annotations import list_label_files, read_labels
+from abaw_expr.data.annotations import list_label_files, read_labels
+from abaw_expr.errors import InputError, require_dir, require_file
+from abaw_expr.tasks import NUM_CLASSES, UNANNOTATED
+from abaw_expr.writers import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class FrameIndex:
 
     def stats(self) -> dict:
         """Counts of one split: videos, frames, annotated, usable, usable frames per class."""
-        from ..classes import CLASS_NAMES
+        from abaw_expr.tasks import CLASS_NAMES
 
         per_class = np.zeros(NUM_CLASSES, dtype=np.int64)
         annotated = usable = 0

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .normalize import normalize_uint8
+from abaw_expr.data.normalize import normalize_uint8
 
 log = logging.getLogger(__name__)
 

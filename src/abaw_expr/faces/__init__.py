@@ -1,9 +1,9 @@
 """Faces in video frames: detection back ends, 5-point alignment to the ArcFace template, and
 tracking (one subject, or every face). Frames are RGB uint8 arrays (H, W, 3) throughout."""
 
-from .align import ARCFACE_TEMPLATE, align_face, similarity_to_template
-from .detectors import DETECTORS, Detection, FaceDetector, build_detector, iou
-from .tracking import FaceObservation, MultiFaceTracker, SubjectTracker, Track
+from abaw_expr.faces.align import ARCFACE_TEMPLATE, align_face, similarity_to_template
+from abaw_expr.faces.detectors import DETECTORS, Detection, FaceDetector, build_detector, iou
+from abaw_expr.faces.tracking import FaceObservation, MultiFaceTracker, SubjectTracker, Track
 
 __all__ = [
     "ARCFACE_TEMPLATE",

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError
-from .align import ARCFACE_TEMPLATE
-from .detectors import Detection, iou
+from abaw_expr.errors import InputError
+from abaw_expr.faces.align import ARCFACE_TEMPLATE
+from abaw_expr.faces.base import Detection, iou
 
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks
 _STRIDE = 4

@@ -20,7 +20,7 @@ import threading
 import cv2
 import numpy as np
 
-from .detectors import _import_dlib, dlib_model_dir
+from abaw_expr.faces.dlib import dlib_model_dir, import_dlib
 
 CHIP_SIZE = 150
 # Where dlib.get_face_chip(image, shape68, 150, padding=0.25) puts the five points (eye centres,
@@ -69,7 +69,7 @@ class FaceEmbedder:
     def __init__(self):
         with FaceEmbedder._lock:  # one model per process, loaded on first use (about 0.3 s)
             if FaceEmbedder._model is None:
-                dlib = _import_dlib()
+                dlib = import_dlib()
                 path = dlib_model_dir() / "dlib_face_recognition_resnet_model_v1.dat"
                 FaceEmbedder._model = dlib.face_recognition_model_v1(str(path))
         self.model = FaceEmbedder._model

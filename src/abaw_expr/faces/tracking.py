@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .detectors import Detection, FaceDetector, iou
+from abaw_expr.faces.base import Detection, FaceDetector, iou
 
 Box = tuple[float, float, float, float]
 

@@ -22,8 +22,9 @@ import os
 import cv2
 import numpy as np
 
-from ..errors import InputError
-from .detectors import Detection, _DlibBase
+from abaw_expr.errors import InputError
+from abaw_expr.faces.base import Detection
+from abaw_expr.faces.dlib import DlibBase
 
 # The wheel bundles its own OpenMP runtime. With more than one thread it busy-waits for the
 # other thread, and beside the backbone on two cores that spinning made one 640x360 frame
@@ -60,7 +61,7 @@ def _confidence(threshold: float) -> float:
     return float(np.clip(50 + 25 * threshold, 5, 95))
 
 
-class YuNetDetector(_DlibBase):
+class YuNetDetector(DlibBase):
     """YuNet's boxes, the five points of dlib's shape predictor (``landmarks``)."""
 
     name = "yunet"

@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from abaw_expr.torchvision_import import import_torchvision
+from abaw_expr.data.torchvision_import import import_torchvision
 
 import_torchvision()  # first, so that torchvision comes in without torch._dynamo
 

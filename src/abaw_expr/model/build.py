@@ -7,9 +7,9 @@ inference does not use it.
 
 from __future__ import annotations
 
-from ..config import Config
-from .backbone import build_backbone
-from .temporal import ExpressionModel, TemporalHead
+from abaw_expr.config import Config
+from abaw_expr.model.backbone import build_backbone
+from abaw_expr.model.temporal import ExpressionModel, TemporalHead
 
 
 def build_model(config: Config, with_backbone: bool = True) -> ExpressionModel:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..config import Config
-from .build import build_model
-from .temporal import count_parameters
+from abaw_expr.config import Config
+from abaw_expr.model.build import build_model
+from abaw_expr.model.temporal import count_parameters
 
 
 def describe_model(

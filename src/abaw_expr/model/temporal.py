@@ -37,11 +37,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from abaw_expr.classes import NUM_CLASSES
 from abaw_expr.config import VARIANTS
-from abaw_expr.data.tracks import AU_NAMES
 from abaw_expr.errors import InputError
 from abaw_expr.model.backbone import FEATURE_DIM, RegNetFeatures
+from abaw_expr.tasks import AU_NAMES, NUM_CLASSES
 
 # The outputs of each task, in the order the head concatenates them.
 TASK_WIDTHS: dict[str, int] = {"expr": NUM_CLASSES, "va": 2, "au": len(AU_NAMES)}

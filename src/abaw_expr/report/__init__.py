@@ -8,7 +8,7 @@ table of the runs (config differences, tracks, best scores, F1, training time) a
 it as HTML too.
 """
 
-from .compare import compare_runs
-from .html import write_run_report
+from abaw_expr.report.compare import compare_runs
+from abaw_expr.report.html import write_run_report
 
 __all__ = ["compare_runs", "write_run_report"]

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..classes import CLASS_NAMES
-from ..data.tracks import AU_NAMES
-from ..errors import InputError
-from . import figures
-from .html import Page, duration, number, percent, score_text
-from .runs import (
+from abaw_expr.errors import InputError
+from abaw_expr.report import figures
+from abaw_expr.report.html import Page, duration, number, percent, score_text
+from abaw_expr.report.runs import (
     EpochLog,
     best_score,
     best_val_f1,
@@ -38,6 +36,7 @@ from .runs import (
     run_monitor,
     run_tracks,
 )
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
 
 
 @dataclass

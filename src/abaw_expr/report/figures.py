@@ -15,10 +15,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..classes import CLASS_NAMES
-from ..data.tracks import VA_NAMES, VA_UNANNOTATED
-from ..video.timeline import CLASS_COLOURS
-from .runs import EpochLog
+from abaw_expr.report.runs import EpochLog
+from abaw_expr.report.timeline import CLASS_COLOURS
+from abaw_expr.tasks import CLASS_NAMES, VA_NAMES, VA_UNANNOTATED
 
 Series = tuple[Sequence[float], Sequence[float]]
 

@@ -15,12 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CLASS_NAMES
-from ..data.annotations import read_labels
-from ..data.tracks import AU_NAMES, EXPR, TRACKS, VA, Track, annotated, read_track_file
-from ..writers import atomic_write_bytes, atomic_write_text
-from . import figures
-from .runs import (
+from abaw_expr.data.annotations import read_labels, read_task_file
+from abaw_expr.report import figures
+from abaw_expr.report.runs import (
     TRACK_SCORES,
     EpochLog,
     best_score,
@@ -37,6 +34,8 @@ from .runs import (
     run_tracks,
     uses_synthetic_sample,
 )
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, EXPR, TASKS, VA, Task, annotated
+from abaw_expr.writers import atomic_write_bytes, atomic_write_text
 
 PAPER_VAL_F1 = 0.3587  # Phan et al. 2022, Aff-Wild2 validation set
 BASELINE_VAL_F1 = 0.23  # ABAW3 VGG16 baseline, Aff-Wild2 validation set
@@ -180,7 +179,7 @@ def write_run_report(
     monitor = run_monitor(run, tracks)
     eval_dir = Path(eval_dir) if eval_dir is not None else find_eval_dir(run_dir)
     metrics = read_eval_metrics(eval_dir) if eval_dir is not None else None
-    evaluated = TRACKS[metrics["track"]] if metrics is not None else EXPR
+    evaluated = TASKS[metrics["track"]] if metrics is not None else EXPR
     if annotations_dir is None and run.get("annotations"):
         annotations_dir = label_dir(run["annotations"], evaluated)
 
@@ -271,7 +270,7 @@ def _tracks_headline(
     else:
         text = f"No best {html.escape(monitor)} yet ({trained}): no epoch finished its validation."
     if metrics is not None:
-        track = TRACKS[metrics["track"]]
+        track = TASKS[metrics["track"]]
         how = (
             f"on every annotated frame of {metrics.get('videos', '?')} videos, "
             f"{metrics.get('frames', '?')} frames"
@@ -294,11 +293,11 @@ def _tracks_headline(
     return text
 
 
-def _score_name(track: Track) -> str:
+def _score_name(track: Task) -> str:
     return {"expr": "macro F1", "va": "mean CCC", "au": "mean F1 of the 12 AUs"}[track.name]
 
 
-def _eval_score(track: Track, value: float) -> str:
+def _eval_score(track: Task, value: float) -> str:
     return number(value) if track is VA else percent(value)
 
 
@@ -488,11 +487,11 @@ def _va_timelines(page: Page, predictions_dir: Path, annotations_dir) -> None:
         label_file = Path(annotations_dir) / predicted_file.name
         if not label_file.is_file():
             continue
-        track, truth = read_track_file(label_file)
+        track, truth = read_task_file(label_file)
         if track is not VA:
             page.skipped(f"{label_file} holds {track.title} labels, not valence-arousal.")
             return
-        predicted = read_track_file(predicted_file, prediction=True)[1]
+        predicted = read_task_file(predicted_file, prediction=True)[1]
         n = min(len(truth), len(predicted))
         videos.append((predicted_file.stem, truth[:n], predicted[:n]))
     if not videos:

@@ -1,8 +1,8 @@
 """Reading what a run folder and an evaluation folder hold, for the report and the comparison.
 
-A run folder (``abaw_expr.training.train``) holds ``run.json``, ``config.yaml``, ``best.ckpt``,
+A run folder (``abaw_expr.training.loop.train``) holds ``run.json``, ``config.yaml``, ``best.ckpt``,
 ``last.ckpt`` and the CSV logs ``logs/version_N/metrics.csv`` (a resumed run adds a version).
-An evaluation folder (``abaw_expr.evaluation.evaluate``) holds ``metrics.json`` and
+An evaluation folder (``abaw_expr.evaluation.evaluate.evaluate``) holds ``metrics.json`` and
 ``predictions/<video>.txt``. By convention a run's evaluation is ``<run>/eval/`` (``evaluate
 --out RUN/eval``) or the run folder itself (``evaluate --out RUN``); :func:`find_eval_dir`
 looks there, in that order.
@@ -20,9 +20,8 @@ from typing import Any
 
 import yaml
 
-from ..classes import CLASS_NAMES, NUM_CLASSES
-from ..data.tracks import AU_NAMES, TRACKS, Track
-from ..errors import InputError, require_dir
+from abaw_expr.errors import InputError, require_dir
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, NUM_CLASSES, TASKS, Task
 
 # each track's validation score per epoch, as the module logs it
 TRACK_SCORES = {"expr": "val/macro_f1", "va": "val/ccc", "au": "val/au_f1"}
@@ -172,8 +171,8 @@ def read_eval_metrics(eval_dir: Path | str) -> dict:
         raise InputError("no metrics.json: not an 'abaw-expr evaluate' output folder", eval_dir)
     metrics = _read_json(path)
     track = metrics.get("track", "expr")
-    if track not in TRACKS:
-        raise InputError(f"unknown track {track!r}: expected {', '.join(TRACKS)}", path)
+    if track not in TASKS:
+        raise InputError(f"unknown track {track!r}: expected {', '.join(TASKS)}", path)
     try:
         if track == "expr":
             checked = _expr_metrics(metrics, path)
@@ -202,7 +201,7 @@ def run_tracks(run: dict, config: dict, log: EpochLog) -> list[str]:
     """The tracks a run trained: run.json's, else the config's ``model.tasks``, else those
     whose validation score the logs hold; ``["expr"]`` for a run from before the tracks."""
     for tracks in (run.get("tracks"), config.get("model.tasks")):
-        if isinstance(tracks, list) and tracks and all(t in TRACKS for t in tracks):
+        if isinstance(tracks, list) and tracks and all(t in TASKS for t in tracks):
             return list(tracks)
     logged = [name for name, column in TRACK_SCORES.items() if column in log.values]
     return logged or ["expr"]
@@ -229,7 +228,7 @@ def best_score(run: dict, log: EpochLog, monitor: str) -> tuple[float | None, in
     return (max(values), best_epoch) if values else (None, None)
 
 
-def label_dir(annotations: Path | str, track: Track, split: str = "Validation_Set") -> Path:
+def label_dir(annotations: Path | str, track: Task, split: str = "Validation_Set") -> Path:
     """A split's label folder of ``track`` under a run's ``--annotations``: the track's own
     folder (``<annotations>/<track folder>/<split>``) where it is there, else
     ``<annotations>/<split>`` (``--annotations`` named one track's folder)."""

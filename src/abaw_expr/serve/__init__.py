@@ -1,5 +1,5 @@
 """``abaw-expr serve``: a local web page that turns an uploaded video into an expression timeline."""
 
-from .app import create_app, serve
+from abaw_expr.serve.app import create_app, serve
 
 __all__ = ["create_app", "serve"]

@@ -14,9 +14,9 @@ from pathlib import Path
 from flask import Flask, abort, jsonify, request, send_from_directory
 from werkzeug.utils import secure_filename
 
-from ..video.reader import VIDEO_SUFFIXES
-from ..video.tracks import FaceOptions
-from .jobs import JobRunner
+from abaw_expr.serve.jobs import JobRunner
+from abaw_expr.video.reader import VIDEO_SUFFIXES
+from abaw_expr.video.tracks import FaceOptions
 
 
 def create_app(

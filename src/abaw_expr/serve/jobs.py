@@ -28,15 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_model
-from ..classes import CLASS_NAMES
-from ..data.tracks import AU_NAMES
-from ..errors import InputError
-from ..evaluation import load_au_thresholds, pick_device
-from ..inference import checked_stride
-from ..model.engine import BackboneRunner, engine_beside_faces
-from ..video.batch import record_path
-from ..video.predict import (
+from abaw_expr.errors import InputError
+from abaw_expr.inference.checkpoint import load_model
+from abaw_expr.inference.device import pick_device
+from abaw_expr.inference.engine import BackboneRunner, engine_beside_faces
+from abaw_expr.inference.probabilities import checked_stride
+from abaw_expr.inference.thresholds import load_au_thresholds
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
+from abaw_expr.video.batch import record_path
+from abaw_expr.video.predict import (
     VideoPrediction,
     predict_people,
     predict_video,
@@ -44,9 +44,9 @@ from ..video.predict import (
     write_outputs,
     write_record,
 )
-from ..video.preview import PreviewEncoder
-from ..video.tracks import FaceOptions
-from ..writers import atomic_write_json, atomic_write_text
+from abaw_expr.video.preview import PreviewEncoder
+from abaw_expr.video.tracks import FaceOptions
+from abaw_expr.writers import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 

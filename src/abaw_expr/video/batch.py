@@ -20,9 +20,9 @@ import json
 import re
 from pathlib import Path
 
-from ..data.frame_index import check_video_name
-from ..errors import InputError
-from .reader import list_videos
+from abaw_expr.data.frame_index import check_video_name
+from abaw_expr.errors import InputError
+from abaw_expr.video.reader import list_videos
 
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 

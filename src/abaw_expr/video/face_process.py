@@ -28,8 +28,8 @@ from dataclasses import replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from ..errors import InputError
-from .tracks import FaceOptions, progress_bar, track_people, track_video
+from abaw_expr.errors import InputError
+from abaw_expr.video.tracks import FaceOptions, progress_bar, track_people, track_video
 
 log = logging.getLogger(__name__)
 

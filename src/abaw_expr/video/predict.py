@@ -41,23 +41,24 @@ import cv2
 import numpy as np
 import torch
 
-from ..checkpoint import load_model
-from ..classes import CLASS_NAMES
-from ..data.annotations import write_labels
-from ..data.feature_cache import FEATURE_DIM
-from ..data.images import eval_transform
-from ..data.tracks import AU_NAMES, TRACKS, VA_NAMES, format_track_file
-from ..errors import InputError
-from ..evaluation import load_au_thresholds, pick_device, track_predictions
-from ..inference import checked_stride, window_probabilities
-from ..model.engine import BackboneRunner, engine_beside_faces
-from ..model.temporal import ExpressionModel, task_slices
-from ..writers import atomic_write, atomic_write_json, atomic_write_text
-from .batch import pending_videos, record_path, source_stamp
-from .face_process import FacePassProcess
-from .reader import read_frames
-from .timeline import CLASS_COLOURS, plot_timeline
-from .tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_people, track_video
+from abaw_expr.data.annotations import format_task_file, write_labels
+from abaw_expr.data.feature_cache import FEATURE_DIM
+from abaw_expr.data.images import eval_transform
+from abaw_expr.errors import InputError
+from abaw_expr.evaluation.evaluate import task_predictions
+from abaw_expr.inference.checkpoint import load_model
+from abaw_expr.inference.device import pick_device
+from abaw_expr.inference.engine import BackboneRunner, engine_beside_faces
+from abaw_expr.inference.probabilities import checked_stride, window_probabilities
+from abaw_expr.inference.thresholds import load_au_thresholds
+from abaw_expr.model.temporal import ExpressionModel, task_slices
+from abaw_expr.report.timeline import CLASS_COLOURS, plot_timeline
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, TASKS, VA_NAMES
+from abaw_expr.video.batch import pending_videos, record_path, source_stamp
+from abaw_expr.video.face_process import FacePassProcess
+from abaw_expr.video.reader import read_frames
+from abaw_expr.video.tracks import STATUS_NAMES, FaceOptions, VideoFaces, track_people, track_video
+from abaw_expr.writers import atomic_write, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class VideoPrediction:
     """One person's per-frame values: the checkpoint's ``tasks`` side by side, as
-    :func:`~abaw_expr.inference.window_probabilities` gives them (expression probabilities,
+    :func:`~abaw_expr.inference.probabilities.window_probabilities` gives them (expression probabilities,
     valence and arousal, AU probabilities). A track the checkpoint lacks reads as None."""
 
     name: str
@@ -83,13 +84,13 @@ class VideoPrediction:
         return self.values[:, task_slices(self.tasks)[task]]
 
     def track(self, task: str) -> np.ndarray | None:
-        """The track's ABAW predictions (see :func:`~abaw_expr.evaluation.track_predictions`)."""
+        """The track's ABAW predictions (see :func:`~abaw_expr.evaluation.evaluate.task_predictions`)."""
         return {"expr": self.labels, "va": self.va, "au": self.aus}[task]
 
     def _predicted(self, task: str) -> np.ndarray | None:
         if task not in self.tasks:
             return None
-        return track_predictions(self.values, self.tasks, task, self.au_thresholds)
+        return task_predictions(self.values, self.tasks, task, self.au_thresholds)
 
     @property
     def probabilities(self) -> np.ndarray | None:
@@ -108,7 +109,7 @@ class VideoPrediction:
 
     @property
     def au_probabilities(self) -> np.ndarray | None:
-        """(n, 12) probability of each AU of :data:`~abaw_expr.data.tracks.AU_NAMES`."""
+        """(n, 12) probability of each AU of :data:`~abaw_expr.tasks.AU_NAMES`."""
         return self._part("au")
 
     @cached_property
@@ -366,7 +367,7 @@ def write_outputs(
         if prediction.tasks == ("expr",):
             write_labels(out_dir / path, prediction.labels)
         else:
-            text = format_track_file(TRACKS[task], prediction.track(task))
+            text = format_task_file(TASKS[task], prediction.track(task))
             atomic_write_text(out_dir / path, text)
     status = prediction.faces.has_face
     title = f"{name}: {int(status.sum())} of {len(status)} frames with a face"

@@ -21,12 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.frame_index import check_video_name
-from ..errors import InputError
-from ..writers import atomic_write_json
-from .batch import finished, name_clashes, select_shard, source_stamp
-from .reader import list_videos
-from .tracks import FaceOptions, track_people, track_video
+from abaw_expr.data.frame_index import check_video_name
+from abaw_expr.errors import InputError
+from abaw_expr.video.batch import finished, name_clashes, select_shard, source_stamp
+from abaw_expr.video.reader import list_videos
+from abaw_expr.video.tracks import FaceOptions, track_people, track_video
+from abaw_expr.writers import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..writers import atomic_write
+from abaw_expr.writers import atomic_write
 
 _DONE = object()
 

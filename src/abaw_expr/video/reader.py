@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError, require_dir, require_file
+from abaw_expr.errors import InputError, require_dir, require_file
 
 log = logging.getLogger(__name__)
 

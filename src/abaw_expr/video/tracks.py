@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..faces import MultiFaceTracker, SubjectTracker, align_face, build_detector
-from ..faces.detectors import default_detector
-from ..faces.identity import (
+from abaw_expr.faces import MultiFaceTracker, SubjectTracker, align_face, build_detector
+from abaw_expr.faces.detectors import default_detector
+from abaw_expr.faces.identity import (
     SAME_PERSON_DISTANCE,
     SAME_PLACE_DISTANCE,
     ChipSamples,
@@ -31,9 +31,9 @@ from ..faces.identity import (
     distance,
     mixed_at,
 )
-from ..faces.tracking import NONE, OTHER, SUBJECT
-from .reader import Frame, VideoInfo, probe_video, read_frames
-from .shots import ShotCuts
+from abaw_expr.faces.tracking import NONE, OTHER, SUBJECT
+from abaw_expr.video.reader import Frame, VideoInfo, probe_video, read_frames
+from abaw_expr.video.shots import ShotCuts
 
 STATUS_CODES = {NONE: 0, SUBJECT: 1, OTHER: 2}
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}

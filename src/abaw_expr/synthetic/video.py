@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..classes import NUM_CLASSES
-from ..data.sample import FaceParams, Identity, Nuisance, render_face
-from ..faces.align import ARCFACE_TEMPLATE
-from ..writers import atomic_write
+from abaw_expr.faces.align import ARCFACE_TEMPLATE
+from abaw_expr.synthetic.sample import FaceParams, Identity, Nuisance, render_face
+from abaw_expr.tasks import NUM_CLASSES
+from abaw_expr.writers import atomic_write
 
 
 @dataclass

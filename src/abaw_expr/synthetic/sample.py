@@ -25,13 +25,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..classes import CLASS_NAMES, UNANNOTATED
-from ..errors import InputError
-from ..writers import atomic_write_json
-from .annotations import SPLITS, write_labels
-from .sample_face import APEX, SIZE, FaceParams, Identity, Nuisance, draw_face, render_face
-from .sample_plan import VideoPlan, plan_sample
-from .sample_tracks import write_tracks
+from abaw_expr.data.annotations import SPLITS, write_labels
+from abaw_expr.errors import InputError
+from abaw_expr.synthetic.sample_face import (
+    APEX,
+    SIZE,
+    FaceParams,
+    Identity,
+    Nuisance,
+    draw_face,
+    render_face,
+)
+from abaw_expr.synthetic.sample_plan import VideoPlan, plan_sample
+from abaw_expr.synthetic.sample_tasks import write_tasks
+from abaw_expr.tasks import CLASS_NAMES, UNANNOTATED
+from abaw_expr.writers import atomic_write_json
 
 __all__ = ["APEX", "SIZE", "FaceParams", "Identity", "Nuisance", "render_face", "write_sample"]
 
@@ -111,7 +119,7 @@ def write_sample(
     plans, quirks = plan_sample(train_videos, val_videos, frames, seed)
     for split, plan in plans:
         write_labels(out / "annotations" / split / f"{plan.name}.txt", plan.labels)
-    tracks = write_tracks(out, plans, quirks)
+    tracks = write_tasks(out, plans, quirks)
     dirs = [out / "cropped_aligned" / plan.name for _, plan in plans]
     if workers is None:
         cpus = os.cpu_count() or 1

@@ -1,6 +1,6 @@
 """The temporal probe run end to end: a probe cache, a backbone file for it, seeded ablation.
 
-The probe's data are in :mod:`abaw_expr.data.probe`; this module adds what training on it
+The probe's data are in :mod:`abaw_expr.synthetic.probe`; this module adds what training on it
 needs (a saved backbone whose id the cache records, as ``train --features`` requires) and
 the config it is trained with: the paper's recipe (loss, AdamW, ReduceLROnPlateau, windows
 of 64, batch 16) with training windows every 32 frames and 3 epochs (the probe is learnt in
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import Config
-from .data.feature_cache import backbone_id
-from .data.probe import ProbeSpec, read_probe_masks, write_probe
+from abaw_expr.config import Config
+from abaw_expr.data.feature_cache import backbone_id
+from abaw_expr.synthetic.probe import ProbeSpec, read_probe_masks, write_probe
 
 SUBSETS = ("uninformative", "uninformative_in_expression")
 
@@ -28,7 +28,7 @@ def prepare_probe(root: Path | str, spec: ProbeSpec) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from .model.backbone import build_backbone
+    from abaw_expr.model.backbone import build_backbone
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -65,9 +65,9 @@ def run_probe(
     resume: bool = False,
     on_run=None,
 ) -> dict:
-    """The probe's ablation table (see :func:`abaw_expr.ablation.ablate`), with macro F1 and
+    """The probe's ablation table (see :func:`abaw_expr.training.ablation.ablate`), with macro F1 and
     accuracy on the uninformative frames (and on those inside expression segments)."""
-    from .ablation import ablate
+    from abaw_expr.training.ablation import ablate
 
     root = Path(root)
     weights = root / "backbone.safetensors"

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_model
-from .model.temporal import task_slices
-from .writers import atomic_write
+from abaw_expr.inference.checkpoint import load_model
+from abaw_expr.model.temporal import task_slices
+from abaw_expr.writers import atomic_write
 
 
 class SequenceGraph(nn.Module):

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
-from .int8 import MIN_COSINE
+from abaw_expr.errors import InputError
+from abaw_expr.inference.int8 import MIN_COSINE
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +152,14 @@ class BackboneRunner:
     def _start_int8(self, images: torch.Tensor) -> None:
         """Quantise on the calibration faces (else on the first chunk of ``images``, padded as
         every chunk is), check int8 against float32 on them, and use it only if they agree."""
-        from .int8 import agreement, cached_int8_graph, int8_session
+        from abaw_expr.inference.int8 import agreement, cached_int8_graph, int8_session
 
         if self.device.type != "cpu":
             self.engine = "eager"
             return
         faces = self.calibration
         if isinstance(faces, (str, Path)):
-            from .int8 import read_calibration_faces
+            from abaw_expr.inference.int8 import read_calibration_faces
 
             faces = read_calibration_faces(faces, images.shape[-1])
         if faces is None:

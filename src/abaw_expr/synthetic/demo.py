@@ -42,16 +42,16 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from .ablation import ablate, pm
-from .config import Config
-from .data.frame_index import build_split_index
-from .data.images import eval_transform, read_face
-from .data.sample import write_sample
-from .extraction import extract
-from .model.backbone import build_backbone, calibrate_feature_scale
-from .report import compare_runs, write_run_report
-from .report.compare import text_table
-from .writers import atomic_write, atomic_write_text
+from abaw_expr.config import Config
+from abaw_expr.data.frame_index import build_split_index
+from abaw_expr.data.images import eval_transform, read_face
+from abaw_expr.model.backbone import build_backbone, calibrate_feature_scale
+from abaw_expr.report import compare_runs, write_run_report
+from abaw_expr.report.compare import text_table
+from abaw_expr.synthetic.sample import write_sample
+from abaw_expr.training.ablation import ablate, pm
+from abaw_expr.training.extraction import extract
+from abaw_expr.writers import atomic_write, atomic_write_text
 
 # The heads the demo trains, and how its summary names them: the paper's (the default of
 # ``train``), the paper's with relative positions (opt-in, ``model.positional=relative``;
@@ -62,7 +62,7 @@ HEADS = {
     "no_att_trans": "frame only",
 }
 VARIANTS = tuple(HEADS)
-TRACKS = ("expr", "va", "au")
+TASKS = ("expr", "va", "au")
 SEEDS = 3
 EPOCHS = 8
 # A smaller sample than ``abaw-expr sample`` writes (30 + 10 videos): the frozen backbone's
@@ -86,7 +86,7 @@ def calibration_faces(images: Path, split_dir: Path, every: int = 16) -> torch.T
 
 def head_stage_config(variant: str, backbone_file: Path, seed: int, epochs: int) -> Config:
     config = Config()
-    config.model.tasks = list(TRACKS)  # one model for every track (issue 20)
+    config.model.tasks = list(TASKS)  # one model for every track (issue 20)
     config.data.stride = 16  # overlapping training windows: more sequences from few videos
     config.data.num_workers = 0
     config.model.variant = variant
@@ -165,7 +165,7 @@ def head_lines(arms: dict) -> list[str]:
 
 def seed_table(run_dirs: list[Path], names: list[str]) -> str:
     """compare's mean ± std over seeds of every figure (per class, per AU), a column per head."""
-    from .report.compare import seed_group_rows, seed_groups, summarise_run
+    from abaw_expr.report.compare import seed_group_rows, seed_groups, summarise_run
 
     runs = [summarise_run(d) for d in run_dirs]
     groups = seed_groups(runs)
@@ -180,9 +180,9 @@ def seed_table(run_dirs: list[Path], names: list[str]) -> str:
 def video_stage(checkpoint: Path, out: Path, seed: int) -> dict:
     """Write a synthetic 640x360 video (a sample face that leaves for a second), predict every
     frame of it from the file, and score the frames where the face is in view."""
-    from .metrics import expression_scores
-    from .video.predict import predict_videos
-    from .video.synthetic import write_synthetic_video
+    from abaw_expr.evaluation.metrics import expression_scores
+    from abaw_expr.synthetic.video import write_synthetic_video
+    from abaw_expr.video.predict import predict_videos
 
     clip = out / "clip.mp4"
     truth = write_synthetic_video(clip, 200, absent=((81, 105),), seed=seed)

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .checkpoint import load_model
-from .data.annotations import list_label_files, write_labels
-from .data.frame_index import FrameIndex, build_split_index, build_test_index
-from .data.submission import format_submission
-from .data.track_index import build_tracks_index
-from .data.tracks import AU_NAMES, TRACKS, format_track_file, parse_track_file, read_track_file
-from .errors import InputError
-from .inference import predict_probabilities
-from .metrics import binary_f1, track_scores, warn_absent_classes
-from .model.temporal import task_slices
-from .writers import atomic_write_json, atomic_write_text
+from abaw_expr.data.annotations import (
+    format_task_file,
+    list_label_files,
+    parse_task_file,
+    read_task_file,
+    warn_absent_classes,
+    write_labels,
+)
+from abaw_expr.data.frame_index import FrameIndex, build_split_index, build_test_index
+from abaw_expr.data.task_index import build_task_index
+from abaw_expr.errors import InputError
+from abaw_expr.evaluation.metrics import binary_f1, task_scores
+from abaw_expr.evaluation.submission import format_submission
+from abaw_expr.inference.checkpoint import load_model
+from abaw_expr.inference.device import pick_device
+from abaw_expr.inference.probabilities import predict_probabilities
+from abaw_expr.inference.thresholds import au_thresholds_file, load_au_thresholds
+from abaw_expr.model.temporal import task_slices
+from abaw_expr.tasks import AU_NAMES, TASKS
+from abaw_expr.writers import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _predict_index(
@@ -63,11 +64,11 @@ def _predict_index(
     )
 
 
-def track_predictions(
+def task_predictions(
     values: np.ndarray, tasks, track: str, au_thresholds: np.ndarray | None = None
 ) -> np.ndarray:
     """One track's ABAW predictions from a video's per-frame values (see
-    :func:`~abaw_expr.inference.frame_values`): the expression class, valence and arousal,
+    :func:`~abaw_expr.inference.probabilities.frame_values`): the expression class, valence and arousal,
     or each AU at a probability of its threshold or more (0.5 unless fitted)."""
     part = values[..., task_slices(tasks)[track]] if tuple(tasks) != ("expr",) else values
     if track == "expr":
@@ -76,27 +77,6 @@ def track_predictions(
         return np.clip(part, -1, 1)
     thresholds = 0.5 if au_thresholds is None else au_thresholds
     return (part >= thresholds).astype(np.int8)
-
-
-def au_thresholds_file(checkpoint: Path | str) -> Path:
-    """Where ``evaluate --fit-au-thresholds`` keeps a checkpoint's AU thresholds: beside it."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + ".au_thresholds.json")
-
-
-def load_au_thresholds(checkpoint: Path | str) -> np.ndarray | None:
-    """The checkpoint's fitted AU thresholds, or None (then 0.5)."""
-    path = au_thresholds_file(checkpoint)
-    if not path.is_file():
-        return None
-    try:
-        saved = json.loads(path.read_text())
-        values = np.array([float(saved["thresholds"][name]) for name in AU_NAMES])
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"not a file of AU thresholds ({err})", path) from None
-    if not ((values > 0) & (values < 1)).all():
-        raise InputError("AU thresholds must lie in (0, 1)", path)
-    return values
 
 
 def fit_au_thresholds(truth: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
@@ -133,17 +113,17 @@ def write_predictions(
         }
         for name, predicted in labels.items():
             write_labels(out_dir / f"{name}.txt", predicted)
-        atomic_write_text(out_dir / "expr.csv", format_submission(TRACKS["expr"], labels))
+        atomic_write_text(out_dir / "expr.csv", format_submission(TASKS["expr"], labels))
         return
     for track_name in tasks:
-        track = TRACKS[track_name]
+        track = TASKS[track_name]
         per_video = {
-            video.name: track_predictions(values, tasks, track_name, au_thresholds)
+            video.name: task_predictions(values, tasks, track_name, au_thresholds)
             for video, values in zip(index, probabilities, strict=True)
         }
         for name, predicted in per_video.items():
             atomic_write_text(
-                out_dir / track_name / f"{name}.txt", format_track_file(track, predicted)
+                out_dir / track_name / f"{name}.txt", format_task_file(track, predicted)
             )
         atomic_write_text(out_dir / f"{track_name}.csv", format_submission(track, per_video))
 
@@ -171,7 +151,7 @@ def evaluate(
     """
     out_dir = Path(out_dir)
     label_files = list_label_files(split_dir)
-    track, _ = read_track_file(label_files[0])
+    track, _ = read_task_file(label_files[0])
     loaded = load_model(checkpoint)
     tasks = loaded[1].model.tasks
     if track.name not in tasks:
@@ -181,7 +161,7 @@ def evaluate(
     if track.name == "expr":
         build = lambda: build_split_index(images_dir, split_dir)  # noqa: E731
     else:  # the split of one track, read as a merged index of that track alone
-        build = lambda: build_tracks_index(  # noqa: E731
+        build = lambda: build_task_index(  # noqa: E731
             images_dir, {track.name: {Path(split_dir).name: Path(split_dir)}}
         )[Path(split_dir).name]
     index, probabilities = _predict_index(
@@ -201,15 +181,15 @@ def evaluate(
     predictions_dir = out_dir / "predictions"
     predicted = []
     for video, values in zip(index, probabilities, strict=True):
-        text = format_track_file(track, track_predictions(values, tasks, track.name, thresholds))
+        text = format_task_file(track, task_predictions(values, tasks, track.name, thresholds))
         atomic_write_text(predictions_dir / f"{video.name}.txt", text)
         # scored as written (valence and arousal to 6 digits), so evaluate = score exactly
-        predicted.append(parse_track_file(text, video.name, prediction=True)[1])
+        predicted.append(parse_task_file(text, video.name, prediction=True)[1])
     labels = {"expr": lambda v: v.labels, "va": lambda v: v.va, "au": lambda v: v.au}[track.name]
     truth = np.concatenate([labels(v) for v in index])
     if track.name == "expr":
         warn_absent_classes(truth, str(split_dir))
-    metrics = track_scores(track.name, truth, np.concatenate(predicted))
+    metrics = task_scores(track.name, truth, np.concatenate(predicted))
     metrics["videos"] = len(index)
     metrics["checkpoint"] = str(checkpoint)
     if track.name == "au":

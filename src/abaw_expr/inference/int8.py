@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
+from abaw_expr.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def int8_available() -> bool:
 
 
 def cache_dir() -> Path:
-    from ..data.frame_index import default_cache_dir
+    from abaw_expr.data.frame_index import default_cache_dir
 
     return default_cache_dir() / "int8"
 
@@ -139,7 +139,7 @@ def quantise(backbone: torch.nn.Module, calibration: torch.Tensor, chunk: int) -
 
 def cached_int8_graph(backbone: torch.nn.Module, calibration: torch.Tensor, chunk: int) -> bytes:
     """:func:`quantise`, kept in :func:`cache_dir` by :func:`graph_key` (written atomically)."""
-    from ..writers import atomic_write
+    from abaw_expr.writers import atomic_write
 
     path = cache_dir() / f"{graph_key(backbone, calibration)}.onnx"
     if path.is_file():
@@ -186,7 +186,7 @@ def agreement(int8: np.ndarray, fp32: np.ndarray) -> Agreement:
 def read_calibration_faces(folder: Path | str, image_size: int, limit: int = 256) -> torch.Tensor:
     """Up to ``limit`` face images of ``folder`` (searched recursively, sorted), resized to
     ``image_size`` and normalised as the model sees them: (n, 3, S, S) float32."""
-    from ..data.images import eval_transform, read_face
+    from abaw_expr.data.images import eval_transform, read_face
 
     folder = Path(folder)
     if not folder.is_dir():

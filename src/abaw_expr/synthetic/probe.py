@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import NUM_CLASSES
-from ..writers import atomic_write
-from .feature_cache import FEATURE_DIM, CacheWriter
-from .frame_index import FrameIndex, VideoFrames
+from abaw_expr.data.feature_cache import FEATURE_DIM, CacheWriter
+from abaw_expr.data.frame_index import FrameIndex, VideoFrames
+from abaw_expr.tasks import NUM_CLASSES
+from abaw_expr.writers import atomic_write
 
 PROBE_FILE = "probe.npz"
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CLASS_NAMES
-from ..data.tracks import AU_NAMES
-from ..writers import atomic_write
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
+from abaw_expr.writers import atomic_write
 
 CLASS_COLOURS = (
     "#9e9e9e",  # Neutral
@@ -62,7 +61,7 @@ def plot_timeline(
 ) -> None:
     """``probs``: (n, 8) expression probabilities, or None without the expression track;
     ``va``: (n, 2) valence and arousal; ``aus``: (n, 12) 0/1 per AU of
-    :data:`~abaw_expr.data.tracks.AU_NAMES`. With ``probs`` alone, the one-panel figure."""
+    :data:`~abaw_expr.tasks.AU_NAMES`. With ``probs`` alone, the one-panel figure."""
     import matplotlib
 
     matplotlib.use("Agg")

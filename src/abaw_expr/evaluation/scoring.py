@@ -13,20 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.annotations import list_label_files, read_utf8
-from .data.submission import is_submission_header, parse_submission
-from .data.tracks import Track, annotated, read_track_file
-from .errors import InputError
-from .metrics import track_scores
+from abaw_expr.data.annotations import list_label_files, read_task_file, read_utf8
+from abaw_expr.errors import InputError
+from abaw_expr.evaluation.metrics import task_scores
+from abaw_expr.evaluation.submission import is_submission_header, parse_submission
+from abaw_expr.tasks import Task, annotated
 
 log = logging.getLogger(__name__)
 
 
-def read_split_annotations(split_dir: Path | str) -> tuple[Track, dict[str, np.ndarray]]:
+def read_split_annotations(split_dir: Path | str) -> tuple[Task, dict[str, np.ndarray]]:
     """The track of a split folder's ``<video>.txt`` files (all must agree) and their labels."""
     track, labels = None, {}
     for label_file in list_label_files(split_dir):
-        file_track, values = read_track_file(label_file)
+        file_track, values = read_task_file(label_file)
         if track is not None and file_track is not track:
             raise InputError(
                 f"a {file_track.title} file among {track.title} files (header "
@@ -40,14 +40,14 @@ def read_split_annotations(split_dir: Path | str) -> tuple[Track, dict[str, np.n
 
 
 def _per_video_predictions(
-    predictions_dir: Path, track: Track, labels: dict[str, np.ndarray]
+    predictions_dir: Path, track: Task, labels: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     aligned = {}
     for video, truth in labels.items():
         prediction_file = predictions_dir / f"{video}.txt"
         if not prediction_file.is_file():
             raise InputError(f"no prediction file for video {video!r}", prediction_file)
-        file_track, predicted = read_track_file(prediction_file, prediction=True)
+        file_track, predicted = read_task_file(prediction_file, prediction=True)
         if file_track is not track:
             raise InputError(
                 f"a {file_track.title} prediction for {track.title} annotations", prediction_file, 1
@@ -69,7 +69,7 @@ def _per_video_predictions(
 
 
 def _one_file_predictions(
-    prediction_file: Path, track: Track, labels: dict[str, np.ndarray]
+    prediction_file: Path, track: Task, labels: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     file_track, rows = parse_submission(
         read_utf8(prediction_file, "a prediction file"), prediction_file
@@ -131,7 +131,7 @@ def score_predictions(predictions: Path | str, split_dir: Path | str) -> dict:
             )
         aligned = _one_file_predictions(predictions, track, labels)
     videos = sorted(labels)
-    scores = track_scores(
+    scores = task_scores(
         track.name,
         np.concatenate([labels[v] for v in videos]),
         np.concatenate([aligned[v] for v in videos]),

@@ -17,13 +17,14 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelStatScores
 
-from ..classes import NUM_CLASSES
-from ..config import config_from_dict
-from ..data.tracks import AU_NAMES
-from ..losses import ExpressionLoss, TrackLoss
-from ..metrics import abaw_sum, f1_from_confusion
-from .build import build_model  # the model from its config; inference imports it from .build
-from .temporal import check_tasks, split_outputs
+from abaw_expr.config import config_from_dict
+from abaw_expr.evaluation.metrics import abaw_sum, f1_from_confusion
+from abaw_expr.model.build import (
+    build_model,  # the model from its config; inference imports it from .build
+)
+from abaw_expr.model.temporal import check_tasks, split_outputs
+from abaw_expr.tasks import AU_NAMES, NUM_CLASSES
+from abaw_expr.training.losses import ExpressionLoss, TrackLoss
 
 
 class ConcordanceSums(Metric):

@@ -16,9 +16,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ..classes import UNANNOTATED
-from .annotations import SPLITS
-from .sample_face import Identity, Nuisance
+from abaw_expr.data.annotations import SPLITS
+from abaw_expr.synthetic.sample_face import Identity, Nuisance
+from abaw_expr.tasks import UNANNOTATED
 
 # Share of an expression segment's frames that lapse to the rest face (label kept).
 LAPSE_SHARE = 0.3

@@ -11,31 +11,9 @@ import logging
 
 import numpy as np
 
-from .classes import CLASS_NAMES, NUM_CLASSES
-from .data.tracks import AU_NAMES
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, NUM_CLASSES
 
 log = logging.getLogger(__name__)
-
-
-def absent_classes(labels: np.ndarray) -> list[str]:
-    """Names of the classes that no annotated frame of ``labels`` has."""
-    labels = np.asarray(labels, dtype=np.int64)
-    counts = np.bincount(labels[labels >= 0], minlength=NUM_CLASSES)
-    return [name for name, count in zip(CLASS_NAMES, counts, strict=True) if count == 0]
-
-
-def warn_absent_classes(labels: np.ndarray, where: str) -> list[str]:
-    """Warn (once per call) about classes absent from ``labels``; returns their names."""
-    absent = absent_classes(labels)
-    if absent:
-        log.warning(
-            "%s: no annotated frame of %s; as in ABAW's scoring its F1 is 0 "
-            "(zero_division=0), so macro F1 cannot exceed %d/8",
-            where,
-            ", ".join(absent),
-            NUM_CLASSES - len(absent),
-        )
-    return absent
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
@@ -127,7 +105,7 @@ def au_scores(labels: np.ndarray, predictions: np.ndarray, names: tuple[str, ...
     }
 
 
-def track_scores(track_name: str, labels: np.ndarray, predictions: np.ndarray) -> dict:
+def task_scores(track_name: str, labels: np.ndarray, predictions: np.ndarray) -> dict:
     """The ABAW metric of one track: ``track``, ``score``, ``frames`` and the track's details
     (EXPR keeps :func:`expression_scores`' keys, with ``score`` = ``macro_f1``)."""
     if track_name == "expr":

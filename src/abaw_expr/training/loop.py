@@ -23,12 +23,12 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from . import __version__
-from .config import Config, save_config
-from .data.datamodule import ExpressionDataModule
-from .errors import InputError
-from .model.module import ExpressionModule
-from .writers import atomic_write, atomic_write_json
+from abaw_expr import __version__
+from abaw_expr.config import Config, save_config
+from abaw_expr.data.datamodule import ExpressionDataModule
+from abaw_expr.errors import InputError
+from abaw_expr.training.module import ExpressionModule
+from abaw_expr.writers import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,10 @@ def data_tracks(annotations_dir: Path | str, features_dir: Path | str | None = N
     """The ABAW tracks the data hold, in ABAW's order: those whose labels a feature cache
     holds, or whose annotation folders are under ``annotations_dir``."""
     if features_dir is not None:
-        from .data.feature_cache import cached_tracks, open_split_index
+        from abaw_expr.data.feature_cache import cached_tracks, open_split_index
 
         return cached_tracks(open_split_index(Path(features_dir) / "Train_Set"))
-    from .data.track_index import find_tracks
+    from abaw_expr.data.task_index import find_tracks
 
     found = find_tracks(annotations_dir)
     return [t for t in ("expr", "va", "au") if t in found]
@@ -139,7 +139,7 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> Path | None
 
 def check_features_match(features_dir: Path, weights: str) -> None:
     """The checkpoint embeds ``model.backbone_weights``: they must be the weights that made the cache."""
-    from .data.feature_cache import FeatureCache, backbone_id
+    from abaw_expr.data.feature_cache import FeatureCache, backbone_id
 
     cached = FeatureCache(features_dir / "Train_Set").backbone
     if weights.strip().lower() == "none":

@@ -1,6 +1,6 @@
 """The sample's three tracks in ABAW's layout, with VA and AU labels read off the drawn faces.
 
-:func:`write_tracks` writes ``tracks/<folder>/<split>/<video>.txt`` for the expression,
+:func:`write_tasks` writes ``tracks/<folder>/<split>/<video>.txt`` for the expression,
 valence-arousal and action-unit tracks (:mod:`.tracks`). The expression files are byte-identical
 copies of ``annotations/``. Valence, arousal and action units are functions of the per-frame
 :class:`~.sample_face.FaceParams` rows that the images are drawn from, so they are what the face
@@ -60,12 +60,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import UNANNOTATED
-from ..writers import atomic_write_text
-from .annotations import SPLITS
-from .sample_face import FaceParams
-from .sample_plan import VideoPlan
-from .tracks import AU, AU_NAMES, EXPR, VA, VA_UNANNOTATED, Track, annotated, format_track_file
+from abaw_expr.data.annotations import SPLITS, format_task_file
+from abaw_expr.synthetic.sample_face import FaceParams
+from abaw_expr.synthetic.sample_plan import VideoPlan
+from abaw_expr.tasks import AU, AU_NAMES, EXPR, UNANNOTATED, VA, VA_UNANNOTATED, Task, annotated
+from abaw_expr.writers import atomic_write_text
 
 _COLUMN = {f.name: i for i, f in enumerate(fields(FaceParams))}
 _UNANNOTATED_RUNS = (10, 61)  # lengths of a track's own unannotated stretches: 10..60 frames
@@ -145,7 +144,7 @@ def _unannotated_runs(rng: np.random.Generator, n: int, count: int) -> np.ndarra
     return mask
 
 
-def track_labels(plan: VideoPlan) -> tuple[np.ndarray, np.ndarray]:
+def task_labels(plan: VideoPlan) -> tuple[np.ndarray, np.ndarray]:
     """The VA (frames, 2) and AU (frames, 12) label arrays of one video, with their markers.
 
     A frame whose face and expression label are both gone is unannotated in every track; each
@@ -167,7 +166,7 @@ def _pick(names: list[str], taken: set[str]) -> str:
     return next((n for n in names if n not in taken), names[-1])
 
 
-def track_splits(
+def task_splits(
     names: dict[str, list[str]], quirks: dict[str, list[str]]
 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, list[str]]]:
     """Which videos each track holds in each split, and the two quirks this adds.
@@ -194,20 +193,20 @@ def track_splits(
     return layout, {"one_track_only": [lonely], "split_differs": moved}
 
 
-def write_tracks(
+def write_tasks(
     out: Path, plans: list[tuple[str, VideoPlan]], quirks: dict[str, list[str]]
 ) -> dict:
     """Write ``out/tracks`` (``out/annotations`` must be written); add the tracks' quirks to
     ``quirks``; return the ``tracks`` entry of ``sample.json``: per track and split, the
     videos, their frames (label lines) and annotated frames, and each AU's positive frames."""
     names = {s: [plan.name for split, plan in plans if split == s] for s in SPLITS}
-    layout, added = track_splits(names, quirks)
+    layout, added = task_splits(names, quirks)
     quirks.update(added)
     by_name = {plan.name: plan for _, plan in plans}
     values: dict[str, dict[str, np.ndarray]] = {EXPR.name: {}, VA.name: {}, AU.name: {}}
     for name, plan in by_name.items():
         values[EXPR.name][name] = plan.labels
-        values[VA.name][name], values[AU.name][name] = track_labels(plan)
+        values[VA.name][name], values[AU.name][name] = task_labels(plan)
     summary: dict = {}
     for track in (EXPR, VA, AU):
         summary[track.name] = {}
@@ -219,7 +218,7 @@ def write_tracks(
                 if track is EXPR:
                     shutil.copyfile(out / "annotations" / _split_of(plans, name) / path.name, path)
                 else:
-                    atomic_write_text(path, format_track_file(track, values[track.name][name]))
+                    atomic_write_text(path, format_task_file(track, values[track.name][name]))
             arrays = [values[track.name][n] for n in videos]
             summary[track.name][split] = {"videos": videos, **_split_summary(track, arrays)}
     return summary
@@ -229,7 +228,7 @@ def _split_of(plans: list[tuple[str, VideoPlan]], name: str) -> str:
     return next(split for split, plan in plans if plan.name == name)
 
 
-def _split_summary(track: Track, arrays: list[np.ndarray]) -> dict:
+def _split_summary(track: Task, arrays: list[np.ndarray]) -> dict:
     if not arrays:
         return {"frames": 0, "annotated": 0}
     stacked = np.concatenate(arrays)

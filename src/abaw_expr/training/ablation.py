@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import CLASS_NAMES
-from .config import Config, save_config, validate
-from .errors import InputError
-from .writers import atomic_write_json, atomic_write_text
+from abaw_expr.config import Config, save_config, validate
+from abaw_expr.errors import InputError
+from abaw_expr.tasks import CLASS_NAMES
+from abaw_expr.writers import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def split_arm(arm: str) -> tuple[str, list[str]]:
 
 def parse_arms(text: str | Sequence[str]) -> list[str]:
     """``"combine,no_att_trans"`` -> the arms, checked; an unknown one is an InputError."""
-    from .model.temporal import VARIANTS
+    from abaw_expr.model.temporal import VARIANTS
 
     arms = [a.strip() for a in text.split(",")] if isinstance(text, str) else list(text)
     arms = [a for a in arms if a]
@@ -105,11 +105,11 @@ def evaluate_on_features(
     """``metrics.json`` and ``predictions/`` of a checkpoint on a cache's Validation_Set, as
     ``evaluate`` writes them from the images (every annotated frame; the backbone does not run
     again), plus macro F1 and accuracy on each boolean frame mask of ``subsets`` (cache row order)."""
-    from .checkpoint import load_model
-    from .data.feature_cache import FeatureCache, open_split_index
-    from .evaluation import track_predictions, write_predictions
-    from .inference import predict_probabilities
-    from .metrics import abaw_sum, expression_scores, track_scores
+    from abaw_expr.data.feature_cache import FeatureCache, open_split_index
+    from abaw_expr.evaluation.evaluate import task_predictions, write_predictions
+    from abaw_expr.evaluation.metrics import abaw_sum, expression_scores, task_scores
+    from abaw_expr.inference.checkpoint import load_model
+    from abaw_expr.inference.probabilities import predict_probabilities
 
     split = features_dir / "Validation_Set"
     model, config = load_model(checkpoint)
@@ -127,13 +127,13 @@ def evaluate_on_features(
     else:  # every track the checkpoint predicts, each on the frames it annotates
         metrics = {"tracks": {}}
         for track in tasks:
-            truth = np.concatenate([track_labels(v, track) for v in index])
-            predicted = np.concatenate([track_predictions(p, tasks, track) for p in probs])
-            metrics["tracks"][track] = track_scores(track, truth, predicted)
+            truth = np.concatenate([task_labels(v, track) for v in index])
+            predicted = np.concatenate([task_predictions(p, tasks, track) for p in probs])
+            metrics["tracks"][track] = task_scores(track, truth, predicted)
         metrics["score"] = abaw_sum({t: m["score"] for t, m in metrics["tracks"].items()})
     if "expr" in tasks:  # the expression track's keys stay at the top, as before
         labels = np.concatenate([v.labels for v in index])
-        predicted = np.concatenate([track_predictions(p, tasks, "expr") for p in probs])
+        predicted = np.concatenate([task_predictions(p, tasks, "expr") for p in probs])
         annotated = labels >= 0
         metrics.update(expression_scores(labels[annotated], predicted[annotated]))
         for name, mask in (subsets or {}).items():
@@ -151,7 +151,7 @@ def evaluate_on_features(
     return metrics
 
 
-def track_labels(video, track: str) -> np.ndarray:
+def task_labels(video, track: str) -> np.ndarray:
     return {"expr": video.labels, "va": video.va, "au": video.au}[track]
 
 
@@ -171,7 +171,7 @@ def ablate(
 
     ``subsets`` (feature caches only) adds macro F1 and accuracy on those validation frames.
     """
-    from .training import train
+    from abaw_expr.training.loop import train
 
     arms = parse_arms(arms)
     if seeds < 1:
@@ -229,7 +229,7 @@ def ablate(
 
 
 def _train_and_evaluate(config, annotations_dir, run_dir, images_dir, features_dir, subsets, train):
-    from .evaluation import evaluate
+    from abaw_expr.evaluation.evaluate import evaluate
 
     partial = (run_dir / "last.ckpt").is_file()
     if not partial and run_dir.exists():  # killed before its first epoch ended: start again
@@ -304,7 +304,7 @@ def pm(stats: dict) -> str:
 
 
 def format_table(table: dict) -> str:
-    from .report.compare import text_table
+    from abaw_expr.report.compare import text_table
 
     arms = table["arms"]
     header = list(arms)

@@ -15,8 +15,9 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from ..errors import InputError
-from .tracks import AU, EXPR, VA, Track, parse_au_rows, parse_va_rows, track_of_header
+from abaw_expr.data.annotations import parse_au_rows, parse_va_rows, task_of_header
+from abaw_expr.errors import InputError
+from abaw_expr.tasks import AU, EXPR, VA, Task
 
 LOCATION = "image_location"
 
@@ -35,7 +36,7 @@ def _frame_of(location: str, path, line: int) -> tuple[str, int]:
     return video, int(stem)
 
 
-def parse_submission(text: str, path="<string>") -> tuple[Track, dict[str, dict[int, np.ndarray]]]:
+def parse_submission(text: str, path="<string>") -> tuple[Task, dict[str, dict[int, np.ndarray]]]:
     """The track (by the header after ``image_location``) and, per video, frame -> values."""
     lines = text.removeprefix("\ufeff").splitlines()
     while lines and not lines[-1].strip():
@@ -43,7 +44,7 @@ def parse_submission(text: str, path="<string>") -> tuple[Track, dict[str, dict[
     if not lines or not is_submission_header(lines[0]):
         raise InputError(f"expected a header starting with {LOCATION!r}", path, 1)
     first, _, rest = lines[0].partition(",")
-    track = track_of_header(rest, path)
+    track = task_of_header(rest, path)
     by_video: dict[str, dict[int, np.ndarray]] = {}
     for i, raw in enumerate(lines[1:]):
         line = i + 2
@@ -69,7 +70,7 @@ def parse_submission(text: str, path="<string>") -> tuple[Track, dict[str, dict[
     return track, by_video
 
 
-def format_submission(track: Track, predictions: dict[str, np.ndarray]) -> str:
+def format_submission(track: Task, predictions: dict[str, np.ndarray]) -> str:
     """The one-file layout for per-video prediction arrays (frame ``i + 1`` at index ``i``)."""
     out = [f"{LOCATION},{track.header}"]
     for video in sorted(predictions):

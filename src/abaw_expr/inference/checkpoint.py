@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, config_from_dict
-from .errors import InputError, require_file
-from .model.build import build_model
-from .model.temporal import ExpressionModel
+from abaw_expr.config import Config, config_from_dict
+from abaw_expr.errors import InputError, require_file
+from abaw_expr.model.build import build_model
+from abaw_expr.model.temporal import ExpressionModel
 
 
 def read_checkpoint(path: Path | str) -> dict:
@@ -71,7 +71,7 @@ def save_model_checkpoint(model: ExpressionModel, config: Config, path: Path | s
     Holds what Lightning's checkpoints hold for the model: its weights under ``model.`` and the
     config as hyper-parameters.
     """
-    from .writers import atomic_write
+    from abaw_expr.writers import atomic_write
 
     checkpoint = {
         "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},

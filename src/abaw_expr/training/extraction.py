@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .data.feature_cache import CacheWriter, FeatureCache, backbone_id
-from .data.frame_index import FrameIndex
-from .data.images import FrameImages
-from .model.engine import BackboneRunner
+from abaw_expr.data.feature_cache import CacheWriter, FeatureCache, backbone_id
+from abaw_expr.data.frame_index import FrameIndex
+from abaw_expr.data.images import FrameImages
+from abaw_expr.inference.engine import BackboneRunner
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ def extract(
 
     ``annotations_dir`` is one track's folder or the folder of ABAW's track folders; the cache
     holds the labels of every track found, so one extraction serves training on any of them."""
-    from .data.frame_index import build_split_index
-    from .data.track_index import build_tracks_index, find_tracks
-    from .model.backbone import build_backbone
+    from abaw_expr.data.frame_index import build_split_index
+    from abaw_expr.data.task_index import build_task_index, find_tracks
+    from abaw_expr.model.backbone import build_backbone
 
     tracks = find_tracks(annotations_dir)
     if list(tracks) == ["expr"]:
@@ -97,7 +97,7 @@ def extract(
             for split, split_dir in tracks["expr"].items()
         }
     else:
-        indexes = build_tracks_index(images_dir, tracks)
+        indexes = build_task_index(images_dir, tracks)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = build_backbone(weights, frozen_stages=5)

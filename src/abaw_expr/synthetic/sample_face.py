@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from ..classes import NUM_CLASSES
+from abaw_expr.tasks import NUM_CLASSES
 
 SIZE = 112
 _M = 12  # canvas margin, so that pose jitter never shows the canvas edge
@@ -112,7 +112,7 @@ APEX: dict[int, FaceParams] = {
         mouth_skew=1.0, brow_skew=1.0, smile=0.1, eye_open=0.85, mouth_width=1.05, smug=1.0
     ),
 }
-"""Typical apex parameters of each class (index as in :data:`abaw_expr.classes.CLASS_NAMES`)."""
+"""Typical apex parameters of each class (index as in :data:`abaw_expr.tasks.CLASS_NAMES`)."""
 
 
 def _palette(hex_colours: str) -> tuple[Colour, ...]:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, require_dir
-from .annotations import SPLITS, list_label_files
-from .frame_index import FrameIndex, VideoFrames, check_video_name, list_image_frames
-from .tracks import AU, EXPR, TRACKS, VA, VA_UNANNOTATED, read_track_file
+from abaw_expr.data.annotations import SPLITS, list_label_files, read_task_file
+from abaw_expr.data.frame_index import FrameIndex, VideoFrames, check_video_name, list_image_frames
+from abaw_expr.errors import InputError, require_dir
+from abaw_expr.tasks import AU, EXPR, TASKS, VA, VA_UNANNOTATED
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,10 @@ def find_tracks(annotations_dir: Path | str) -> dict[str, dict[str, Path]]:
     direct = _splits_in(root)
     if direct:
         first = list_label_files(next(iter(direct.values())))[0]
-        track, _ = read_track_file(first)
+        track, _ = read_task_file(first)
         return {track.name: direct}
     found = {}
-    for track in TRACKS.values():
+    for track in TASKS.values():
         folder = root / track.folder
         if folder.is_dir():
             splits = _splits_in(folder)
@@ -48,7 +48,7 @@ def find_tracks(annotations_dir: Path | str) -> dict[str, dict[str, Path]]:
                 raise InputError(f"holds neither of the split folders {', '.join(SPLITS)}", folder)
             found[track.name] = splits
     if not found:
-        folders = ", ".join(t.folder for t in TRACKS.values())
+        folders = ", ".join(t.folder for t in TASKS.values())
         raise InputError(
             f"holds neither {' nor '.join(SPLITS)} nor a track folder ({folders})", root
         )
@@ -60,18 +60,18 @@ def choose_tracks(
 ) -> dict[str, dict[str, Path]]:
     """The tracks asked for (all found if ``wanted`` is None), in ABAW's order."""
     if wanted is None:
-        return {t: found[t] for t in TRACKS if t in found}
+        return {t: found[t] for t in TASKS if t in found}
     missing = [t for t in wanted if t not in found]
-    unknown = [t for t in wanted if t not in TRACKS]
+    unknown = [t for t in wanted if t not in TASKS]
     if unknown:
-        raise InputError(f"unknown track {unknown[0]!r}; expected some of {list(TRACKS)}")
+        raise InputError(f"unknown track {unknown[0]!r}; expected some of {list(TASKS)}")
     if missing:
         raise InputError(
-            f"no {TRACKS[missing[0]].title} annotations ({TRACKS[missing[0]].folder}) here; "
+            f"no {TASKS[missing[0]].title} annotations ({TASKS[missing[0]].folder}) here; "
             f"found {', '.join(found) or 'none'}",
             where,
         )
-    return {t: found[t] for t in TRACKS if t in wanted}
+    return {t: found[t] for t in TASKS if t in wanted}
 
 
 def _unannotated(track_name: str, length: int) -> np.ndarray:
@@ -88,7 +88,7 @@ def _padded(values: np.ndarray, track_name: str, length: int) -> np.ndarray:
     return out
 
 
-def build_tracks_index(
+def build_task_index(
     images_dir: Path | str, tracks: dict[str, dict[str, Path]]
 ) -> dict[str, FrameIndex]:
     """One merged :class:`FrameIndex` per split over the chosen tracks' label files."""
@@ -109,12 +109,12 @@ def build_tracks_index(
         if both:
             raise InputError(
                 f"video {both[0]!r} is in both Train_Set and Validation_Set of the "
-                f"{TRACKS[track_name].title} track ({len(both)} such videos)",
+                f"{TASKS[track_name].title} track ({len(both)} such videos)",
                 splits["Validation_Set"],
             )
     validated = set(files["Validation_Set"])
     for name in sorted(validated & set(files["Train_Set"])):
-        tracks_there = ", ".join(TRACKS[t].title for t in files["Train_Set"][name])
+        tracks_there = ", ".join(TASKS[t].title for t in files["Train_Set"][name])
         log.warning(
             "video %s is left out of training: another track validates on it (its %s labels "
             "are in Train_Set)",
@@ -128,10 +128,10 @@ def build_tracks_index(
         for name in sorted(files[split]):
             by_track = {}
             for track_name, f in files[split][name].items():
-                track, values = read_track_file(f)
+                track, values = read_task_file(f)
                 if track.name != track_name:
                     raise InputError(
-                        f"a {track.title} file in the {TRACKS[track_name].title} track's folder",
+                        f"a {track.title} file in the {TASKS[track_name].title} track's folder",
                         f,
                         1,
                     )
@@ -165,7 +165,7 @@ def track_stats(index: FrameIndex, tracks: Sequence[str]) -> dict:
     track's label counts (classes, AU positives, VA means)."""
     out = {}
     for track_name in tracks:
-        track = TRACKS[track_name]
+        track = TASKS[track_name]
         videos = annotated_frames = usable = 0
         for v in index:
             mask = v.annotated_for(track_name)

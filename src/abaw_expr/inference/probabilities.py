@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .classes import NUM_CLASSES
-from .data.feature_cache import FEATURE_DIM, FeatureCache
-from .data.frame_index import FrameIndex, VideoFrames
-from .data.images import FrameImages
-from .data.windows import make_windows
-from .model.engine import BackboneRunner, autocast_for
-from .model.temporal import TASK_WIDTHS, ExpressionModel, split_outputs, task_slices
+from abaw_expr.data.feature_cache import FEATURE_DIM, FeatureCache
+from abaw_expr.data.frame_index import FrameIndex, VideoFrames
+from abaw_expr.data.images import FrameImages
+from abaw_expr.data.windows import make_windows
+from abaw_expr.inference.engine import BackboneRunner, autocast_for
+from abaw_expr.model.temporal import TASK_WIDTHS, ExpressionModel, split_outputs, task_slices
+from abaw_expr.tasks import NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
