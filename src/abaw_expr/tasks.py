@@ -8,7 +8,7 @@ video: :mod:`abaw_expr.faces.tracking`.) Each :class:`Task` holds
   annotations in, the columns of its files (their header) and so its width in the model's
   outputs;
 - the value that marks an unannotated frame, and which frames of a label array are annotated;
-- its validation metric keys, and the one that ranks it (:func:`monitor` picks the best epoch).
+- its validation metric keys, and the one that ranks it (:func:`best_epoch_key` picks the best epoch).
 
 A new task is one entry in :data:`TASKS`, plus its parser (:mod:`abaw_expr.data.annotations`),
 its loss (:mod:`abaw_expr.training.losses`) and its metric (:mod:`abaw_expr.evaluation.metrics`).
@@ -120,7 +120,7 @@ def annotated(task: Task, values: np.ndarray) -> np.ndarray:
     return task.annotated(values)
 
 
-def monitor(tasks) -> str:
+def best_epoch_key(tasks) -> str:
     """The validation key that picks the best epoch of a model of ``tasks``: the paper's
     ``val/macro_f1`` for expressions alone, else ABAW's sum of the tasks' scores."""
     return EXPR.score if tuple(tasks) == (EXPR.name,) else SUM_SCORE

@@ -36,7 +36,7 @@ from abaw_expr.report.runs import (
     run_monitor,
     run_tracks,
 )
-from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, EXPR, SUM_SCORE
 
 
 @dataclass
@@ -293,7 +293,7 @@ def compare_runs(run_dirs: Sequence[Path | str], out_html: Path | str | None = N
             [h, str(r.path), str(r.eval_dir or "-")] for h, r in zip(header, runs, strict=True)
         ]
         page.table(sources, header=["run", "folder", "evaluation"])
-        curves = {h: r.log.series("val/macro_f1") for h, r in zip(header, runs, strict=True)}
+        curves = {h: r.log.series(EXPR.score) for h, r in zip(header, runs, strict=True)}
         curves = {h: c for h, c in curves.items() if c[0]}
         if curves:
             png = figures.compare_f1_curves(curves)
@@ -301,7 +301,7 @@ def compare_runs(run_dirs: Sequence[Path | str], out_html: Path | str | None = N
         else:
             page.skipped("no run has val/macro_f1 in its logs: no per-epoch plot.")
             (page.figure_dir / "val_macro_f1.png").unlink(missing_ok=True)
-        scores = {h: r.log.series("val/score") for h, r in zip(header, runs, strict=True)}
+        scores = {h: r.log.series(SUM_SCORE) for h, r in zip(header, runs, strict=True)}
         scores = {h: c for h, c in scores.items() if c[0]}
         if scores:  # runs of other tracks: the sum of their tracks' scores
             png = figures.compare_f1_curves(scores, "score", "validation score per epoch")

@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 
 from abaw_expr.report.runs import EpochLog
 from abaw_expr.report.timeline import CLASS_COLOURS
-from abaw_expr.tasks import CLASS_NAMES, VA_NAMES, VA_UNANNOTATED
+from abaw_expr.tasks import CLASS_NAMES, EXPR, VA_NAMES, VA_UNANNOTATED
 
 Series = tuple[Sequence[float], Sequence[float]]
 
@@ -36,7 +36,7 @@ def _png(fig: Figure) -> bytes:
 
 def training_curves(
     log: EpochLog,
-    score: str = "val/macro_f1",
+    score: str = EXPR.score,
     ylabel: str = "macro F1",
     title: str = "validation macro F1",
 ) -> bytes:

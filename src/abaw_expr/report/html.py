@@ -18,7 +18,6 @@ import numpy as np
 from abaw_expr.data.annotations import read_labels, read_task_file
 from abaw_expr.report import figures
 from abaw_expr.report.runs import (
-    TRACK_SCORES,
     EpochLog,
     best_score,
     best_val_f1,
@@ -34,7 +33,17 @@ from abaw_expr.report.runs import (
     run_tracks,
     uses_synthetic_sample,
 )
-from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, EXPR, TASKS, VA, Task, annotated
+from abaw_expr.tasks import (
+    AU_NAMES,
+    CLASS_NAMES,
+    EXPR,
+    SUM_SCORE,
+    TASKS,
+    VA,
+    Task,
+    annotated,
+    percent_metric,
+)
 from abaw_expr.writers import atomic_write_bytes, atomic_write_text
 
 PAPER_VAL_F1 = 0.3587  # Phan et al. 2022, Aff-Wild2 validation set
@@ -53,19 +62,16 @@ FIGURES = (
     "va_timelines",
     "au_f1",
 )
-# per track: the figure of its validation metrics per epoch, its title, and (label, column)
-TRACK_CURVES = {
-    "expr": ("expr_curves", "expression: validation macro F1", [("macro F1", "val/macro_f1")]),
-    "va": (
-        "va_curves",
-        "valence-arousal: validation CCC",
-        [("valence", "val/ccc_valence"), ("arousal", "val/ccc_arousal"), ("mean", "val/ccc")],
-    ),
-    "au": ("au_curves", "action units: validation mean F1", [("mean F1", "val/au_f1")]),
+# per task: the figure of its validation metrics per epoch, its title, and a label for each of
+# the task's logged keys (abaw_expr.tasks)
+TASK_CURVES = {
+    "expr": ("expr_curves", "expression: validation macro F1", ("macro F1",)),
+    "va": ("va_curves", "valence-arousal: validation CCC", ("valence", "arousal", "mean")),
+    "au": ("au_curves", "action units: validation mean F1", ("mean F1",)),
 }
 MONITOR_MEANING = {
-    "val/macro_f1": "the expression macro F1",
-    "val/score": "the sum of the trained tracks' scores, as ABAW ranks several tracks",
+    EXPR.score: "the expression macro F1",
+    SUM_SCORE: "the sum of the trained tracks' scores, as ABAW ranks several tracks",
 }
 
 CSS = """
@@ -93,7 +99,7 @@ def number(value: float | None) -> str:
 
 def score_text(metric: str, value: float | None) -> str:
     """A logged validation metric as the report writes it: F1s in percent, others plain."""
-    return percent(value) if metric in ("val/macro_f1", "val/au_f1") else number(value)
+    return percent(value) if percent_metric(metric) else number(value)
 
 
 def duration(seconds: float | None) -> str:
@@ -340,7 +346,7 @@ def _training_curves(page: Page, log: EpochLog, monitor: str) -> None:
         page.skipped("the logs hold no epoch-level loss or F1: the run stopped in its first epoch.")
         return
     epochs = sorted({e for name in names for e in log.values.get(name, {})})
-    if monitor == "val/macro_f1":
+    if monitor == EXPR.score:
         what, png = "validation macro F1", figures.training_curves(log)
     else:
         what = f"validation score ({monitor})"
@@ -357,10 +363,11 @@ def _training_curves(page: Page, log: EpochLog, monitor: str) -> None:
 
 def _track_curves(page: Page, log: EpochLog, track: str) -> None:
     """One track's validation metrics per epoch: a figure and the same values as a table."""
-    name, title, columns = TRACK_CURVES[track]
+    name, title, labels = TASK_CURVES[track]
+    columns = zip(labels, TASKS[track].logged, strict=True)
     curves = {label: log.series(column) for label, column in columns if column in log.values}
     if not curves:
-        page.skipped(f"no {TRACK_SCORES[track]} in the logs: no {title} per epoch.")
+        page.skipped(f"no {TASKS[track].score} in the logs: no {title} per epoch.")
         return
     page.figure(name, figures.epoch_curves(curves, title, ylabel=title.split(": ")[1]), title)
     epochs = sorted({e for epochs, _ in curves.values() for e in epochs})

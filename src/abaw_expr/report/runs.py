@@ -21,10 +21,9 @@ from typing import Any
 import yaml
 
 from abaw_expr.errors import InputError, require_dir
-from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, NUM_CLASSES, TASKS, Task
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, EXPR, NUM_CLASSES, TASKS, Task, best_epoch_key
 
 # each track's validation score per epoch, as the module logs it
-TRACK_SCORES = {"expr": "val/macro_f1", "va": "val/ccc", "au": "val/au_f1"}
 
 
 @dataclass
@@ -203,7 +202,7 @@ def run_tracks(run: dict, config: dict, log: EpochLog) -> list[str]:
     for tracks in (run.get("tracks"), config.get("model.tasks")):
         if isinstance(tracks, list) and tracks and all(t in TASKS for t in tracks):
             return list(tracks)
-    logged = [name for name, column in TRACK_SCORES.items() if column in log.values]
+    logged = [task.name for task in TASKS.values() if task.score in log.values]
     return logged or ["expr"]
 
 
@@ -212,13 +211,13 @@ def run_monitor(run: dict, tracks: list[str]) -> str:
     monitor = run.get("monitor")
     if isinstance(monitor, str) and monitor:
         return monitor
-    return "val/macro_f1" if tracks == ["expr"] else "val/score"
+    return best_epoch_key(tracks)
 
 
 def best_score(run: dict, log: EpochLog, monitor: str) -> tuple[float | None, int | None]:
     """The best value of ``monitor`` and its epoch: run.json's figure (``best_macro_f1`` or
     ``best_score``), else the logs' best."""
-    if monitor == "val/macro_f1":
+    if monitor == EXPR.score:
         return best_val_f1(run, log)
     epochs, values = log.series(monitor)
     best_epoch = epochs[values.index(max(values))] if values else None
@@ -250,7 +249,7 @@ def uses_synthetic_sample(run: dict, *paths: Path | str | None) -> bool:
 
 def best_val_f1(run: dict, log: EpochLog) -> tuple[float | None, int | None]:
     """The best ``val/macro_f1`` and its epoch: run.json's figure, else the logs' best."""
-    epochs, values = log.series("val/macro_f1")
+    epochs, values = log.series(EXPR.score)
     best_epoch = epochs[values.index(max(values))] if values else None
     best = run.get("best_macro_f1")
     if isinstance(best, (int, float)) and math.isfinite(best):

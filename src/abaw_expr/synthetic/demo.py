@@ -49,6 +49,7 @@ from abaw_expr.model.backbone import build_backbone, calibrate_feature_scale
 from abaw_expr.report import compare_runs, write_run_report
 from abaw_expr.report.compare import text_table
 from abaw_expr.synthetic.sample import write_sample
+from abaw_expr.tasks import TASKS
 from abaw_expr.training.ablation import ablate, pm
 from abaw_expr.training.extraction import extract
 from abaw_expr.writers import atomic_write, atomic_write_text
@@ -62,7 +63,7 @@ HEADS = {
     "no_att_trans": "frame only",
 }
 VARIANTS = tuple(HEADS)
-TASKS = ("expr", "va", "au")
+
 SEEDS = 3
 EPOCHS = 8
 # A smaller sample than ``abaw-expr sample`` writes (30 + 10 videos): the frozen backbone's
@@ -86,7 +87,7 @@ def calibration_faces(images: Path, split_dir: Path, every: int = 16) -> torch.T
 
 def head_stage_config(variant: str, backbone_file: Path, seed: int, epochs: int) -> Config:
     config = Config()
-    config.model.tasks = list(TASKS)  # one model for every track (issue 20)
+    config.model.tasks = list(TASKS)  # one model for every task (issue 20)
     config.data.stride = 16  # overlapping training windows: more sequences from few videos
     config.data.num_workers = 0
     config.model.variant = variant
@@ -97,7 +98,7 @@ def head_stage_config(variant: str, backbone_file: Path, seed: int, epochs: int)
     return config
 
 
-TRACK_ROWS = (  # (title, track, key of the arm's track entry)
+TASK_ROWS = (  # (title, task, key of the arm's task entry)
     ("expression macro F1", "expr", "score_stats"),
     ("valence-arousal mean CCC", "va", "score_stats"),
     ("  CCC valence", "va", "ccc_valence"),
@@ -132,7 +133,7 @@ def head_lines(arms: dict) -> list[str]:
     header = [f"{HEADS.get(a, a)} ({a})" for a in names]
     rows = [
         (title + " %", [pm(_stats(arms[a], track, key)) for a in names])
-        for title, track, key in TRACK_ROWS
+        for title, track, key in TASK_ROWS
     ]
     rows.append(("ABAW sum of the tracks %", [pm(arms[a]["score"]) for a in names]))
     lines = [
@@ -146,7 +147,7 @@ def head_lines(arms: dict) -> list[str]:
             continue
         parts = [
             f"{title.strip()} {difference(arms, other, paper, track, key)}"
-            for title, track, key in TRACK_ROWS
+            for title, track, key in TASK_ROWS
             if key == "score_stats"
         ]
         parts.append(f"ABAW sum {difference(arms, other, paper, None)}")

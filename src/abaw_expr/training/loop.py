@@ -27,6 +27,7 @@ from abaw_expr import __version__
 from abaw_expr.config import Config, save_config
 from abaw_expr.data.datamodule import ExpressionDataModule
 from abaw_expr.errors import InputError
+from abaw_expr.tasks import EXPR
 from abaw_expr.training.module import ExpressionModule
 from abaw_expr.writers import atomic_write, atomic_write_json
 
@@ -294,7 +295,7 @@ def train(
         tracks=list(module.tasks),
         monitor=module.monitor,
         # the paper's figure for the expression track alone; else the tracks' ABAW sum
-        **({"best_macro_f1": best} if module.monitor == "val/macro_f1" else {"best_score": best}),
+        **({"best_macro_f1": best} if module.monitor == EXPR.score else {"best_score": best}),
         best_checkpoint=str(out_dir / "best.ckpt"),
         epochs=trainer.current_epoch,
         train_seconds=run.get("train_seconds", 0.0) + time.time() - started,

@@ -23,7 +23,7 @@ from abaw_expr.model.build import (
     build_model,  # the model from its config; inference imports it from .build
 )
 from abaw_expr.model.temporal import check_tasks, split_outputs
-from abaw_expr.tasks import AU_NAMES, NUM_CLASSES
+from abaw_expr.tasks import AU, AU_NAMES, EXPR, NUM_CLASSES, SUM_SCORE, VA, best_epoch_key
 from abaw_expr.training.losses import ExpressionLoss, TrackLoss
 
 
@@ -123,7 +123,7 @@ class ExpressionModule(L.LightningModule):
     def monitor(self) -> str:
         """What picks the best epoch and drives the plateau schedule: the paper's validation
         macro F1 for the expression track alone, else the chosen tracks' ABAW sum."""
-        return "val/macro_f1" if self.tasks == ("expr",) else "val/score"
+        return best_epoch_key(self.tasks)
 
     def _step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self(batch["x"], batch["mask"])
@@ -199,23 +199,24 @@ class ExpressionModule(L.LightningModule):
             cm = self.val_confusion.compute().cpu().numpy()
             self.val_confusion.reset()
             scores["expr"] = float(f1_from_confusion(cm).mean())
-            self.log("val/macro_f1", scores["expr"], prog_bar=True, sync_dist=False)
+            self.log(EXPR.score, scores["expr"], prog_bar=True, sync_dist=False)
         if "va" in self.tasks:
             ccc = self.val_concordance.compute().cpu()
             self.val_concordance.reset()
             scores["va"] = float(ccc.mean())
-            self.log("val/ccc_valence", float(ccc[0]), sync_dist=False)
-            self.log("val/ccc_arousal", float(ccc[1]), sync_dist=False)
-            self.log("val/ccc", scores["va"], prog_bar=True, sync_dist=False)
+            valence, arousal, mean = VA.logged
+            self.log(valence, float(ccc[0]), sync_dist=False)
+            self.log(arousal, float(ccc[1]), sync_dist=False)
+            self.log(mean, scores["va"], prog_bar=True, sync_dist=False)
         if "au" in self.tasks:
             tp, fp, _, fn, _ = self.val_au.compute().cpu().double().unbind(-1)
             self.val_au.reset()
             denominator = 2 * tp + fp + fn
             f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), 0.0)
             scores["au"] = float(f1.mean())
-            self.log("val/au_f1", scores["au"], prog_bar=True, sync_dist=False)
+            self.log(AU.score, scores["au"], prog_bar=True, sync_dist=False)
         if self.tasks != ("expr",):
-            self.log("val/score", abaw_sum(scores), prog_bar=True, sync_dist=False)
+            self.log(SUM_SCORE, abaw_sum(scores), prog_bar=True, sync_dist=False)
 
     def configure_optimizers(self):
         o = self.config.optim
