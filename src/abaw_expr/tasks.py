@@ -64,7 +64,7 @@ class Task:
     columns: tuple[str, ...]  # the header of its annotation and prediction files
     title: str
     unannotated: float  # the value that marks a frame (or a value) as not annotated
-    annotated_rows: Callable[[np.ndarray], np.ndarray]  # label array -> bool (frames,)
+    annotated_rows: Callable  # labels (..., columns) -> bool (...); NumPy arrays or tensors
     score: str  # the validation key of its ABAW score
     logged: tuple[str, ...]  # every validation key its epochs log, the score last
 
@@ -78,8 +78,9 @@ class Task:
         return len(self.columns)
 
     def annotated(self, values: np.ndarray) -> np.ndarray:
-        """Boolean (frames,): which frames of a label array are annotated for this task."""
-        return self.annotated_rows(np.asarray(values))
+        """Boolean (frames,): which frames of a label array (or a tensor of labels, frames in
+        its leading dimensions) are annotated for this task."""
+        return self.annotated_rows(values)
 
 
 EXPR = Task(
@@ -98,7 +99,7 @@ VA = Task(
     VA_NAMES,
     "valence-arousal",
     VA_UNANNOTATED,
-    lambda values: (values != VA_UNANNOTATED).all(axis=1),  # a single -5 leaves the frame out
+    lambda values: (values != VA_UNANNOTATED).all(-1),  # a single -5 leaves the frame out
     "val/ccc",
     ("val/ccc_valence", "val/ccc_arousal", "val/ccc"),
 )
@@ -108,7 +109,7 @@ AU = Task(
     AU_NAMES,
     "action units",
     AU_UNANNOTATED,
-    lambda values: values[:, 0] != AU_UNANNOTATED,  # the parser checks the whole row
+    lambda values: values[..., 0] != AU_UNANNOTATED,  # the parser checks the whole row
     "val/au_f1",
     ("val/au_f1",),
 )

@@ -18,7 +18,7 @@ import numpy as np
 
 from abaw_expr.data.annotations import list_label_files, read_labels
 from abaw_expr.errors import InputError, require_dir, require_file
-from abaw_expr.tasks import NUM_CLASSES, UNANNOTATED
+from abaw_expr.tasks import NUM_CLASSES, TASKS, UNANNOTATED
 from abaw_expr.writers import atomic_write
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class VideoFrames:
         values = self.va if track == "va" else self.au
         if values is None:
             return np.zeros(self.num_frames, dtype=bool)
-        return (values != -5).all(1) if track == "va" else values[:, 0] != -1
+        return TASKS[track].annotated(values)
 
     @property
     def annotated(self) -> np.ndarray:

@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, NUM_CLASSES
+from abaw_expr.tasks import AU, AU_NAMES, CLASS_NAMES, NUM_CLASSES, VA
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def va_scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
     mean. ``labels`` and ``predictions`` are (frames, 2)."""
     labels = np.asarray(labels, dtype=np.float64).reshape(-1, 2)
     predictions = np.asarray(predictions, dtype=np.float64).reshape(-1, 2)
-    keep = (labels != -5).all(axis=1)
+    keep = VA.annotated(labels)
     valence = concordance(labels[keep, 0], predictions[keep, 0])
     arousal = concordance(labels[keep, 1], predictions[keep, 1])
     return {
@@ -96,7 +96,7 @@ def au_scores(labels: np.ndarray, predictions: np.ndarray, names: tuple[str, ...
     their mean. ``labels`` and ``predictions`` are (frames, len(names)) of 0/1."""
     labels = np.asarray(labels).reshape(-1, len(names))
     predictions = np.asarray(predictions).reshape(-1, len(names))
-    keep = labels[:, 0] != -1
+    keep = AU.annotated(labels)
     f1 = binary_f1(labels[keep], predictions[keep])
     return {
         "score": float(f1.mean()),

@@ -40,10 +40,10 @@ from torch.nn import functional as F
 from abaw_expr.config import VARIANTS
 from abaw_expr.errors import InputError
 from abaw_expr.model.backbone import FEATURE_DIM, RegNetFeatures
-from abaw_expr.tasks import AU_NAMES, NUM_CLASSES
+from abaw_expr.tasks import AU_NAMES, NUM_CLASSES, TASKS
 
 # The outputs of each task, in the order the head concatenates them.
-TASK_WIDTHS: dict[str, int] = {"expr": NUM_CLASSES, "va": 2, "au": len(AU_NAMES)}
+TASK_WIDTHS: dict[str, int] = {name: task.width for name, task in TASKS.items()}
 POSITIONAL: tuple[str, ...] = ("none", "relative")  # "none" is the paper's
 
 

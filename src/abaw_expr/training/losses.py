@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from abaw_expr.errors import InputError
 from abaw_expr.model.temporal import TASK_WIDTHS, check_tasks, split_outputs
+from abaw_expr.tasks import AU, VA
 
 
 class ExpressionLoss(nn.Module):
@@ -136,7 +137,7 @@ class TrackLoss(nn.Module):
             losses["expr"] = self.expression(parts["expr"], targets["labels"], mask)
         if "va" in parts:
             truth = targets["va"]
-            keep = mask & (truth != -5).all(-1)
+            keep = mask & VA.annotated(truth)
             ccc = batch_concordance(parts["va"], truth, keep)
             loss = 1 - ccc.mean()
             if self.va_mse_weight:
@@ -145,7 +146,7 @@ class TrackLoss(nn.Module):
             losses["va"] = torch.where(keep.any(), loss, 0.0 * loss)
         if "au" in parts:
             truth = targets["au"]
-            keep = mask & (truth[..., 0] != -1)
+            keep = mask & AU.annotated(truth)
             logits = torch.where(keep[..., None], parts["au"].float(), 0.0)
             per_unit = F.binary_cross_entropy_with_logits(
                 logits,

@@ -187,7 +187,7 @@ class ExpressionModule(L.LightningModule):
             labels = torch.where(mask, batch["labels"], torch.full_like(batch["labels"], -1))
             self.val_confusion.update(parts["expr"].argmax(-1).flatten(), labels.flatten())
         if "va" in parts:
-            keep = mask & (batch["va"] != -5).all(-1)
+            keep = mask & VA.annotated(batch["va"])
             self.val_concordance.update(parts["va"][keep], batch["va"][keep])
         if "au" in parts:
             truth = torch.where(mask[..., None], batch["au"], -1.0).long()
