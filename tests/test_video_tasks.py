@@ -92,7 +92,7 @@ def _column(rows: list[dict], *names: str) -> np.ndarray:
     return np.array([[float(r[n]) for n in names] for r in rows])
 
 
-def test_predict_video_writes_the_checkpoints_tracks_as_its_head_gives_them(
+def test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them(
     clip, checkpoint, tmp_path
 ):
     model, _ = load_model(checkpoint)
@@ -134,14 +134,14 @@ def test_predict_video_writes_the_checkpoints_tracks_as_its_head_gives_them(
 
     # One ABAW file per track, as predict --images writes them; the same values as the CSV.
     assert not (out / "clip.txt").exists()
-    track, written = read_task_file(out / "va" / "clip.txt", prediction=True)
-    assert track.name == "va"
+    task, written = read_task_file(out / "va" / "clip.txt", prediction=True)
+    assert task.name == "va"
     np.testing.assert_allclose(written, va, atol=1e-5)
-    track, written = read_task_file(out / "au" / "clip.txt", prediction=True)
-    assert track.name == "au"
+    task, written = read_task_file(out / "au" / "clip.txt", prediction=True)
+    assert task.name == "au"
     np.testing.assert_array_equal(written, aus)
     if "expr" in tasks:
-        track, written = read_task_file(out / "expr" / "clip.txt", prediction=True)
+        task, written = read_task_file(out / "expr" / "clip.txt", prediction=True)
         np.testing.assert_array_equal(written, labels)
     assert (out / "clip.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "clip.annotated.mp4").stat().st_size > 0
@@ -197,7 +197,7 @@ SUBSETS = [s for k in (1, 2, 3) for s in itertools.combinations(("expr", "va", "
 
 
 @pytest.mark.parametrize("tasks", SUBSETS, ids="+".join)
-def test_every_set_of_tracks_gives_its_columns_timeline_caption_and_result(tasks, tmp_path):
+def test_every_set_of_tasks_gives_its_columns_timeline_caption_and_result(tasks, tmp_path):
     """Without a video: a prediction of each set of tracks through every writer."""
     n = 12
     rng = np.random.default_rng(0)
@@ -241,7 +241,7 @@ def test_every_set_of_tracks_gives_its_columns_timeline_caption_and_result(tasks
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's)")
 @pytest.mark.parametrize("tasks", [("expr", "va", "au"), ("va", "au")], ids="+".join)
-def test_the_page_draws_every_track_of_the_checkpoint_in_a_real_browser(clip, tasks, tmp_path):
+def test_the_page_draws_every_task_of_the_checkpoint_in_a_real_browser(clip, tasks, tmp_path):
     """The page's VA curve and AU strip, painted in Chromium from a real job, and the current
     frame's valence, arousal and AUs as the result gives them."""
     from werkzeug.serving import make_server
