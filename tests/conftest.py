@@ -89,6 +89,31 @@ def chromium_args() -> list[str]:
     ]
 
 
+NO_CHROMIUM = "no Chromium here (.ci/run installs Debian's)"
+
+
+def pytest_collection_modifyitems(items):
+    """Without Chromium, a test that uses ``browser`` is skipped before any of its fixtures is
+    made (a trained model, a video), as ``skipif`` would."""
+    if CHROMIUM is None:
+        for item in items:
+            if "browser" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.skip(reason=NO_CHROMIUM))
+
+
+@pytest.fixture()
+def browser():
+    """Headless Chromium for one test, closed after it: ``browser.new_page(viewport=...)``.
+    The test is skipped, saying why, without Chromium (above) or Playwright."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args())
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="session")
 def joint_run(tiny_sample, tmp_path_factory):
     """One model of the three tracks, trained 2 epochs on cached features of the tiny sample:

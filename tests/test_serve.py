@@ -22,8 +22,6 @@ from abaw_expr.serve.jobs import PERSON_COLOURS
 from abaw_expr.synthetic.video import write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions
 
-from .conftest import CHROMIUM, chromium_args
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
@@ -149,46 +147,39 @@ def live_server(app):
     server.shutdown()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's)")
-def test_the_page_in_a_real_browser(live_server, clip, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args())
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.goto(live_server)
-            page.set_input_files("#file", str(clip))
-            page.click("#submit")
-            page.wait_for_selector("#result:not([hidden])", timeout=180_000)
-            painted = page.evaluate(
-                """() => { const c = document.getElementById('timeline');
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
-            )
-            assert painted > 0.5 * 940 * 150  # the stacked probabilities fill the strip
-            # Frame 1 has a face: its box and expression are drawn over the video.
-            page.wait_for_function("document.getElementById('player').readyState >= 1")
-            overlay = page.evaluate(
-                """() => { const c = document.getElementById('overlay');
-                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
-                return [c.width, c.height, n]; }"""
-            )
-            assert overlay[0] > 300 and overlay[1] > 150 and overlay[2] > 200, overlay
-            assert page.inner_text("#current-expression") != "-"
-            href = page.get_attribute("#download-csv", "href")
-            assert href.endswith("my_clip.csv")
-            with urllib.request.urlopen(live_server + href) as response:
-                assert response.read().decode().startswith("frame,time_s,face,status,label")
-            # Clicking the timeline moves the playhead and the shown frame.
-            page.click("#timeline", position={"x": 900, "y": 40})
-            assert "frame 3" in page.inner_text("#current-detail") or "frame" in page.inner_text(
-                "#current-detail"
-            )
-            if os.environ.get("ABAW_EXPR_SCREENSHOT"):
-                page.screenshot(path=os.environ["ABAW_EXPR_SCREENSHOT"], full_page=True)
-        finally:
-            browser.close()
+def test_the_page_in_a_real_browser(live_server, clip, tmp_path, browser):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(live_server)
+    page.set_input_files("#file", str(clip))
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])", timeout=180_000)
+    painted = page.evaluate(
+        """() => { const c = document.getElementById('timeline');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
+    )
+    assert painted > 0.5 * 940 * 150  # the stacked probabilities fill the strip
+    # Frame 1 has a face: its box and expression are drawn over the video.
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    overlay = page.evaluate(
+        """() => { const c = document.getElementById('overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
+        return [c.width, c.height, n]; }"""
+    )
+    assert overlay[0] > 300 and overlay[1] > 150 and overlay[2] > 200, overlay
+    assert page.inner_text("#current-expression") != "-"
+    href = page.get_attribute("#download-csv", "href")
+    assert href.endswith("my_clip.csv")
+    with urllib.request.urlopen(live_server + href) as response:
+        assert response.read().decode().startswith("frame,time_s,face,status,label")
+    # Clicking the timeline moves the playhead and the shown frame.
+    page.click("#timeline", position={"x": 900, "y": 40})
+    assert "frame 3" in page.inner_text("#current-detail") or "frame" in page.inner_text(
+        "#current-detail"
+    )
+    if os.environ.get("ABAW_EXPR_SCREENSHOT"):
+        page.screenshot(path=os.environ["ABAW_EXPR_SCREENSHOT"], full_page=True)
 
 
 # Two people: the left one from the first frame, the right one entering at frame 8. Drawn faces
@@ -302,81 +293,74 @@ def test_faces_one_follows_the_subject_alone(trained_run, people_clip):
         app.cleanup()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's)")
-def test_the_page_shows_every_person_in_a_real_browser(trained_run, people_clip):
+def test_the_page_shows_every_person_in_a_real_browser(browser, trained_run, people_clip):
     """A timeline per person, titled in their colour, and in frame 12 (both in view) a box per
     person in their colour around their face."""
     from werkzeug.serving import make_server
 
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra)")
     clip, _ = people_clip
     app = _people_app(trained_run)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=chromium_args()
-            )
-            page = browser.new_page(viewport={"width": 1100, "height": 1400})
-            page.goto(f"http://127.0.0.1:{server.server_port}")
-            page.set_input_files("#file", str(clip))
-            page.click("#submit")
-            page.wait_for_selector("#result:not([hidden])", timeout=180_000)
-            people = page.evaluate("() => people")
-            assert [q["name"] for q in people] == ["pair_left", "pair_right"]
-            # One timeline per person, each painted, each under its person's name and colour.
-            for k, person in enumerate(people):
-                suffix = f"-{k}" if k else ""
-                assert page.is_visible(f"#timeline{suffix}")
-                painted = page.evaluate(
-                    """(id) => { const c = document.getElementById(id);
-                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                    let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""",
-                    f"timeline{suffix}",
-                )
-                assert painted > 0.5 * 940 * 150
-                assert page.inner_text(f"#person-title{suffix}") == person["name"]
-                swatch = page.eval_on_selector(
-                    f"#person-title{suffix} i", "e => getComputedStyle(e).backgroundColor"
-                )
-                assert swatch == "rgb({}, {}, {})".format(*_rgb(person["colour"]))
-                href = page.get_attribute(f"#download-csv{suffix}", "href")
-                assert href.endswith(f"/{person['name']}.csv")
-            assert page.get_attribute("#download-record", "href").endswith("/pair.json")
-            assert page.locator("canvas.strip.expr:visible").count() == 2
-            # Frame 12: both faces in view. Each person's colour on the overlay, within their box.
-            page.wait_for_function("document.getElementById('player').readyState >= 1")
-            i = 11
-            assert all(q["box"][i] for q in people)
-            # as a click on the timeline does; the page redraws at the video's time
-            page.evaluate(f"() => {{ $('player').currentTime = result.time_s[{i}]; }}")
-            page.wait_for_function(f"frameAt($('player').currentTime) === {i}")
-            page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
-            assert page.inner_text("#current-detail").startswith(f"frame {i + 1},")
-            found = page.evaluate(
-                """(colours) => { const c = document.getElementById('overlay');
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        page.goto(f"http://127.0.0.1:{server.server_port}")
+        page.set_input_files("#file", str(clip))
+        page.click("#submit")
+        page.wait_for_selector("#result:not([hidden])", timeout=180_000)
+        people = page.evaluate("() => people")
+        assert [q["name"] for q in people] == ["pair_left", "pair_right"]
+        # One timeline per person, each painted, each under its person's name and colour.
+        for k, person in enumerate(people):
+            suffix = f"-{k}" if k else ""
+            assert page.is_visible(f"#timeline{suffix}")
+            painted = page.evaluate(
+                """(id) => { const c = document.getElementById(id);
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                const out = colours.map(() => [0, 1e9, 1e9, -1, -1]);  // n, x0, y0, x1, y1
-                for (let p = 0; p < d.length; p += 4) colours.forEach(([r, g, b], k) => {
-                  if (d[p] === r && d[p + 1] === g && d[p + 2] === b && d[p + 3] === 255) {
-                    const x = (p / 4) % c.width, y = Math.floor(p / 4 / c.width), o = out[k];
-                    o[0]++; o[1] = Math.min(o[1], x); o[2] = Math.min(o[2], y);
-                    o[3] = Math.max(o[3], x); o[4] = Math.max(o[4], y); } });
-                return [c.width, c.height, out]; }""",
-                [_rgb(q["colour"]) for q in people],
+                let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""",
+                f"timeline{suffix}",
             )
-            width, height, spans = found
-            scale = min(width / 640, height / 360)
-            ox, oy = (width - 640 * scale) / 2, (height - 360 * scale) / 2
-            for person, (n, x0, y0, x1, y1) in zip(people, spans, strict=True):
-                bx0, by0, bx1, by1 = person["box"][i]
-                assert n > 200, (person["name"], n)  # the box's outline and its label
-                # the box: left, right and bottom edges (the label sits above the top edge)
-                assert abs(x0 - (ox + bx0 * scale)) < 4 and abs(y1 - (oy + by1 * scale)) < 4
-                assert abs(x1 - (ox + bx1 * scale)) < 4 or x1 > ox + bx1 * scale  # a long label
-                assert y0 < oy + by0 * scale
-            browser.close()
+            assert painted > 0.5 * 940 * 150
+            assert page.inner_text(f"#person-title{suffix}") == person["name"]
+            swatch = page.eval_on_selector(
+                f"#person-title{suffix} i", "e => getComputedStyle(e).backgroundColor"
+            )
+            assert swatch == "rgb({}, {}, {})".format(*_rgb(person["colour"]))
+            href = page.get_attribute(f"#download-csv{suffix}", "href")
+            assert href.endswith(f"/{person['name']}.csv")
+        assert page.get_attribute("#download-record", "href").endswith("/pair.json")
+        assert page.locator("canvas.strip.expr:visible").count() == 2
+        # Frame 12: both faces in view. Each person's colour on the overlay, within their box.
+        page.wait_for_function("document.getElementById('player').readyState >= 1")
+        i = 11
+        assert all(q["box"][i] for q in people)
+        # as a click on the timeline does; the page redraws at the video's time
+        page.evaluate(f"() => {{ $('player').currentTime = result.time_s[{i}]; }}")
+        page.wait_for_function(f"frameAt($('player').currentTime) === {i}")
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+        assert page.inner_text("#current-detail").startswith(f"frame {i + 1},")
+        found = page.evaluate(
+            """(colours) => { const c = document.getElementById('overlay');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const out = colours.map(() => [0, 1e9, 1e9, -1, -1]);  // n, x0, y0, x1, y1
+            for (let p = 0; p < d.length; p += 4) colours.forEach(([r, g, b], k) => {
+              if (d[p] === r && d[p + 1] === g && d[p + 2] === b && d[p + 3] === 255) {
+                const x = (p / 4) % c.width, y = Math.floor(p / 4 / c.width), o = out[k];
+                o[0]++; o[1] = Math.min(o[1], x); o[2] = Math.min(o[2], y);
+                o[3] = Math.max(o[3], x); o[4] = Math.max(o[4], y); } });
+            return [c.width, c.height, out]; }""",
+            [_rgb(q["colour"]) for q in people],
+        )
+        width, height, spans = found
+        scale = min(width / 640, height / 360)
+        ox, oy = (width - 640 * scale) / 2, (height - 360 * scale) / 2
+        for person, (n, x0, y0, x1, y1) in zip(people, spans, strict=True):
+            bx0, by0, bx1, by1 = person["box"][i]
+            assert n > 200, (person["name"], n)  # the box's outline and its label
+            # the box: left, right and bottom edges (the label sits above the top edge)
+            assert abs(x0 - (ox + bx0 * scale)) < 4 and abs(y1 - (oy + by1 * scale)) < 4
+            assert abs(x1 - (ox + bx1 * scale)) < 4 or x1 > ox + bx1 * scale  # a long label
+            assert y0 < oy + by0 * scale
     finally:
         server.shutdown()
         app.cleanup()

@@ -16,23 +16,23 @@ from abaw_expr.evaluation.submission import parse_submission
 from abaw_expr.tasks import AU, EXPR, VA
 
 
-def test_the_joint_run_trains_every_track(joint_run):
+def test_the_joint_run_trains_every_task(joint_run):
     _, run = joint_run
     assert run["status"] == "finished" and run["tracks"] == ["expr", "va", "au"]
     assert np.isfinite(run["best_score"])
 
 
-@pytest.mark.parametrize("track", [VA, AU, EXPR], ids=["va", "au", "expr"])
-def test_evaluate_equals_score_on_its_files_for_each_track(joint_run, tiny_sample, track):
+@pytest.mark.parametrize("task", [VA, AU, EXPR], ids=["va", "au", "expr"])
+def test_evaluate_equals_score_on_its_files_for_each_task(joint_run, tiny_sample, task):
     root, _ = joint_run
-    split = tiny_sample / "tracks" / track.folder / "Validation_Set"
-    out = root / f"eval_{track.name}"
+    split = tiny_sample / "tracks" / task.folder / "Validation_Set"
+    out = root / f"eval_{task.name}"
     metrics = evaluate(
         root / "run" / "best.ckpt", tiny_sample / "cropped_aligned", split, out, num_workers=0
     )
-    assert metrics["track"] == track.name
+    assert metrics["track"] == task.name
     for f in sorted((out / "predictions").iterdir()):
-        assert read_task_file(f, prediction=True)[0] is track
+        assert read_task_file(f, prediction=True)[0] is task
     scored = score_predictions(out / "predictions", split)
     assert scored["score"] == pytest.approx(metrics["score"], abs=1e-12)
     assert scored["frames"] == metrics["frames"] > 0
@@ -40,7 +40,7 @@ def test_evaluate_equals_score_on_its_files_for_each_track(joint_run, tiny_sampl
     assert written["score"] == metrics["score"]
 
 
-def test_predict_writes_both_layouts_of_every_track(joint_run, tiny_sample):
+def test_predict_writes_both_layouts_of_every_task(joint_run, tiny_sample):
     root, _ = joint_run
     videos = sorted(p.name for p in (tiny_sample / "cropped_aligned").iterdir())[:2]
     (root / "test.txt").write_text("\n".join(f"{v},{100}" for v in videos) + "\n")
@@ -55,13 +55,13 @@ def test_predict_writes_both_layouts_of_every_track(joint_run, tiny_sample):
         )
         == 2
     )
-    for track in (EXPR, VA, AU):
+    for task in (EXPR, VA, AU):
         per_video = {
-            v: read_task_file(out / track.name / f"{v}.txt", prediction=True)[1] for v in videos
+            v: read_task_file(out / task.name / f"{v}.txt", prediction=True)[1] for v in videos
         }
         assert all(len(values) == 100 for values in per_video.values())
-        one_file_track, rows = parse_submission((out / f"{track.name}.csv").read_text())
-        assert one_file_track is track and sorted(rows) == videos
+        one_file_task, rows = parse_submission((out / f"{task.name}.csv").read_text())
+        assert one_file_task is task and sorted(rows) == videos
         for v in videos:
             assert sorted(rows[v]) == list(range(1, 101))
             np.testing.assert_allclose(

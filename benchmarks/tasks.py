@@ -1,6 +1,6 @@
 """Each ABAW track alone against all three together, and against a constant, on one cache.
 
-    python benchmarks/tracks.py --run DEMO_OUT [--seeds 3] [--epochs 8] [--variant combine] [--json]
+    python benchmarks/tasks.py --run DEMO_OUT [--seeds 3] [--epochs 8] [--variant combine] [--json]
 
 ``DEMO_OUT`` is a finished ``abaw-expr demo`` folder: its feature cache, backbone and sample.
 For the variant chosen, trains the demo's recipe on ``expr``, ``va`` and ``au`` alone and on

@@ -36,7 +36,7 @@ from abaw_expr.video.predict import (
 from abaw_expr.video.reader import VideoInfo
 from abaw_expr.video.tracks import FaceOptions, VideoFaces, track_video
 
-from .conftest import CHROMIUM, chromium_args, tiny_config
+from .conftest import tiny_config
 
 FRAMES = 30
 AU_PROBS = [f"{name}_prob" for name in AU_NAMES]
@@ -92,7 +92,7 @@ def _column(rows: list[dict], *names: str) -> np.ndarray:
     return np.array([[float(r[n]) for n in names] for r in rows])
 
 
-def test_predict_video_writes_the_checkpoints_tracks_as_its_head_gives_them(
+def test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them(
     clip, checkpoint, tmp_path
 ):
     model, _ = load_model(checkpoint)
@@ -134,14 +134,14 @@ def test_predict_video_writes_the_checkpoints_tracks_as_its_head_gives_them(
 
     # One ABAW file per track, as predict --images writes them; the same values as the CSV.
     assert not (out / "clip.txt").exists()
-    track, written = read_task_file(out / "va" / "clip.txt", prediction=True)
-    assert track.name == "va"
+    task, written = read_task_file(out / "va" / "clip.txt", prediction=True)
+    assert task.name == "va"
     np.testing.assert_allclose(written, va, atol=1e-5)
-    track, written = read_task_file(out / "au" / "clip.txt", prediction=True)
-    assert track.name == "au"
+    task, written = read_task_file(out / "au" / "clip.txt", prediction=True)
+    assert task.name == "au"
     np.testing.assert_array_equal(written, aus)
     if "expr" in tasks:
-        track, written = read_task_file(out / "expr" / "clip.txt", prediction=True)
+        task, written = read_task_file(out / "expr" / "clip.txt", prediction=True)
         np.testing.assert_array_equal(written, labels)
     assert (out / "clip.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "clip.annotated.mp4").stat().st_size > 0
@@ -197,7 +197,7 @@ SUBSETS = [s for k in (1, 2, 3) for s in itertools.combinations(("expr", "va", "
 
 
 @pytest.mark.parametrize("tasks", SUBSETS, ids="+".join)
-def test_every_set_of_tracks_gives_its_columns_timeline_caption_and_result(tasks, tmp_path):
+def test_every_set_of_tasks_gives_its_columns_timeline_caption_and_result(tasks, tmp_path):
     """Without a video: a prediction of each set of tracks through every writer."""
     n = 12
     rng = np.random.default_rng(0)
@@ -239,57 +239,49 @@ def test_every_set_of_tracks_gives_its_columns_timeline_caption_and_result(tasks
         assert np.array(result["probabilities"]).shape == (n, NUM_CLASSES)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's)")
 @pytest.mark.parametrize("tasks", [("expr", "va", "au"), ("va", "au")], ids="+".join)
-def test_the_page_draws_every_track_of_the_checkpoint_in_a_real_browser(clip, tasks, tmp_path):
+def test_the_page_draws_every_task_of_the_checkpoint_in_a_real_browser(
+    browser, clip, tasks, tmp_path
+):
     """The page's VA curve and AU strip, painted in Chromium from a real job, and the current
     frame's valence, arousal and AUs as the result gives them."""
     from werkzeug.serving import make_server
 
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra)")
     app = create_app(_checkpoint(tmp_path / "m.ckpt", tasks), device="cpu", engine="eager")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=chromium_args()
+        page = browser.new_page(viewport={"width": 1100, "height": 1100})
+        page.goto(f"http://127.0.0.1:{server.server_port}")
+        page.set_input_files("#file", str(clip))
+        page.click("#submit")
+        page.wait_for_selector("#result:not([hidden])", timeout=180_000)
+        shown = {
+            name: page.is_visible(f"#{name}") for name in ("timeline", "va-timeline", "au-timeline")
+        }
+        assert shown == {"timeline": "expr" in tasks, "va-timeline": True, "au-timeline": True}
+        for name in ("va-timeline", "au-timeline"):
+            colours = page.evaluate(
+                """(id) => { const c = document.getElementById(id);
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                const seen = new Set(); for (let i = 0; i < d.length; i += 4)
+                  if (d[i + 3] > 0) seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+                return [...seen]; }""",
+                name,
             )
-            page = browser.new_page(viewport={"width": 1100, "height": 1100})
-            page.goto(f"http://127.0.0.1:{server.server_port}")
-            page.set_input_files("#file", str(clip))
-            page.click("#submit")
-            page.wait_for_selector("#result:not([hidden])", timeout=180_000)
-            shown = {
-                name: page.is_visible(f"#{name}")
-                for name in ("timeline", "va-timeline", "au-timeline")
-            }
-            assert shown == {"timeline": "expr" in tasks, "va-timeline": True, "au-timeline": True}
-            for name in ("va-timeline", "au-timeline"):
-                colours = page.evaluate(
-                    """(id) => { const c = document.getElementById(id);
-                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                    const seen = new Set(); for (let i = 0; i < d.length; i += 4)
-                      if (d[i + 3] > 0) seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
-                    return [...seen]; }""",
-                    name,
-                )
-                want = {"va-timeline": ("42,157,143", "231,111,81"), "au-timeline": ("59,91,146",)}
-                assert set(want[name]) <= set(colours), (name, len(colours))
-            page.wait_for_function("document.getElementById('player').readyState >= 1")
-            result = page.evaluate("() => result")  # the job's result.json, as the page holds it
-            assert result["tasks"] == list(tasks)
-            [person] = result["people"]
-            on = [n for n, v in zip(result["aus"], person["au"][0], strict=True) if v]
-            texts = page.inner_text("#current") + " " + page.inner_text("#current-tracks")
-            valence, arousal = person["valence"][0], person["arousal"][0]
-            assert f"valence {valence:+.2f}, arousal {arousal:+.2f}" in texts, texts
-            assert ("AUs on: " + " ".join(on) if on else "no AU on") in texts, texts
-            if "expr" in tasks:
-                assert result["classes"][person["label"][0]] in page.inner_text(
-                    "#current-expression"
-                )
-            browser.close()
+            want = {"va-timeline": ("42,157,143", "231,111,81"), "au-timeline": ("59,91,146",)}
+            assert set(want[name]) <= set(colours), (name, len(colours))
+        page.wait_for_function("document.getElementById('player').readyState >= 1")
+        result = page.evaluate("() => result")  # the job's result.json, as the page holds it
+        assert result["tasks"] == list(tasks)
+        [person] = result["people"]
+        on = [n for n, v in zip(result["aus"], person["au"][0], strict=True) if v]
+        texts = page.inner_text("#current") + " " + page.inner_text("#current-tracks")
+        valence, arousal = person["valence"][0], person["arousal"][0]
+        assert f"valence {valence:+.2f}, arousal {arousal:+.2f}" in texts, texts
+        assert ("AUs on: " + " ".join(on) if on else "no AU on") in texts, texts
+        if "expr" in tasks:
+            assert result["classes"][person["label"][0]] in page.inner_text("#current-expression")
     finally:
         server.shutdown()
         app.cleanup()

@@ -28,13 +28,13 @@ def joint(joint_run, tiny_sample):
     """The shared run of all three tracks (conftest) and its evaluation of each."""
     root, _ = joint_run
     tracks = tiny_sample / "tracks"
-    for track in (EXPR, VA, AU):
-        if not (root / f"eval_{track.name}" / "metrics.json").is_file():
+    for task in (EXPR, VA, AU):
+        if not (root / f"eval_{task.name}" / "metrics.json").is_file():
             evaluate(
                 root / "run" / "best.ckpt",
                 tiny_sample / "cropped_aligned",
-                tracks / track.folder / "Validation_Set",
-                root / f"eval_{track.name}",
+                tracks / task.folder / "Validation_Set",
+                root / f"eval_{task.name}",
                 stride=8,  # half the windows of the default: evaluation is most of the time
                 device="cpu",
                 num_workers=0,
@@ -42,11 +42,11 @@ def joint(joint_run, tiny_sample):
     return root
 
 
-def copy_run(joint: Path, dest: Path, eval_track: str | None = None) -> Path:
-    """The joint run without checkpoints, its evaluation of ``eval_track`` as ``<run>/eval``."""
+def copy_run(joint: Path, dest: Path, eval_task: str | None = None) -> Path:
+    """The joint run without checkpoints, its evaluation of ``eval_task`` as ``<run>/eval``."""
     shutil.copytree(joint / "run", dest, ignore=shutil.ignore_patterns("*.ckpt"))
-    if eval_track:
-        shutil.copytree(joint / f"eval_{eval_track}", dest / "eval")
+    if eval_task:
+        shutil.copytree(joint / f"eval_{eval_task}", dest / "eval")
     return dest
 
 
@@ -82,7 +82,7 @@ def recorded(monkeypatch):
 TRAINING = {"training_curves", "lr_schedule", "expr_curves", "va_curves", "au_curves"}
 
 
-def test_report_of_a_run_of_every_track(joint, tmp_path, recorded):
+def test_report_of_a_run_of_every_task(joint, tmp_path, recorded):
     run = copy_run(joint, tmp_path / "run")
     page = write_run_report(run).read_text(encoding="utf-8")
     assert_self_contained(page)
@@ -173,7 +173,7 @@ def test_report_of_the_expression_evaluation_of_the_joint_run(joint, tmp_path):
         assert [name, percent(metrics["per_class_f1"][name])] in [r[:2] for r in table_rows(page)]
 
 
-def test_evaluate_writes_the_report_of_every_track(joint, tiny_sample, tmp_path):
+def test_evaluate_writes_the_report_of_every_task(joint, tiny_sample, tmp_path):
     split = tiny_sample / "tracks" / AU.folder / "Validation_Set"
     out = tmp_path / "eval"
     args = ["evaluate", "--checkpoint", str(joint / "run" / "best.ckpt"), "--images"]
@@ -191,7 +191,7 @@ def text_rows(table: str) -> dict[str, list[str]]:
     return {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", ln.strip()) for ln in lines)}
 
 
-def test_compare_shows_each_runs_tracks_and_best_score(joint, tmp_path, recorded):
+def test_compare_shows_each_runs_tasks_and_best_score(joint, tmp_path, recorded):
     va_run = copy_run(joint, tmp_path / "va", "va")
     au_run = copy_run(joint, tmp_path / "au")
     shutil.copy(joint / "eval_au" / "metrics.json", au_run / "metrics.json")  # <run> convention
@@ -224,7 +224,7 @@ def test_compare_shows_each_runs_tracks_and_best_score(joint, tmp_path, recorded
         assert dict(zip(epochs, values, strict=True)) == pytest.approx(scores)
 
 
-def test_compare_shows_every_track_of_models_evaluated_on_all_of_them(joint, tmp_path):
+def test_compare_shows_every_task_of_models_evaluated_on_all_of_them(joint, tmp_path):
     """Models of the three tracks, each evaluated on all three as ``ablate`` does: the VA, AU
     and ABAW-sum rows per run and, for two seeds, their mean ± std."""
     from abaw_expr.training.ablation import evaluate_on_features

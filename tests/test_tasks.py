@@ -51,10 +51,10 @@ def au_video(rng, n):
     return truth, predicted
 
 
-def write(path, track, values, *, bom=False, crlf=False, extra_rows=None):
-    text = format_task_file(track, values)
+def write(path, task, values, *, bom=False, crlf=False, extra_rows=None):
+    text = format_task_file(task, values)
     if extra_rows is not None:
-        text += format_task_file(track, extra_rows).split("\n", 1)[1]
+        text += format_task_file(task, extra_rows).split("\n", 1)[1]
     if crlf:
         text = text.replace("\n", "\r\n")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,26 +87,26 @@ def au_split(tmp_path):
     return tmp_path, truths, predictions
 
 
-def pooled(truths, predictions, track):
+def pooled(truths, predictions, task):
     truth = np.concatenate([truths[v] for v in sorted(truths)])
     predicted = np.concatenate([predictions[v] for v in sorted(truths)])
-    keep = annotated(track, truth)
+    keep = annotated(task, truth)
     return truth[keep], predicted[keep]
 
 
 # --- reading -------------------------------------------------------------------------------
 
 
-def test_each_track_is_told_by_its_header():
+def test_each_task_is_told_by_its_header():
     assert parse_task_file(EXPR.header + "\n3\n-1\n")[0] is EXPR
-    track, values = parse_task_file("\ufeffvalence, arousal\r\n0.5,-0.25\r\n-5,-5\r\n\r\n")
-    assert track is VA and values.shape == (2, 2)
+    task, values = parse_task_file("\ufeffvalence, arousal\r\n0.5,-0.25\r\n-5,-5\r\n\r\n")
+    assert task is VA and values.shape == (2, 2)
     np.testing.assert_array_equal(values, [[0.5, -0.25], [-5, -5]])
-    track, values = parse_task_file(AU.header + "\n" + ",".join(["1"] + ["0"] * 11) + "\n")
-    assert track is AU and values.tolist() == [[1] + [0] * 11]
+    task, values = parse_task_file(AU.header + "\n" + ",".join(["1"] + ["0"] * 11) + "\n")
+    assert task is AU and values.tolist() == [[1] + [0] * 11]
 
 
-def test_unannotated_frames_by_track():
+def test_unannotated_frames_by_task():
     assert annotated(VA, np.array([[0.1, 0.2], [-5, -5], [0.3, -5]])).tolist() == [1, 0, 0]
     au = np.array([[0] * 12, [-1] * 12, [1] * 12])
     assert annotated(AU, au).tolist() == [True, False, True]
@@ -163,7 +163,7 @@ def test_concordance_of_constants_is_zero_not_nan():
     assert concordance([], []) == 0.0
 
 
-def test_abaw_sum_adds_the_track_scores():
+def test_abaw_sum_adds_the_task_scores():
     assert abaw_sum({"va": 0.5, "expr": 0.25, "au": 0.125}) == pytest.approx(0.875)
 
 
@@ -197,8 +197,8 @@ def test_au_score_equals_sklearn(au_split):
 @pytest.mark.parametrize("fixture", ["va_split", "au_split"])
 def test_one_file_layout_scores_as_the_per_video_files(fixture, request):
     root, truths, predictions = request.getfixturevalue(fixture)
-    track = VA if fixture == "va_split" else AU
-    text = format_submission(track, predictions)
+    task = VA if fixture == "va_split" else AU
+    text = format_submission(task, predictions)
     header, *rows = text.splitlines()
     rows = rows[::-1]  # any order
     (root / "one.csv").write_text("\r\n".join([header, *rows]) + "\r\n")
@@ -209,8 +209,8 @@ def test_one_file_layout_scores_as_the_per_video_files(fixture, request):
 
 def test_one_file_layout_round_trips():
     values = {"a": np.array([[0.5, -0.5], [0.25, 1.0]], dtype=np.float32)}
-    track, rows = parse_submission(format_submission(VA, values))
-    assert track is VA and sorted(rows["a"]) == [1, 2]
+    task, rows = parse_submission(format_submission(VA, values))
+    assert task is VA and sorted(rows["a"]) == [1, 2]
     np.testing.assert_array_equal(rows["a"][2], [0.25, 1.0])
     assert format_submission(VA, values).splitlines()[1] == "a/00001.jpg,0.5,-0.5"
 
@@ -238,14 +238,14 @@ def test_rows_for_unannotated_frames_may_be_missing(va_split):
     )
 
 
-def test_a_split_folder_holds_one_track(va_split):
+def test_a_split_folder_holds_one_task(va_split):
     root, _, _ = va_split
     (root / "ann" / "stray.txt").write_text(EXPR.header + "\n1\n")
     with pytest.raises(InputError, match="one split folder holds one track"):
         score_predictions(root / "pred", root / "ann")
 
 
-def test_predictions_of_another_track_are_refused(va_split):
+def test_predictions_of_another_task_are_refused(va_split):
     root, truths, _ = va_split
     write(root / "pred" / "video0.txt", AU, np.zeros((300, 12), dtype=np.int8))
     with pytest.raises(InputError, match="action units prediction for valence-arousal"):
@@ -258,7 +258,7 @@ def score_cli(predictions, annotations, *extra) -> int:
     )
 
 
-def test_score_json_names_the_track_and_its_details(va_split, au_split, capsys):
+def test_score_json_names_the_task_and_its_details(va_split, au_split, capsys):
     root, _, _ = va_split  # both fixtures share tmp_path: au_split wrote v0, v1 beside them
     (root / "au_ann").mkdir()
     for name in ("v0", "v1"):

@@ -27,22 +27,22 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return root, write_sample(root, TRAIN, VAL, FRAMES, seed=0, workers=1)
 
 
-def track_files(root: Path) -> dict[tuple[str, str, str], Path]:
+def task_files(root: Path) -> dict[tuple[str, str, str], Path]:
     """(track name, split, video) -> file, for every file under ``tracks/``."""
     files = {}
-    for track in TASKS.values():
+    for task in TASKS.values():
         for split in SPLITS:
-            for path in sorted((root / "tracks" / track.folder / split).glob("*.txt")):
-                files[track.name, split, path.stem] = path
+            for path in sorted((root / "tracks" / task.folder / split).glob("*.txt")):
+                files[task.name, split, path.stem] = path
     return files
 
 
-def labelled(root: Path, track: Task) -> dict[str, np.ndarray]:
+def labelled(root: Path, task: Task) -> dict[str, np.ndarray]:
     """video -> the track's labels, over both splits."""
     return {
         video: read_task_file(path)[1]
-        for (name, _, video), path in track_files(root).items()
-        if name == track.name
+        for (name, _, video), path in task_files(root).items()
+        if name == task.name
     }
 
 
@@ -70,26 +70,26 @@ def test_every_file_reads_back_in_abaws_layout(sample: tuple[Path, dict]) -> Non
         t.folder for t in TASKS.values()
     )
     expression = expression_of(root)
-    files = track_files(root)
+    files = task_files(root)
     for (name, split, video), path in files.items():
-        track, values = read_task_file(path)
-        assert track.name == name
-        assert path.read_text().splitlines()[0] == track.header
+        task, values = read_task_file(path)
+        assert task.name == name
+        assert path.read_text().splitlines()[0] == task.header
         assert len(values) == len(expression[video]) == FRAMES
         assert (root / "cropped_aligned" / video).is_dir()
-        if track is EXPR:  # a copy of annotations/, byte for byte
+        if task is EXPR:  # a copy of annotations/, byte for byte
             assert path.read_bytes() == (root / "annotations" / split / path.name).read_bytes()
-    for track in TASKS.values():
+    for task in TASKS.values():
         for split in SPLITS:
-            entry = summary["tracks"][track.name][split]
-            videos = sorted(v for (n, s, v) in files if (n, s) == (track.name, split))
+            entry = summary["tracks"][task.name][split]
+            videos = sorted(v for (n, s, v) in files if (n, s) == (task.name, split))
             assert entry["videos"] == videos
-            values = [read_task_file(files[track.name, split, v])[1] for v in videos]
+            values = [read_task_file(files[task.name, split, v])[1] for v in videos]
             stacked = np.concatenate(values)
             assert entry["frames"] == len(stacked)
-            assert entry["annotated"] == int(annotated(track, stacked).sum())
-            if track is AU:
-                positive = stacked[annotated(track, stacked)].sum(axis=0).tolist()
+            assert entry["annotated"] == int(annotated(task, stacked).sum())
+            if task is AU:
+                positive = stacked[annotated(task, stacked)].sum(axis=0).tolist()
                 assert list(entry["positive"].values()) == positive
 
 
@@ -178,26 +178,26 @@ def test_valence_arousal_follow_the_face(sample: tuple[Path, dict]) -> None:
     assert valence.std() > 0.1 and arousal.std() > 0.1
 
 
-def test_unannotated_stretches_of_each_track(sample: tuple[Path, dict]) -> None:
+def test_unannotated_stretches_of_each_task(sample: tuple[Path, dict]) -> None:
     root, _ = sample
     expression = expression_of(root)
-    for track in (VA, AU):
+    for task in (VA, AU):
         own = []
-        for video, values in labelled(root, track).items():
-            gone = ~annotated(track, values)
-            if track is AU:
+        for video, values in labelled(root, task).items():
+            gone = ~annotated(task, values)
+            if task is AU:
                 assert (values[gone] == -1).all()
             own += runs(gone & (expression[video] >= 0))  # where the expression is annotated
-        assert any(n >= 10 for n in own), track.name
+        assert any(n >= 10 for n in own), task.name
     va, au = labelled(root, VA), labelled(root, AU)
     assert any(
         not np.array_equal(annotated(VA, va[v]), annotated(AU, au[v])) for v in set(va) & set(au)
     ), "VA and AU are unannotated on the same frames everywhere"
 
 
-def test_one_track_video_and_split_that_differs(sample: tuple[Path, dict]) -> None:
+def test_one_task_video_and_split_that_differs(sample: tuple[Path, dict]) -> None:
     root, summary = sample
-    quirks, files = summary["quirks"], track_files(root)
+    quirks, files = summary["quirks"], task_files(root)
     where = {}
     for name, split, video in files:
         where.setdefault(video, {})[name] = split
@@ -205,15 +205,15 @@ def test_one_track_video_and_split_that_differs(sample: tuple[Path, dict]) -> No
     assert where[lonely] == {"au": "Train_Set"}
     assert (root / "annotations" / "Train_Set" / f"{lonely}.txt").is_file()
     assert any((root / "cropped_aligned" / lonely).iterdir())
-    assert [v for v, tracks in where.items() if len(tracks) == 1] == [lonely]
+    assert [v for v, tasks in where.items() if len(tasks) == 1] == [lonely]
     [moved] = quirks["split_differs"]
     assert where[moved] == {"expr": "Validation_Set", "va": "Train_Set", "au": "Validation_Set"}
-    assert [v for v, tracks in where.items() if len(set(tracks.values())) > 1] == [moved]
-    for track in TASKS.values():  # every split of every track holds videos
-        assert all(summary["tracks"][track.name][split]["videos"] for split in SPLITS)
+    assert [v for v, tasks in where.items() if len(set(tasks.values())) > 1] == [moved]
+    for task in TASKS.values():  # every split of every task holds videos
+        assert all(summary["tracks"][task.name][split]["videos"] for split in SPLITS)
 
 
-def test_same_seed_same_tracks_and_a_rewrite_replaces_them(tmp_path: Path) -> None:
+def test_same_seed_same_task_files_and_a_rewrite_replaces_them(tmp_path: Path) -> None:
     def digest(root: Path) -> dict[str, str]:
         return {
             str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()

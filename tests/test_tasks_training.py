@@ -36,13 +36,13 @@ LENGTHS = {"expr": 90, "va": 96, "au": 80}  # annotation lengths differ between 
 TASKS = {"expr": EXPR, "va": VA, "au": AU}
 
 
-def labels_for(track: str, video: str, n: int) -> np.ndarray:
+def labels_for(task: str, video: str, n: int) -> np.ndarray:
     """Labels that a feature can carry: a slow cycle per video, some frames unannotated."""
     t = np.arange(n) + 17 * ord(video)
-    if track == "expr":
+    if task == "expr":
         values = ((t // 10) % 3 * 2).astype(np.int8)  # Neutral, Disgust, Happiness
         values[:5] = -1
-    elif track == "va":
+    elif task == "va":
         values = np.stack([np.sin(t / 9), np.cos(t / 13)], 1).round(3).astype(np.float32)
         values[10:14] = -5
     else:
@@ -58,15 +58,15 @@ def write_layout(root):
         (root / "images" / video).mkdir(parents=True)
         for frame in range(1, 86):  # images end before the annotations do
             (root / "images" / video / f"{frame:05d}.jpg").touch()
-        for track, split in splits.items():
-            path = root / "ann" / TASKS[track].folder / split / f"{video}.txt"
+        for task, split in splits.items():
+            path = root / "ann" / TASKS[task].folder / split / f"{video}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            values = labels_for(track, video, LENGTHS[track])
-            path.write_text(format_task_file(TASKS[track], values))
+            values = labels_for(task, video, LENGTHS[task])
+            path.write_text(format_task_file(TASKS[task], values))
     return root / "images", root / "ann"
 
 
-def test_tracks_are_found_in_either_layout(tmp_path):
+def test_tasks_are_found_in_either_layout(tmp_path):
     images, ann = write_layout(tmp_path)
     assert list(find_tracks(ann)) == ["expr", "va", "au"]
     va_only = find_tracks(ann / VA.folder)  # one track's folder: its header tells which
@@ -98,7 +98,7 @@ def test_merged_index_and_the_leakage_rule(tmp_path, caplog):
 
 
 @pytest.fixture
-def three_track_cache(tmp_path):
+def three_task_cache(tmp_path):
     """A feature cache over the layout whose features carry each track's labels, plus noise."""
     images, ann = write_layout(tmp_path)
     torch.manual_seed(0)
@@ -119,8 +119,8 @@ def three_track_cache(tmp_path):
     return tmp_path, ann, weights
 
 
-def test_the_cache_carries_every_tracks_labels(three_track_cache):
-    root, ann, _ = three_track_cache
+def test_the_cache_carries_every_tasks_labels(three_task_cache):
+    root, ann, _ = three_task_cache
     train_index = open_split_index(root / "f" / "Train_Set")
     assert cached_tracks(train_index) == ["expr", "va", "au"]
     assert data_tracks(ann, root / "f") == ["expr", "va", "au"] == data_tracks(ann)
@@ -131,23 +131,23 @@ def test_the_cache_carries_every_tracks_labels(three_track_cache):
         np.testing.assert_array_equal(cached.labels, built.labels)
 
 
-@pytest.mark.parametrize("tracks", [["va"], ["au"], ["expr", "va", "au"]])
-def test_training_on_chosen_tracks(three_track_cache, tracks):
-    root, ann, weights = three_track_cache
+@pytest.mark.parametrize("tasks", [["va"], ["au"], ["expr", "va", "au"]])
+def test_training_on_chosen_tasks(three_task_cache, tasks):
+    root, ann, weights = three_task_cache
     config = tiny_config(trainer__epochs=3, model__backbone_weights=str(weights), data__seq_len=16)
-    config.model.tasks = tracks
+    config.model.tasks = tasks
     run = train(config, ann, root / "run", features_dir=root / "f", enable_progress_bar=False)
-    assert run["tracks"] == tracks and run["monitor"] == "val/score"
+    assert run["tracks"] == tasks and run["monitor"] == "val/score"
     assert "best_macro_f1" not in run and run["best_score"] > 0
     metrics = (next((root / "run" / "logs").rglob("metrics.csv"))).read_text().splitlines()
     header = metrics[0].split(",")
-    assert ("val/ccc" in header) == ("va" in tracks) and ("val/au_f1" in header) == ("au" in tracks)
-    assert ("val/macro_f1" in header) == ("expr" in tracks)
+    assert ("val/ccc" in header) == ("va" in tasks) and ("val/au_f1" in header) == ("au" in tasks)
+    assert ("val/macro_f1" in header) == ("expr" in tasks)
     model, _ = load_model(root / "run" / "best.ckpt")
-    assert model.head.tasks == tuple(tracks)
+    assert model.head.tasks == tuple(tasks)
     state = torch.load(root / "run" / "best.ckpt", weights_only=True)["state_dict"]
-    assert ("loss.au_pos_weight" in state) == ("au" in tracks)
-    if "au" in tracks:  # negatives over positives of the training frames
+    assert ("loss.au_pos_weight" in state) == ("au" in tasks)
+    if "au" in tasks:  # negatives over positives of the training frames
         au = np.concatenate(
             [v.au[v.annotated_for("au")] for v in open_split_index(root / "f" / "Train_Set")]
         )
@@ -158,8 +158,8 @@ def test_training_on_chosen_tracks(three_track_cache, tracks):
     assert saved["best_score"] == run["best_score"]
 
 
-def test_asking_for_a_track_the_cache_lacks(three_track_cache):
-    root, ann, _ = three_track_cache
+def test_asking_for_a_task_the_cache_lacks(three_task_cache):
+    root, ann, _ = three_task_cache
     for split in ("Train_Set", "Validation_Set"):  # the cache of a VA and EXPR extraction
         path = root / "f" / split / "index.npz"
         with np.load(path) as data:
@@ -173,7 +173,7 @@ def test_asking_for_a_track_the_cache_lacks(three_track_cache):
         datamodule.prepare_data()
 
 
-def test_stats_of_every_track(tmp_path, capsys):
+def test_stats_of_every_task(tmp_path, capsys):
     from abaw_expr.cli import main
 
     images, ann = write_layout(tmp_path)
@@ -191,8 +191,8 @@ def test_stats_of_every_track(tmp_path, capsys):
     assert "positive: AU1" in capsys.readouterr().out
 
 
-def test_training_windows_cover_the_chosen_tracks_frames_only(three_track_cache):
-    root, ann, _ = three_track_cache
+def test_training_windows_cover_the_chosen_tasks_frames_only(three_task_cache):
+    root, ann, _ = three_task_cache
     datamodule = ExpressionDataModule(
         tiny_config().data, ann, features_dir=root / "f", tracks=["va"]
     )
