@@ -274,7 +274,7 @@ def _training_curves(page: Page, log: EpochLog, monitor: str) -> None:
 def _track_curves(page: Page, log: EpochLog, track: str) -> None:
     """One track's validation metrics per epoch: a figure and the same values as a table."""
     name, title, labels = TASK_CURVES[track]
-    columns = zip(labels, TASKS[track].logged, strict=True)
+    columns = list(zip(labels, TASKS[track].logged, strict=True))  # read twice below
     curves = {label: log.series(column) for label, column in columns if column in log.values}
     if not curves:
         page.skipped(f"no {TASKS[track].score} in the logs: no {title} per epoch.")
