@@ -46,7 +46,7 @@ BREAKAGES = (
         "under DDP every validation frame counts once and val/macro_f1 is the single-process figure",
         (
             (
-                "src/abaw_expr/model/module.py",
+                "src/abaw_expr/training/module.py",
                 "            validate_args=False,  # its checks read the device\n",
                 "            validate_args=False,  # its checks read the device\n"
                 "            sync_on_compute=False,\n",
@@ -77,7 +77,7 @@ BREAKAGES = (
         "the NaN guard names the first epoch and step whose loss was not finite",
         (
             (
-                "src/abaw_expr/model/module.py",
+                "src/abaw_expr/training/module.py",
                 "first = ~torch.isfinite(value) & (self._bad[0] < 0)",
                 "first = ~torch.isfinite(value)",
             ),
