@@ -205,7 +205,7 @@ BREAKAGES = (
         "tracks are joined only when the faces look alike",
         (
             (
-                "src/abaw_expr/video/tracks.py",
+                "src/abaw_expr/video/people.py",
                 "        joinable = [o for o in options if o[0] or o[1] < o[2]]",
                 "        joinable = options",
             ),

@@ -21,9 +21,10 @@ from abaw_expr.faces.identity import (
     face_chip,
 )
 from abaw_expr.synthetic.video import PhotoFace, write_shots_video, write_synthetic_video
+from abaw_expr.video.people import link_tracks, person_names
 from abaw_expr.video.reader import read_frames
 from abaw_expr.video.shots import ShotCuts
-from abaw_expr.video.tracks import FaceOptions, link_tracks, person_names, track_people
+from abaw_expr.video.tracks import FaceOptions, track_people
 
 GRACE_BOX = (182, 121, 353, 332)  # her face in matplotlib's grace_hopper.jpg
 EILEEN_BOX = (178, 63, 267, 175)  # in scikit-image's astronaut.png
@@ -311,7 +312,7 @@ def test_a_track_is_cut_only_where_two_runs_of_its_faces_look_like_two_people():
 
 
 def test_a_cut_track_is_cut_where_its_box_jumps_and_a_too_short_part_is_no_person():
-    from abaw_expr.video.tracks import note_splits, split_mixed_tracks
+    from abaw_expr.video.people import note_splits, split_mixed_tracks
 
     one, other = np.zeros(128, np.float32), np.full(128, 0.1, np.float32)  # 1.13 apart
 

@@ -183,3 +183,29 @@ def test_no_import_circles():
         if m not in state:
             visit(m, [])
     assert circles == []
+
+
+MAX_FUNCTION_LINES = 80  # from the ``def`` line to the last, inclusive: one sitting's reading
+MAX_FILE_LINES = 500
+
+
+def _too_long(source: Path) -> list[str]:
+    """Every function (or method) longer than MAX_FUNCTION_LINES and every file longer than
+    MAX_FILE_LINES under ``source``, as ``path:line name (N lines)``."""
+    found = []
+    for path in sorted(source.rglob("*.py")):
+        text = path.read_text()
+        where = path.relative_to(source.parent)
+        if (lines := len(text.splitlines())) > MAX_FILE_LINES:
+            found.append(f"{where} ({lines} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{where}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_over_80_lines_and_no_file_over_500():
+    too_long = _too_long(SOURCE)
+    assert too_long == [], "too long:\n" + "\n".join(too_long)

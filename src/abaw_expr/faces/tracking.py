@@ -207,7 +207,7 @@ class MultiFaceTracker(SubjectTracker):
     track; a track missed for more than ``patience`` frames ends, and so does every track at a
     shot cut (``cut=True``: the same place in a new shot is not the same person). Track ids
     count up from 1 in order of appearance; a person who comes back gets a new one, and
-    :func:`abaw_expr.video.tracks.link_tracks` joins them by appearance.
+    :func:`abaw_expr.video.people.link_tracks` joins them by appearance.
     """
 
     def __init__(self, detector: FaceDetector, **kwargs):

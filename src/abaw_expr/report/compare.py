@@ -21,7 +21,7 @@ from typing import Any
 
 from abaw_expr.errors import InputError
 from abaw_expr.report import figures
-from abaw_expr.report.html import Page, duration, number, percent, score_text
+from abaw_expr.report.page import Page, duration, number, percent, score_text
 from abaw_expr.report.runs import (
     EpochLog,
     best_score,

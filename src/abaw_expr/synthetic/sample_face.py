@@ -301,45 +301,65 @@ def _base_layer(idt: Identity) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _draw_expression(img: np.ndarray, face: np.ndarray, p: np.ndarray, idt: Identity) -> None:
-    """Colour cues, brows, eyes, nose wrinkles and mouth for parameters ``p`` (FaceParams order)."""
+    """Colour cues, brows, eyes, creases and mouth, in that order, for ``p`` (FaceParams order)."""
     p = np.maximum(p, 0, where=np.arange(len(p)) >= 11, out=p.copy())  # cues are never negative
     smile, mopen, width, press, lraise, mskew, teeth = p[:7].tolist()
     braise, tilt, bskew, eye, wrinkle = p[7:12].tolist()
     cues = np.minimum(p[12:], 1)
     glow, gloom, smug = cues[3:].tolist()
     mopen, press, lraise, teeth = (max(x, 0.0) for x in (mopen, press, lraise, teeth))
-    skin, cx = np.array(idt.skin, np.float32), _CX
+    skin = np.array(idt.skin, np.float32)
+    _draw_tints(img, face, cues, glow, idt)
+    _draw_brows(img, braise, tilt, bskew, idt)
+    _draw_eyes(img, eye, gloom, skin, idt)
+    _draw_creases(img, smile, width, tilt, wrinkle, skin)
+    _draw_mouth(img, (smile, mopen, width, press, lraise, mskew, teeth), smug, idt)
 
-    def window(
-        half_width: float, y0: float, y1: float
-    ) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray, np.ndarray]:
-        """A window centred on the face's midline, with x folded onto the right half: a
-        symmetric pair of shapes is drawn once, for both sides. Also returns the side (-1, 1)."""
-        win, u, v = _window(cx - half_width, cx + half_width, y0, y1)
-        return win, cx + np.abs(u - cx), v, np.sign(u - cx + 1e-3)
 
+def _mirrored(
+    half_width: float, y0: float, y1: float
+) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray, np.ndarray]:
+    """A window centred on the face's midline, with x folded onto the right half: a
+    symmetric pair of shapes is drawn once, for both sides. Also returns the side (-1, 1)."""
+    win, u, v = _window(_CX - half_width, _CX + half_width, y0, y1)
+    return win, _CX + np.abs(u - _CX), v, np.sign(u - _CX + 1e-3)
+
+
+def _draw_tints(
+    img: np.ndarray, face: np.ndarray, cues: np.ndarray, glow: float, idt: Identity
+) -> None:
+    """The colour cues' tints of the bare face skin (``face``), and blushing cheeks."""
+    cx = _CX
     tinted = _window(cx - idt.face_rx, cx + idt.face_rx, _CY - idt.face_ry, _CY + idt.face_ry)[0]
     for amount, colour in zip(cues.tolist(), _TINTS, strict=True):
         if amount > 0.02:
             _paint(img, tinted, 0.6 * amount * face[tinted], colour)
     if glow > 0.02:  # blushing cheeks
-        win, u, v, _ = window(34, 66, 86)
+        win, u, v, _ = _mirrored(34, 66, 86)
         _paint(img, win, 0.85 * glow * _ellipse(u, v, cx + 22, 76, 11, 8), (245, 95, 125))
-    win, u, v, side = window(
+
+
+def _draw_brows(img: np.ndarray, braise: float, tilt: float, bskew: float, idt: Identity) -> None:
+    """Both brows: raised (``braise``), inner ends up or down (``tilt``), one up (``bskew``)."""
+    win, u, v, side = _mirrored(
         34,
         38 - 8 * braise - 6 * abs(bskew) - 6 * abs(tilt) - 6,
         38 - 8 * braise + 6 * abs(bskew) + 6 * abs(tilt) + 6,
     )
     y = 38 - 8 * braise + 6 * bskew * side
-    inner = (cx + 8 + 3 * min(tilt, 0), y - 6 * tilt)
-    outer = (cx + 30, y + 2 * tilt)
+    inner = (_CX + 8 + 3 * min(tilt, 0), y - 6 * tilt)
+    outer = (_CX + 30, y + 2 * tilt)
     mid = (inner[0] * 0.55 + outer[0] * 0.45, (inner[1] + outer[1]) / 2 - 2)
     brows = np.maximum(
         _capsule(u, v, inner, mid, idt.brow_width), _capsule(u, v, mid, outer, idt.brow_width * 0.8)
     )
     _paint(img, win, brows, idt.brow)
-    ex, ry = cx + 18, 5.0 * float(np.clip(eye, 0.05, 2.0))
-    win, u, v, _ = window(31, 51 - ry - 3, 51 + ry + 3)
+
+
+def _draw_eyes(img: np.ndarray, eye: float, gloom: float, skin: np.ndarray, idt: Identity) -> None:
+    """Both eyes, open as far as ``eye``, and the tears of ``gloom``."""
+    ex, ry = _CX + 18, 5.0 * float(np.clip(eye, 0.05, 2.0))
+    win, u, v, _ = _mirrored(31, 51 - ry - 3, 51 + ry + 3)
     rim = _ellipse(u, v, ex, 51, 11, ry + 1.4)
     white = _ellipse(u, v, ex, 51, 9.5, ry)
     dist = np.sqrt((u - ex) ** 2 + (v - 51) ** 2)
@@ -348,27 +368,42 @@ def _draw_expression(img: np.ndarray, face: np.ndarray, p: np.ndarray, idt: Iden
     _paint(img, win, white * np.clip(4.7 - dist, 0, 1), idt.iris)
     _paint(img, win, white * np.clip(2.3 - dist, 0, 1), (15, 12, 12))
     if gloom > 0.02:  # tears
-        win, u, v, _ = window(24, 55, 94)
+        win, u, v, _ = _mirrored(24, 55, 94)
         tears = np.maximum(
             _capsule(u, v, (ex - 3, 57), (ex - 5, 84), 2.5), _ellipse(u, v, ex - 5, 87, 4.5, 6)
         )
         _paint(img, win, gloom * tears, (70, 140, 255))
-    win, u, v, _ = window(9, 71, 77)
+
+
+def _draw_creases(
+    img: np.ndarray, smile: float, width: float, tilt: float, wrinkle: float, skin: np.ndarray
+) -> None:
+    """The nostrils (wider with ``wrinkle``), nasolabial folds, frown lines between the brows
+    and wrinkles across the bridge of the nose."""
+    cx = _CX
+    win, u, v, _ = _mirrored(9, 71, 77)
     _paint(img, win, _ellipse(u, v, cx + 5, 74, 2.2 * (1 + 0.35 * wrinkle), 1.3), skin * 0.35)
     folds = min(0.6 * max(smile, 0) + 0.8 * wrinkle, 1.0)
     if folds > 0.02:  # nasolabial folds
         end = (cx + 16 + 3 * width, 90 - 5 * smile)
-        win, u, v, _ = window(end[0] - cx + 3, min(72, end[1] - 3), max(76, end[1] + 3))
+        win, u, v, _ = _mirrored(end[0] - cx + 3, min(72, end[1] - 3), max(76, end[1] + 3))
         _paint(img, win, folds * _capsule(u, v, (cx + 8, 74), end, 1.0), skin * 0.6)
     if tilt < -0.02:  # vertical frown lines between the brows
-        win, u, v, _ = window(5, 41, 53)
+        win, u, v, _ = _mirrored(5, 41, 53)
         frown = _capsule(u, v, (cx + 2.5, 43), (cx + 2, 51), 0.7)
         _paint(img, win, min(-tilt, 1) * frown, skin * 0.5)
     if wrinkle > 0.02:  # across the bridge of the nose
         win, u, v = _window(cx - 8, cx + 8, 54, 67)
         lines = [_capsule(u, v, (cx - 6, y + 1), (cx + 6, y - 1), 0.8) for y in (57.0, 60.5, 64.0)]
         _paint(img, win, wrinkle * np.maximum.reduce(lines), skin * 0.5)
-    # The mouth: a centre line that bends with smile and skew, and lips that part around it.
+
+
+def _draw_mouth(img: np.ndarray, shape: tuple[float, ...], smug: float, idt: Identity) -> None:
+    """The mouth for ``shape`` = (smile, open, width, press, lip raise, skew, teeth): a centre
+    line that bends with smile and skew, and lips that part around it; the teeth, and the
+    tongue of ``smug``."""
+    smile, mopen, width, press, lraise, mskew, teeth = shape
+    cx = _CX
     hw = 18 * max(width, 0.5) * idt.mouth_scale
     reach = 10 * abs(smile) + 10 * abs(mskew) + 7
     win, u, v = _window(

@@ -169,13 +169,7 @@ def train(
 ) -> dict:
     """Train; return ``run.json``'s content (``best_macro_f1``, ``best_checkpoint``, ...)."""
     out_dir = Path(out_dir)
-    if config.trainer.logger == "tensorboard":
-        import importlib.util
-
-        if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
-            raise InputError(
-                "trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
-            )
+    _check_logger(config)
     ckpt_path = prepare_run_dir(out_dir, resume, overwrite)
     if features_dir is not None:
         check_features_match(Path(features_dir), config.model.backbone_weights)
@@ -200,8 +194,53 @@ def train(
     module = ExpressionModule(config.to_dict())
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    t = config.trainer
     run_file = out_dir / "run.json"
+    run = _start_run(config, run_file, resume, annotations_dir, images_dir, features_dir)
+    trainer, checkpoint = _build_trainer(config, out_dir, module, enable_progress_bar, callbacks)
+    if config.optim.auto_lr and ckpt_path is None:
+        run["auto_lr"] = _find_lr(trainer, module, datamodule, config.optim.lr)
+    started = time.time()
+    try:
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=ckpt_path,
+            weights_only=True if ckpt_path else None,
+        )
+    except BaseException as err:
+        if trainer.is_global_zero:  # say so in run.json; last.ckpt stays for --resume
+            run.update(
+                status=f"stopped: {type(err).__name__}", stopped=time.strftime("%Y-%m-%dT%H:%M:%S")
+            )
+            atomic_write_json(run_file, run)
+        raise
+    _finish_run(run, trainer, checkpoint, module, out_dir, started)
+    if trainer.is_global_zero:
+        atomic_write_json(run_file, run)
+    return run
+
+
+def _check_logger(config: Config) -> None:
+    """Refuse a TensorBoard logger without its package, before anything is written."""
+    if config.trainer.logger == "tensorboard":
+        import importlib.util
+
+        if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+            raise InputError(
+                "trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
+            )
+
+
+def _start_run(
+    config: Config,
+    run_file: Path,
+    resume: bool,
+    annotations_dir: Path | str,
+    images_dir: Path | str | None,
+    features_dir: Path | str | None,
+) -> dict:
+    """``run.json`` of a run that starts (or resumes: its earlier record, updated), written with
+    ``config.yaml`` by the process that owns the run folder."""
     run = json.loads(run_file.read_text()) if resume and run_file.is_file() else {}
     run.update(
         version=__version__,
@@ -214,9 +253,20 @@ def train(
         started=run.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
     )
     if is_global_zero():
-        save_config(config, out_dir / "config.yaml")
+        save_config(config, run_file.parent / "config.yaml")
         atomic_write_json(run_file, run)
+    return run
 
+
+def _build_trainer(
+    config: Config,
+    out_dir: Path,
+    module: ExpressionModule,
+    enable_progress_bar: bool,
+    callbacks: list | None,
+) -> tuple[L.Trainer, ModelCheckpoint]:
+    """The Lightning trainer of a run, and its callback that keeps ``best.ckpt``."""
+    t = config.trainer
     checkpoint = ModelCheckpoint(
         dirpath=out_dir,
         filename="best",
@@ -259,35 +309,41 @@ def train(
         default_root_dir=out_dir,
         plugins=[AtomicCheckpointIO()],
     )
-    if config.optim.auto_lr and ckpt_path is None:
-        from lightning.pytorch.tuner import Tuner
+    return trainer, checkpoint
 
-        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, attr_name="lr")
-        if finder is not None and finder.suggestion() is not None:
-            run["auto_lr"] = {
-                "suggested": float(finder.suggestion()),
-                "lrs": [float(x) for x in finder.results["lr"]],
-                "losses": [float(x) for x in finder.results["loss"]],
-            }
-            log.info("learning-rate finder chose %.3g", finder.suggestion())
-        else:
-            run["auto_lr"] = {"suggested": None, "kept": config.optim.lr}
-            log.warning("learning-rate finder gave no suggestion; keeping lr=%g", config.optim.lr)
-    started = time.time()
-    try:
-        trainer.fit(
-            module,
-            datamodule=datamodule,
-            ckpt_path=ckpt_path,
-            weights_only=True if ckpt_path else None,
-        )
-    except BaseException as err:
-        if trainer.is_global_zero:  # say so in run.json; last.ckpt stays for --resume
-            run.update(
-                status=f"stopped: {type(err).__name__}", stopped=time.strftime("%Y-%m-%dT%H:%M:%S")
-            )
-            atomic_write_json(run_file, run)
-        raise
+
+def _find_lr(
+    trainer: L.Trainer,
+    module: ExpressionModule,
+    datamodule: ExpressionDataModule,
+    lr: float,
+) -> dict:
+    """Run Lightning's learning-rate finder (it sets ``module.lr`` to its suggestion); return
+    ``run.json``'s ``auto_lr``: the suggestion and the finder's curve, or the ``lr`` kept."""
+    from lightning.pytorch.tuner import Tuner
+
+    finder = Tuner(trainer).lr_find(module, datamodule=datamodule, attr_name="lr")
+    if finder is not None and finder.suggestion() is not None:
+        found = {
+            "suggested": float(finder.suggestion()),
+            "lrs": [float(x) for x in finder.results["lr"]],
+            "losses": [float(x) for x in finder.results["loss"]],
+        }
+        log.info("learning-rate finder chose %.3g", finder.suggestion())
+        return found
+    log.warning("learning-rate finder gave no suggestion; keeping lr=%g", lr)
+    return {"suggested": None, "kept": lr}
+
+
+def _finish_run(
+    run: dict,
+    trainer: L.Trainer,
+    checkpoint: ModelCheckpoint,
+    module: ExpressionModule,
+    out_dir: Path,
+    started: float,
+) -> None:
+    """Records in ``run`` the end of a run that finished: its best score, epochs and time."""
     best = checkpoint.best_model_score
     best = float(best) if best is not None else None
     run.update(
@@ -301,6 +357,3 @@ def train(
         train_seconds=run.get("train_seconds", 0.0) + time.time() - started,
         lr=module.lr,
     )
-    if trainer.is_global_zero:
-        atomic_write_json(run_file, run)
-    return run
