@@ -12,6 +12,7 @@ from abaw_expr.cli.arguments import (
     face_args,
     face_options,
     faces_arg,
+    inference_settings,
     shard_arg,
 )
 from abaw_expr.cli.command import Command, Group, print_result, report_failures
@@ -53,17 +54,6 @@ def _prediction_arguments(p: argparse.ArgumentParser) -> None:
     engine_arg(p)
 
 
-def _prediction_settings(args: argparse.Namespace) -> dict:
-    """The options evaluate and predict (from images) share."""
-    return {
-        "stride": args.stride,
-        "smooth": args.smooth,
-        "device": args.device,
-        "num_workers": args.workers,
-        "engine": engine_of(args),
-    }
-
-
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
@@ -91,8 +81,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         args.images,
         args.annotations,
         args.out,
+        inference_settings(args),
         fit_thresholds=args.fit_au_thresholds,
-        **_prediction_settings(args),
     )
     run_dir = args.checkpoint.parent
     report = ""
@@ -170,7 +160,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from abaw_expr.evaluation.evaluate import predict_test_set
 
     n = predict_test_set(
-        args.checkpoint, args.images, args.videos, args.out, **_prediction_settings(args)
+        args.checkpoint, args.images, args.videos, args.out, inference_settings(args)
     )
     print(f"wrote predictions for {n} videos to {args.out}")
     return 0
