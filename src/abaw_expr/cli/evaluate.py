@@ -8,7 +8,6 @@ from pathlib import Path
 
 from abaw_expr.cli.arguments import (
     engine_arg,
-    engine_of,
     face_args,
     face_options,
     faces_arg,
@@ -168,31 +167,27 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _predict_videos(args: argparse.Namespace) -> int:
     """``predict --video``: faces found, tracked and aligned, then every frame predicted."""
+    from abaw_expr.inference.settings import VideoSettings
     from abaw_expr.video.batch import parse_shard, pending_videos
     from abaw_expr.video.face_process import FacePassProcess
 
-    shard = parse_shard(args.shard)
+    video_settings = VideoSettings(
+        annotated_video=args.annotated_video,
+        shard=parse_shard(args.shard),
+        overwrite=args.overwrite,
+    )
+    settings = inference_settings(args)
     options = face_options(args)
     # The face pass starts now, in a process of its own, and runs while PyTorch imports.
-    videos, _, _ = pending_videos(args.video, args.out, shard, args.overwrite, options.faces)
+    videos, _, _ = pending_videos(
+        args.video, args.out, video_settings.shard, args.overwrite, options.faces
+    )
     ahead = FacePassProcess(videos, options) if videos else None
 
     from abaw_expr.video.predict import predict_videos
 
     run = predict_videos(
-        args.checkpoint,
-        args.video,
-        args.out,
-        options,
-        stride=args.stride,
-        smooth=args.smooth,
-        device=args.device,
-        batch_size=args.batch_size,
-        annotated_video=args.annotated_video,
-        engine=engine_of(args),
-        shard=shard,
-        overwrite=args.overwrite,
-        ahead=ahead,
+        args.checkpoint, args.video, args.out, options, settings, video_settings, ahead
     )
     for p in run.predictions:
         faces = p.faces
