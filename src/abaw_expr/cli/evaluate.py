@@ -180,7 +180,7 @@ def _predict_videos(args: argparse.Namespace) -> int:
     options = face_options(args)
     # The face pass starts now, in a process of its own, and runs while PyTorch imports.
     videos, _, _ = pending_videos(
-        args.video, args.out, video_settings.shard, args.overwrite, options.faces
+        args.video, args.out, video_settings.shard, video_settings.overwrite, options.faces
     )
     ahead = FacePassProcess(videos, options) if videos else None
 
