@@ -60,6 +60,7 @@ def main() -> None:
     from abaw_expr.config import Config
     from abaw_expr.evaluation.evaluate import evaluate
     from abaw_expr.evaluation.scoring import score_predictions
+    from abaw_expr.inference.settings import InferenceSettings
     from abaw_expr.synthetic.sample import write_sample
     from abaw_expr.training.extraction import extract
     from abaw_expr.training.loop import precision_for, train
@@ -93,8 +94,7 @@ def main() -> None:
         images,
         annotations / "Validation_Set",
         root / "eval",
-        device="cuda",
-        num_workers=8,
+        InferenceSettings(device="cuda", num_workers=8),
     )
     rescored = score_predictions(root / "eval" / "predictions", annotations / "Validation_Set")
     result["evaluate"] = {

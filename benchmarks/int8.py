@@ -167,6 +167,7 @@ def labels(csv_path: Path) -> list[str]:
 
 def agreement(demo: Path, out: Path, keep_guard: bool) -> dict:
     from abaw_expr.evaluation.evaluate import evaluate
+    from abaw_expr.inference.settings import InferenceSettings, VideoSettings
     from abaw_expr.video.predict import predict_videos
 
     checkpoint, clip = demo / "best.ckpt", demo / "video" / "clip.mp4"
@@ -174,8 +175,9 @@ def agreement(demo: Path, out: Path, keep_guard: bool) -> dict:
     rows = {}
     for engine in ("auto", "int8"):  # auto: the command's default, eager beside the face pass
         with int8_runs(keep_guard) as log:
-            predict_videos(checkpoint, clip, out / f"video_{engine}", device="cpu",
-                           progress=False, engine=engine)  # fmt: skip
+            predict_videos(checkpoint, clip, out / f"video_{engine}",
+                           settings=InferenceSettings(device="cpu", engine=engine),
+                           video_settings=VideoSettings(progress=False))  # fmt: skip
         (csv_path,) = (out / f"video_{engine}").glob("*.csv")
         with open(csv_path, newline="") as handle:
             rows[engine] = list(csv.DictReader(handle))
@@ -195,8 +197,8 @@ def agreement(demo: Path, out: Path, keep_guard: bool) -> dict:
     f1 = {}
     for engine in ("eager", "int8"):
         with int8_runs(keep_guard) as log:
-            metrics = evaluate(checkpoint, images, split, out / f"eval_{engine}", device="cpu",
-                               num_workers=1, engine=engine)  # fmt: skip
+            metrics = evaluate(checkpoint, images, split, out / f"eval_{engine}",
+                               InferenceSettings(device="cpu", num_workers=1, engine=engine))  # fmt: skip
         f1[engine] = metrics["macro_f1"]
         if engine == "int8":
             result["sample_int8"] = verdicts(log.cosines)

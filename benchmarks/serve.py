@@ -32,10 +32,12 @@ def main() -> None:
 
     from abaw_expr.config import Config
     from abaw_expr.inference.checkpoint import save_model_checkpoint
+    from abaw_expr.inference.settings import InferenceSettings
     from abaw_expr.model.build import build_model
     from abaw_expr.serve import create_app
     from abaw_expr.synthetic.video import write_synthetic_video
-    from abaw_expr.video.predict import predict_video, write_annotated_video
+    from abaw_expr.video.outputs import write_annotated_video
+    from abaw_expr.video.predict import predict_video
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length at 25 fps")
@@ -51,20 +53,22 @@ def main() -> None:
         config.model.backbone_weights = "none"
         torch.manual_seed(0)
         save_model_checkpoint(build_model(config), config, root / "model.ckpt")
-        app = create_app(root / "model.ckpt", root / "jobs", device="cpu")
+        app = create_app(
+            root / "model.ckpt", root / "jobs", settings=InferenceSettings(device="cpu")
+        )
         runner = app.runner
         client = app.test_client()
         warm = root / "warm.mp4"  # compiles the backbone (serve's CPU default) before timing
         write_synthetic_video(warm, 80, seed=1)
-        predict_video(runner.model, warm, runner.options, runner.seq_len, runner.stride,
-                      device=runner.device, runner=runner.backbone)  # fmt: skip
+        predict_video(runner.model, warm, runner.options, runner.seq_len, runner.settings,
+                      runner=runner.backbone)  # fmt: skip
         analysis, page, render = [], [], []
         try:
             for _ in range(args.rounds):
                 start = time.perf_counter()
                 prediction = predict_video(
-                    runner.model, clip, runner.options, runner.seq_len, runner.stride,
-                    device=runner.device, runner=runner.backbone,
+                    runner.model, clip, runner.options, runner.seq_len, runner.settings,
+                    runner=runner.backbone,
                 )  # fmt: skip
                 analysis.append(time.perf_counter() - start)
                 start = time.perf_counter()

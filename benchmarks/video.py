@@ -138,6 +138,7 @@ def main() -> None:
 
     from abaw_expr.config import Config
     from abaw_expr.inference.checkpoint import save_model_checkpoint
+    from abaw_expr.inference.settings import InferenceSettings, VideoSettings
     from abaw_expr.model.build import build_model
     from abaw_expr.synthetic.video import write_synthetic_video
     from abaw_expr.video.face_process import FacePassProcess
@@ -180,8 +181,8 @@ def main() -> None:
             start = time.perf_counter()
             ahead = FacePassProcess([video], options) if way == "face_process" else None
             run = predict_videos(root / "model.ckpt", video, root / "out", options,
-                                 device="cpu", progress=False, ahead=ahead,
-                                 engine=args.engine)  # fmt: skip
+                                 InferenceSettings(device="cpu", engine=args.engine),
+                                 VideoSettings(progress=False), ahead=ahead)  # fmt: skip
             runs[way] = (run.predictions[0], time.perf_counter() - start)
     result = {
         "video": "640x360, 25 fps, " + ("a real face" if args.portrait else "drawn faces"),

@@ -18,6 +18,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 from werkzeug.serving import make_server
 
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.serve import create_app
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,7 +29,7 @@ def main() -> None:
     demo = Path(sys.argv[1] if len(sys.argv) > 1 else "demo_out")
     docs = Path(__file__).parent
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    app = create_app(demo / "best.ckpt", device="cpu")
+    app = create_app(demo / "best.ckpt", settings=InferenceSettings(device="cpu"))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

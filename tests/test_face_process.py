@@ -121,13 +121,15 @@ def test_predict_gives_the_same_outputs_with_the_face_pass_ahead(
     """With the crop size guessed right the process started ahead is used; guessed wrong (the
     command guesses 112 before it reads the checkpoint) a new one is started. The outputs are
     those of the face pass in this process either way."""
+    from abaw_expr.inference.settings import VideoSettings
     from abaw_expr.video.predict import predict_videos
 
     video = clips / "b.mp4"
-    here = predict_videos(checkpoint, video, tmp_path / "here", FaceOptions(), progress=False)
+    quiet = VideoSettings(progress=False)
+    here = predict_videos(checkpoint, video, tmp_path / "here", FaceOptions(), video_settings=quiet)
     ahead = FacePassProcess([video], FaceOptions(size=guess))
     there = predict_videos(
-        checkpoint, video, tmp_path / "there", FaceOptions(), progress=False, ahead=ahead
+        checkpoint, video, tmp_path / "there", FaceOptions(), video_settings=quiet, ahead=ahead
     )
     assert ahead._next == (1 if guess == 32 else 0)  # used, or replaced by a 32 px one
     assert not ahead._process.is_alive()  # closed at the end

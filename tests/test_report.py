@@ -14,6 +14,7 @@ from PIL import Image
 
 from abaw_expr.errors import InputError
 from abaw_expr.evaluation.evaluate import evaluate
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.report import compare_runs, write_run_report
 from abaw_expr.report.runs import read_epoch_metrics
 from abaw_expr.tasks import CLASS_NAMES
@@ -35,9 +36,7 @@ def evaluation(trained_run, tiny_sample, tmp_path_factory) -> Path:
             tiny_sample / "cropped_aligned",
             tiny_sample / "annotations" / "Validation_Set",
             out,
-            stride=8,
-            device="cpu",
-            num_workers=0,
+            InferenceSettings(stride=8, device="cpu", num_workers=0),
         )
     return out
 

@@ -17,6 +17,7 @@ import pytest
 from abaw_expr.cli import main
 from abaw_expr.data.annotations import read_task_file
 from abaw_expr.evaluation.evaluate import evaluate
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.report import compare_runs, figures, write_run_report
 from abaw_expr.tasks import AU, AU_NAMES, CLASS_NAMES, EXPR, VA
 
@@ -35,9 +36,8 @@ def joint(joint_run, tiny_sample):
                 tiny_sample / "cropped_aligned",
                 tracks / task.folder / "Validation_Set",
                 root / f"eval_{task.name}",
-                stride=8,  # half the windows of the default: evaluation is most of the time
-                device="cpu",
-                num_workers=0,
+                # stride 8: half the windows of the default (evaluation is most of the time)
+                InferenceSettings(stride=8, device="cpu", num_workers=0),
             )
     return root
 

@@ -17,10 +17,13 @@ import numpy as np
 import pytest
 
 from abaw_expr.cli import main
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.serve import create_app
 from abaw_expr.serve.jobs import PERSON_COLOURS
 from abaw_expr.synthetic.video import write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions
+
+CPU_EAGER = InferenceSettings(device="cpu", engine="eager")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def app(trained_run, tmp_path):
-    app = create_app(trained_run / "best.ckpt", max_upload_mb=1, device="cpu", engine="eager")
+    app = create_app(trained_run / "best.ckpt", max_upload_mb=1, settings=CPU_EAGER)
     yield app
     app.cleanup()
 
@@ -129,7 +132,7 @@ def test_a_broken_upload_fails_with_a_reason_and_the_server_goes_on(app, clip):
 
 
 def test_the_temporary_folder_is_removed_when_the_server_stops(trained_run):
-    app = create_app(trained_run / "best.ckpt", device="cpu", engine="eager")
+    app = create_app(trained_run / "best.ckpt", settings=CPU_EAGER)
     root = app.runner.root
     assert root.is_dir()
     app.cleanup()
@@ -201,7 +204,7 @@ def people_clip(tmp_path_factory):
 
 def _people_app(trained_run, faces: str = "all"):
     options = FaceOptions(detector="dlib-hog", faces=faces)
-    return create_app(trained_run / "best.ckpt", device="cpu", engine="eager", options=options)
+    return create_app(trained_run / "best.ckpt", options=options, settings=CPU_EAGER)
 
 
 def _run_job(app, clip: Path) -> tuple[dict, dict]:

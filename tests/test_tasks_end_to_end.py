@@ -13,6 +13,7 @@ from abaw_expr.data.annotations import read_task_file
 from abaw_expr.evaluation.evaluate import evaluate, predict_test_set
 from abaw_expr.evaluation.scoring import score_predictions
 from abaw_expr.evaluation.submission import parse_submission
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.tasks import AU, EXPR, VA
 
 
@@ -28,7 +29,11 @@ def test_evaluate_equals_score_on_its_files_for_each_task(joint_run, tiny_sample
     split = tiny_sample / "tracks" / task.folder / "Validation_Set"
     out = root / f"eval_{task.name}"
     metrics = evaluate(
-        root / "run" / "best.ckpt", tiny_sample / "cropped_aligned", split, out, num_workers=0
+        root / "run" / "best.ckpt",
+        tiny_sample / "cropped_aligned",
+        split,
+        out,
+        InferenceSettings(num_workers=0),
     )
     assert metrics["track"] == task.name
     for f in sorted((out / "predictions").iterdir()):
@@ -51,7 +56,7 @@ def test_predict_writes_both_layouts_of_every_task(joint_run, tiny_sample):
             tiny_sample / "cropped_aligned",
             root / "test.txt",
             out,
-            num_workers=0,
+            InferenceSettings(num_workers=0),
         )
         == 2
     )
@@ -77,7 +82,11 @@ def test_au_thresholds_fitted_on_a_split_are_kept_for_predict(joint_run, tiny_sa
     checkpoint.write_bytes((root / "run" / "best.ckpt").read_bytes())
     split = tiny_sample / "tracks" / AU.folder / "Validation_Set"
     plain = evaluate(
-        checkpoint, tiny_sample / "cropped_aligned", split, tmp_path / "a", num_workers=0
+        checkpoint,
+        tiny_sample / "cropped_aligned",
+        split,
+        tmp_path / "a",
+        InferenceSettings(num_workers=0),
     )
     assert plain["au_thresholds"] == "0.5" and load_au_thresholds(checkpoint) is None
     fitted = evaluate(
@@ -85,7 +94,7 @@ def test_au_thresholds_fitted_on_a_split_are_kept_for_predict(joint_run, tiny_sa
         tiny_sample / "cropped_aligned",
         split,
         tmp_path / "b",
-        num_workers=0,
+        InferenceSettings(num_workers=0),
         fit_thresholds=True,
     )
     thresholds = load_au_thresholds(checkpoint)
@@ -101,7 +110,7 @@ def test_au_thresholds_fitted_on_a_split_are_kept_for_predict(joint_run, tiny_sa
         tiny_sample / "cropped_aligned",
         tmp_path / "list.txt",
         tmp_path / "p",
-        num_workers=0,
+        InferenceSettings(num_workers=0),
     )
     predicted = read_task_file(tmp_path / "p" / "au" / f"{videos[0]}.txt", prediction=True)[1]
     evaluated = read_task_file(

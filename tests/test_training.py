@@ -20,6 +20,7 @@ from abaw_expr.evaluation.evaluate import evaluate, predict_test_set
 from abaw_expr.evaluation.scoring import score_predictions
 from abaw_expr.evaluation.submission import parse_submission
 from abaw_expr.inference.checkpoint import load_model, read_checkpoint
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.training.loop import train
 from abaw_expr.training.module import ExpressionModule
 
@@ -161,7 +162,11 @@ def test_resume_continues_from_last_checkpoint(tiny_sample, tmp_path):
 def test_evaluate_equals_score_on_its_files(trained_run, tiny_sample, tmp_path):
     split = tiny_sample / "annotations" / "Validation_Set"
     metrics = evaluate(
-        trained_run / "best.ckpt", tiny_sample / "cropped_aligned", split, tmp_path, num_workers=0
+        trained_run / "best.ckpt",
+        tiny_sample / "cropped_aligned",
+        split,
+        tmp_path,
+        InferenceSettings(num_workers=0),
     )
     scored = score_predictions(tmp_path / "predictions", split)
     assert metrics["macro_f1"] == pytest.approx(scored["macro_f1"], abs=1e-12)
@@ -182,7 +187,7 @@ def test_predict_writes_every_frame_of_a_test_list(trained_run, tiny_sample, tmp
         tiny_sample / "cropped_aligned",
         list_file,
         tmp_path / "out",
-        num_workers=0,
+        InferenceSettings(num_workers=0),
     )
     assert n == 2
     assert (

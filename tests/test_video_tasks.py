@@ -20,6 +20,7 @@ from abaw_expr.data.annotations import read_task_file
 from abaw_expr.data.images import eval_transform
 from abaw_expr.inference.checkpoint import load_model, save_model_checkpoint
 from abaw_expr.inference.probabilities import frame_values
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.model.temporal import TASK_WIDTHS, task_slices
 from abaw_expr.report.timeline import plot_timeline
 from abaw_expr.serve import create_app
@@ -27,16 +28,14 @@ from abaw_expr.serve.jobs import result_tracks
 from abaw_expr.synthetic.video import write_synthetic_video
 from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, NUM_CLASSES
 from abaw_expr.training.module import build_model
-from abaw_expr.video.predict import (
-    VideoPrediction,
-    frame_caption,
-    prediction_columns,
-    prediction_csv,
-)
+from abaw_expr.video.outputs import frame_caption, prediction_columns, prediction_csv
+from abaw_expr.video.prediction import VideoPrediction
 from abaw_expr.video.reader import VideoInfo
 from abaw_expr.video.tracks import FaceOptions, VideoFaces, track_video
 
 from .conftest import tiny_config
+
+CPU_EAGER = InferenceSettings(device="cpu", engine="eager")
 
 FRAMES = 30
 AU_PROBS = [f"{name}_prob" for name in AU_NAMES]
@@ -159,7 +158,7 @@ def _wait(client, job_id: str, timeout: float = 120) -> dict:
 
 def test_serve_result_carries_valence_arousal_and_aus(clip, tmp_path):
     checkpoint = _checkpoint(tmp_path / "va_au.ckpt", ("va", "au"))
-    app = create_app(checkpoint, device="cpu", engine="eager")
+    app = create_app(checkpoint, settings=CPU_EAGER)
     try:
         client = app.test_client()
         page = client.get("/").get_data(as_text=True)
@@ -247,7 +246,7 @@ def test_the_page_draws_every_task_of_the_checkpoint_in_a_real_browser(
     frame's valence, arousal and AUs as the result gives them."""
     from werkzeug.serving import make_server
 
-    app = create_app(_checkpoint(tmp_path / "m.ckpt", tasks), device="cpu", engine="eager")
+    app = create_app(_checkpoint(tmp_path / "m.ckpt", tasks), settings=CPU_EAGER)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

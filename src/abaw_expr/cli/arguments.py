@@ -1,5 +1,5 @@
 """Arguments that several commands share, each with what reads it: the run's settings, the
-CPU engine, shards of a folder of videos, and how faces are found."""
+CPU engine, how the model predicts, shards of a folder of videos, and how faces are found."""
 
 from __future__ import annotations
 
@@ -72,6 +72,33 @@ def engine_of(args: argparse.Namespace) -> str:
     if not args.calibration.is_dir():
         raise InputError("--calibration: not a folder", args.calibration)
     return f"int8:{args.calibration}"
+
+
+# InferenceSettings field -> the flag's attribute, for the commands that have the flag
+_INFERENCE_FLAGS = {
+    "stride": "stride",
+    "smooth": "smooth",
+    "device": "device",
+    "batch_size": "batch_size",
+    "num_workers": "workers",
+}
+
+
+def inference_settings(args: argparse.Namespace):
+    """The :class:`~abaw_expr.inference.settings.InferenceSettings` of a predicting command
+    (evaluate, predict, serve): its flags where it has them (``--stride``, ``--smooth``,
+    ``--device``, ``--batch-size``, ``--workers``, ``--engine`` with ``--calibration``), the
+    settings' defaults for those it lacks."""
+    from abaw_expr.inference.settings import InferenceSettings
+
+    values = {
+        field: getattr(args, flag)
+        for field, flag in _INFERENCE_FLAGS.items()
+        if getattr(args, flag, None) is not None
+    }
+    if hasattr(args, "engine"):
+        values["engine"] = engine_of(args)
+    return InferenceSettings(**values)
 
 
 def shard_arg(p: argparse.ArgumentParser) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from abaw_expr.cli.arguments import (
     engine_arg,
-    engine_of,
     face_args,
     face_options,
     faces_arg,
+    inference_settings,
     shard_arg,
 )
 from abaw_expr.cli.command import Command, Group, print_result, report_failures
@@ -53,17 +53,6 @@ def _prediction_arguments(p: argparse.ArgumentParser) -> None:
     engine_arg(p)
 
 
-def _prediction_settings(args: argparse.Namespace) -> dict:
-    """The options evaluate and predict (from images) share."""
-    return {
-        "stride": args.stride,
-        "smooth": args.smooth,
-        "device": args.device,
-        "num_workers": args.workers,
-        "engine": engine_of(args),
-    }
-
-
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
@@ -91,8 +80,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         args.images,
         args.annotations,
         args.out,
+        inference_settings(args),
         fit_thresholds=args.fit_au_thresholds,
-        **_prediction_settings(args),
     )
     run_dir = args.checkpoint.parent
     report = ""
@@ -170,7 +159,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from abaw_expr.evaluation.evaluate import predict_test_set
 
     n = predict_test_set(
-        args.checkpoint, args.images, args.videos, args.out, **_prediction_settings(args)
+        args.checkpoint, args.images, args.videos, args.out, inference_settings(args)
     )
     print(f"wrote predictions for {n} videos to {args.out}")
     return 0
@@ -178,31 +167,27 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _predict_videos(args: argparse.Namespace) -> int:
     """``predict --video``: faces found, tracked and aligned, then every frame predicted."""
+    from abaw_expr.inference.settings import VideoSettings
     from abaw_expr.video.batch import parse_shard, pending_videos
     from abaw_expr.video.face_process import FacePassProcess
 
-    shard = parse_shard(args.shard)
+    video_settings = VideoSettings(
+        annotated_video=args.annotated_video,
+        shard=parse_shard(args.shard),
+        overwrite=args.overwrite,
+    )
+    settings = inference_settings(args)
     options = face_options(args)
     # The face pass starts now, in a process of its own, and runs while PyTorch imports.
-    videos, _, _ = pending_videos(args.video, args.out, shard, args.overwrite, options.faces)
+    videos, _, _ = pending_videos(
+        args.video, args.out, video_settings.shard, video_settings.overwrite, options.faces
+    )
     ahead = FacePassProcess(videos, options) if videos else None
 
     from abaw_expr.video.predict import predict_videos
 
     run = predict_videos(
-        args.checkpoint,
-        args.video,
-        args.out,
-        options,
-        stride=args.stride,
-        smooth=args.smooth,
-        device=args.device,
-        batch_size=args.batch_size,
-        annotated_video=args.annotated_video,
-        engine=engine_of(args),
-        shard=shard,
-        overwrite=args.overwrite,
-        ahead=ahead,
+        args.checkpoint, args.video, args.out, options, settings, video_settings, ahead
     )
     for p in run.predictions:
         faces = p.faces

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from abaw_expr.cli.arguments import face_args, face_options, faces_arg
+from abaw_expr.cli.arguments import face_args, face_options, faces_arg, inference_settings
 from abaw_expr.cli.command import Command, Group
 
 
@@ -30,8 +30,7 @@ def run_serve(args: argparse.Namespace) -> None:
         port=args.port,
         max_upload_mb=args.max_upload_mb,
         options=face_options(args),
-        device=args.device,
-        smooth=args.smooth,
+        settings=inference_settings(args),
     )
 
 

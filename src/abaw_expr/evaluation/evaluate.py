@@ -24,6 +24,7 @@ from abaw_expr.evaluation.submission import format_submission
 from abaw_expr.inference.checkpoint import load_model
 from abaw_expr.inference.device import pick_device
 from abaw_expr.inference.probabilities import predict_probabilities
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.inference.thresholds import au_thresholds_file, load_au_thresholds
 from abaw_expr.model.temporal import task_slices
 from abaw_expr.tasks import AU_NAMES, TASKS
@@ -35,12 +36,7 @@ log = logging.getLogger(__name__)
 def _predict_index(
     checkpoint: Path | str,
     build_index: Callable[[], FrameIndex],
-    stride: int | None,
-    smooth: int,
-    device: str,
-    batch_size: int,
-    num_workers: int,
-    engine: str = "auto",
+    settings: InferenceSettings,
     loaded: tuple | None = None,
 ) -> tuple[FrameIndex, list[np.ndarray]]:
     model, config = loaded or load_model(checkpoint)
@@ -54,13 +50,13 @@ def _predict_index(
         index,
         seq_len=config.data.seq_len,
         image_size=config.data.image_size,
-        stride=stride or config.data.eval_stride,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        device=pick_device(device),
-        smooth=smooth,
+        stride=settings.stride or config.data.eval_stride,
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        device=pick_device(settings.device),
+        smooth=settings.smooth,
         progress=True,
-        engine=engine,
+        engine=settings.engine,
     )
 
 
@@ -133,15 +129,11 @@ def evaluate(
     images_dir: Path | str,
     split_dir: Path | str,
     out_dir: Path | str,
-    stride: int | None = None,
-    smooth: int = 0,
-    device: str = "auto",
-    batch_size: int = 64,
-    num_workers: int = 2,
-    engine: str = "auto",
+    settings: InferenceSettings | None = None,
     fit_thresholds: bool = False,
 ) -> dict:
     """Predict every frame of a labelled split, write the prediction files and ``metrics.json``.
+    ``settings``: how the model runs (default :class:`InferenceSettings`'s).
 
     The metric covers every annotated frame, with or without a face image, exactly as
     ``abaw-expr score`` computes it on the written files. AUs are on at the checkpoint's fitted
@@ -165,7 +157,7 @@ def evaluate(
             images_dir, {track.name: {Path(split_dir).name: Path(split_dir)}}
         )[Path(split_dir).name]
     index, probabilities = _predict_index(
-        checkpoint, build, stride, smooth, device, batch_size, num_workers, engine, loaded
+        checkpoint, build, settings or InferenceSettings(), loaded
     )
     thresholds = load_au_thresholds(checkpoint)
     if fit_thresholds:
@@ -207,24 +199,15 @@ def predict_test_set(
     images_dir: Path | str,
     videos_list: Path | str,
     out_dir: Path | str,
-    stride: int | None = None,
-    smooth: int = 0,
-    device: str = "auto",
-    batch_size: int = 64,
-    num_workers: int = 2,
-    engine: str = "auto",
+    settings: InferenceSettings | None = None,
 ) -> int:
-    """Submission files for every frame of every listed video; returns the number of videos."""
+    """Submission files for every frame of every listed video; returns the number of videos.
+    ``settings``: how the model runs (default :class:`InferenceSettings`'s)."""
     loaded = load_model(checkpoint)
     index, probabilities = _predict_index(
         checkpoint,
         lambda: build_test_index(images_dir, videos_list),
-        stride,
-        smooth,
-        device,
-        batch_size,
-        num_workers,
-        engine,
+        settings or InferenceSettings(),
         loaded,
     )
     write_predictions(

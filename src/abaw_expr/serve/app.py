@@ -14,6 +14,7 @@ from pathlib import Path
 from flask import Flask, abort, jsonify, request, send_from_directory
 from werkzeug.utils import secure_filename
 
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.serve.jobs import JobRunner
 from abaw_expr.video.reader import VIDEO_SUFFIXES
 from abaw_expr.video.tracks import FaceOptions
@@ -24,14 +25,12 @@ def create_app(
     work_dir: Path | str | None = None,
     max_upload_mb: int = 500,
     options: FaceOptions | None = None,
-    device: str = "auto",
-    smooth: int = 0,
-    engine: str = "auto",
+    settings: InferenceSettings | None = None,
 ) -> Flask:
     """The app; ``app.runner`` holds the jobs and ``app.cleanup()`` stops it and removes its
-    temporary folder."""
+    temporary folder. ``settings``: how the model runs (see :class:`.jobs.JobRunner`)."""
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="abaw-expr-serve-"))
-    runner = JobRunner(checkpoint, root, options, device, smooth, engine=engine)
+    runner = JobRunner(checkpoint, root, options, settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_mb * 2**20
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
@@ -90,12 +89,11 @@ def serve(
     port: int = 8000,
     max_upload_mb: int = 500,
     options: FaceOptions | None = None,
-    device: str = "auto",
-    smooth: int = 0,
+    settings: InferenceSettings | None = None,
 ) -> None:
     from werkzeug.serving import make_server
 
-    app = create_app(checkpoint, None, max_upload_mb, options, device, smooth)
+    app = create_app(checkpoint, None, max_upload_mb, options, settings)
     server = make_server(host, port, app, threaded=True)
     print(f"abaw-expr serve: http://{host}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
     try:

@@ -23,7 +23,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,18 +32,13 @@ from abaw_expr.errors import InputError
 from abaw_expr.inference.checkpoint import load_model
 from abaw_expr.inference.device import pick_device
 from abaw_expr.inference.engine import BackboneRunner, engine_beside_faces
-from abaw_expr.inference.probabilities import checked_stride
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.inference.thresholds import load_au_thresholds
 from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
 from abaw_expr.video.batch import record_path
-from abaw_expr.video.predict import (
-    VideoPrediction,
-    predict_people,
-    predict_video,
-    submission_files,
-    write_outputs,
-    write_record,
-)
+from abaw_expr.video.outputs import submission_files, write_outputs, write_record
+from abaw_expr.video.predict import checkpoint_settings, predict_people, predict_video
+from abaw_expr.video.prediction import VideoPrediction
 from abaw_expr.video.preview import PreviewEncoder
 from abaw_expr.video.tracks import FaceOptions
 from abaw_expr.writers import atomic_write_json, atomic_write_text
@@ -76,32 +71,38 @@ class Job:
 
 
 class JobRunner:
+    """Runs the uploaded videos' jobs under ``root``, one at a time, the model run as
+    ``settings`` say (``stride`` None: the checkpoint's ``data.eval_stride``)."""
+
     def __init__(
         self,
         checkpoint: Path | str,
         root: Path,
         options: FaceOptions | None = None,
-        device: str = "auto",
-        smooth: int = 0,
+        settings: InferenceSettings | None = None,
         keep: int = 20,
-        engine: str = "auto",
     ):
+        settings = settings or InferenceSettings()
         self.model, config = load_model(checkpoint)
         self.model.au_thresholds = load_au_thresholds(checkpoint)  # used by the predictions
         if self.model.backbone is None:
             raise InputError(
                 "this checkpoint has no backbone and cannot predict from video", checkpoint
             )
-        self.device = pick_device(device)
+        self.device = pick_device(settings.device)
         self.model.to(self.device).eval()
         self.backbone = BackboneRunner(
-            self.model.backbone, self.device, engine_beside_faces(engine)
+            self.model.backbone,
+            self.device,
+            engine_beside_faces(settings.engine),
+            settings.batch_size,
         )
         self.options = options or FaceOptions()
         self.options.size = config.data.image_size
         self.seq_len = config.data.seq_len
-        self.stride = checked_stride(config.data.eval_stride, self.seq_len)
-        self.smooth, self.keep, self.root = smooth, keep, root
+        # stride resolved for the checkpoint, the device picked once for every job
+        self.settings = replace(checkpoint_settings(settings, config), device=str(self.device))
+        self.keep, self.root = keep, root
         self.jobs: dict[str, Job] = {}
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -168,8 +169,8 @@ class JobRunner:
         try:  # every person, as predict --video follows them; --faces one: the subject
             predict = predict_people if self.options.faces == "all" else predict_video
             predictions = predict(
-                self.model, video, self.options, self.seq_len, self.stride, self.smooth,
-                device=self.device, on_frame=progress, runner=self.backbone,
+                self.model, video, self.options, self.seq_len, self.settings,
+                on_frame=progress, runner=self.backbone,
                 on_image=lambda frame: preview.add(frame.rgb, frame.time_s),
             )  # fmt: skip
             if not isinstance(predictions, list):

@@ -182,13 +182,20 @@ def video_stage(checkpoint: Path, out: Path, seed: int) -> dict:
     """Write a synthetic 640x360 video (a sample face that leaves for a second), predict every
     frame of it from the file, and score the frames where the face is in view."""
     from abaw_expr.evaluation.metrics import expression_scores
+    from abaw_expr.inference.settings import InferenceSettings, VideoSettings
     from abaw_expr.synthetic.video import write_synthetic_video
     from abaw_expr.video.predict import predict_videos
 
     clip = out / "clip.mp4"
     truth = write_synthetic_video(clip, 200, absent=((81, 105),), seed=seed)
     start = time.time()
-    run = predict_videos(checkpoint, clip, out, device="cpu", progress=False)
+    run = predict_videos(
+        checkpoint,
+        clip,
+        out,
+        settings=InferenceSettings(device="cpu"),
+        video_settings=VideoSettings(progress=False),
+    )
     seconds = time.time() - start
     prediction = run.predictions[0]
     found = prediction.faces.has_face

@@ -230,6 +230,7 @@ def ablate(
 
 def _train_and_evaluate(config, annotations_dir, run_dir, images_dir, features_dir, subsets, train):
     from abaw_expr.evaluation.evaluate import evaluate
+    from abaw_expr.inference.settings import InferenceSettings
 
     partial = (run_dir / "last.ckpt").is_file()
     if not partial and run_dir.exists():  # killed before its first epoch ended: start again
@@ -255,7 +256,7 @@ def _train_and_evaluate(config, annotations_dir, run_dir, images_dir, features_d
         images_dir,
         Path(annotations_dir) / "Validation_Set",
         run_dir / "eval",
-        num_workers=config.data.num_workers,
+        InferenceSettings(num_workers=config.data.num_workers),
     )
 
 

@@ -1,0 +1,234 @@
+"""A video's prediction files: ``<video>.csv`` (every frame: time, face status, then the
+checkpoint's tracks), the ABAW submission files, ``<video>.png`` (timeline), on request
+``<video>.annotated.mp4``, and last the video's ``<video>.json`` record of its people.
+
+What a checkpoint predicts decides the columns of ``<video>.csv`` after
+``frame,time_s,face,status``:
+
+- the expression track alone (the paper's model): ``label,expression`` and the 8 class
+  probabilities by class name, exactly as before the other tracks existed;
+- any other set of tracks, in the order expr, va, au, only those it has:
+  ``label,expression,<8 class probabilities>``; ``valence,arousal`` (the head's tanh'd
+  values averaged over windows, in [-1, 1]); ``AU1,...,AU26`` as 0/1 (an AU is on at a
+  probability of 0.5 or more, as ``predict`` decides for the submission files) and then
+  ``AU1_prob,...,AU26_prob``, the probabilities themselves: they show how sure each call
+  is, and let a user pick other thresholds without running the model again.
+
+The ABAW submission files follow ``predict --images``: the expression track alone writes
+``<video>.txt`` (one label per frame); other checkpoints write ``<track>/<video>.txt`` for
+each of their tracks, in ABAW3's per-video layout of that track.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from abaw_expr.data.annotations import format_task_file, write_labels
+from abaw_expr.report.timeline import CLASS_COLOURS, plot_timeline
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, TASKS, VA_NAMES
+from abaw_expr.video.batch import record_path, source_stamp
+from abaw_expr.video.prediction import VideoPrediction
+from abaw_expr.video.reader import read_frames
+from abaw_expr.video.tracks import STATUS_NAMES, FaceOptions
+from abaw_expr.writers import atomic_write, atomic_write_json, atomic_write_text
+
+AU_PROBABILITY_COLUMNS = tuple(f"{name}_prob" for name in AU_NAMES)
+
+
+def prediction_columns(tasks) -> list[str]:
+    """The header of ``<video>.csv`` for a checkpoint of ``tasks`` (see the module's text)."""
+    columns = ["frame", "time_s", "face", "status"]
+    if "expr" in tasks:
+        columns += ["label", "expression", *CLASS_NAMES]
+    if "va" in tasks:
+        columns += list(VA_NAMES)
+    if "au" in tasks:
+        columns += [*AU_NAMES, *AU_PROBABILITY_COLUMNS]
+    return columns
+
+
+def prediction_csv(prediction: VideoPrediction) -> str:
+    faces = prediction.faces
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(prediction_columns(prediction.tasks))
+    labels, probs = prediction.labels, prediction.probabilities
+    va, aus, au_probs = prediction.va, prediction.aus, prediction.au_probabilities
+    for i in range(faces.num_frames):
+        row = [
+            i + 1,
+            f"{faces.time_s[i]:.4f}",
+            int(faces.has_face[i]),
+            STATUS_NAMES[int(faces.status[i])],
+        ]
+        if labels is not None:
+            row += [int(labels[i]), CLASS_NAMES[labels[i]], *(f"{p:.5f}" for p in probs[i])]
+        if va is not None:
+            row += [f"{v:.5f}" for v in va[i]]
+        if aus is not None:
+            row += [*(int(a) for a in aus[i]), *(f"{p:.5f}" for p in au_probs[i])]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def submission_files(prediction: VideoPrediction) -> dict[str, str]:
+    """The ABAW submission files of one prediction, by their path under the output folder:
+    ``<video>.txt`` for the expression track alone, else ``<track>/<video>.txt`` per track."""
+    name = prediction.name
+    if prediction.tasks == ("expr",):
+        return {"expr": f"{name}.txt"}
+    return {task: f"{task}/{name}.txt" for task in prediction.tasks}
+
+
+def write_outputs(
+    prediction: VideoPrediction, video: Path, out_dir: Path, annotated_video: bool = False
+) -> None:
+    start = time.perf_counter()
+    name = prediction.name
+    atomic_write_text(out_dir / f"{name}.csv", prediction_csv(prediction))
+    for task, path in submission_files(prediction).items():
+        if prediction.tasks == ("expr",):
+            write_labels(out_dir / path, prediction.labels)
+        else:
+            text = format_task_file(TASKS[task], prediction.track(task))
+            atomic_write_text(out_dir / path, text)
+    status = prediction.faces.has_face
+    title = f"{name}: {int(status.sum())} of {len(status)} frames with a face"
+    plot_timeline(
+        out_dir / f"{name}.png",
+        prediction.faces.time_s,
+        prediction.probabilities,
+        status,
+        title,
+        va=prediction.va,
+        aus=prediction.aus,
+    )
+    if annotated_video:
+        write_annotated_video(prediction, video, out_dir / f"{name}.annotated.mp4")
+    prediction.seconds["write"] = time.perf_counter() - start
+
+
+def _hex_to_bgr(colour: str) -> tuple[int, int, int]:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return b, g, r
+
+
+def frame_caption(prediction: VideoPrediction, i: int) -> tuple[list[str], str]:
+    """What the annotated video writes by frame ``i``'s face, one line per track, and its
+    colour (hex): the expression and its probability, valence and arousal, the AUs on."""
+    parts, colour = [], "#f2f2f2"
+    if prediction.labels is not None:
+        label = int(prediction.labels[i])
+        parts.append(f"{CLASS_NAMES[label]} {prediction.probabilities[i, label]:.2f}")
+        colour = CLASS_COLOURS[label]
+    if prediction.va is not None:
+        valence, arousal = prediction.va[i]
+        parts.append(f"V {valence:+.2f} A {arousal:+.2f}")
+    if prediction.aus is not None:
+        on = [name for name, a in zip(AU_NAMES, prediction.aus[i], strict=True) if a]
+        parts.append(" ".join(on) if on else "no AU")
+    return parts, colour
+
+
+def _text_width(text: str) -> int:
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.65, 4)[0][0]
+
+
+def _caption(image: np.ndarray, text: str, origin: tuple[int, int], colour) -> None:
+    """Text with a dark outline, readable on any background."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, text, origin, font, 0.65, (0, 0, 0), 4, cv2.LINE_AA)
+    cv2.putText(image, text, origin, font, 0.65, colour, 2, cv2.LINE_AA)
+
+
+def write_annotated_video(
+    prediction: VideoPrediction, video: Path, path: Path, max_width: int = 0
+) -> None:
+    """A copy of ``video`` with the subject's box and predictions drawn on (a second decode).
+
+    ``.mp4`` is written as MPEG-4 Part 2, ``.webm`` as VP8 (what browsers play);
+    ``max_width`` scales wider videos down."""
+    fourcc = "VP80" if path.suffix.lower() == ".webm" else "mp4v"
+    faces = prediction.faces
+    fps = faces.info.fps or 25.0
+
+    def write(tmp: Path) -> None:
+        writer = None
+        try:
+            for frame in read_frames(video):
+                i = frame.number - 1
+                if i >= faces.num_frames:
+                    break
+                bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+                if writer is None:
+                    height, width = bgr.shape[:2]
+                    size = (width, height)
+                    if max_width and width > max_width:
+                        size = (max_width, round(height * max_width / width / 2) * 2)
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+                    if not writer.isOpened():
+                        raise OSError(f"OpenCV cannot write {fourcc} video to {tmp}")
+                (text, *more), hex_colour = frame_caption(prediction, i)
+                colour = _hex_to_bgr(hex_colour)
+                if faces.has_face[i]:
+                    x0, y0, x1, y1 = (int(round(v)) for v in faces.boxes[i])
+                    cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
+                    _caption(bgr, text, (x0, max(y0 - 8, 18)), colour)
+                    # the other tracks under the box, the lowest line inside the frame
+                    top = min(y1 + 22, height - 6 - 22 * (len(more) - 1))
+                    for k, line in enumerate(more):
+                        x = max(min(x0, width - _text_width(line) - 2), 2)
+                        _caption(bgr, line, (x, top + 22 * k), colour)
+                else:
+                    _caption(bgr, f"no face ({text})", (10, 26), (220, 220, 220))
+                    for k, line in enumerate(more, start=1):
+                        _caption(bgr, line, (10, 26 + 24 * k), (220, 220, 220))
+                if size != (width, height):
+                    bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+                writer.write(bgr)
+        finally:
+            if writer is not None:
+                writer.release()
+
+    atomic_write(path, write, suffix=f".tmp{path.suffix}")
+
+
+def frame_ranges(mask: np.ndarray) -> list[list[int]]:
+    """The runs of True in ``mask`` as ``[first, last]`` 1-based frame numbers."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [[int(a) + 1, int(b)] for a, b in zip(starts, ends, strict=True)]
+
+
+def write_record(
+    predictions: list[VideoPrediction], video: Path, out_dir: Path, options: FaceOptions
+) -> None:
+    """``<video>.json``: the video's people (their output names and face frames), last."""
+    faces = predictions[0].faces
+    record = {
+        "video": video.stem,
+        "source": str(video),
+        "frames": faces.num_frames,
+        "fps": faces.info.fps,
+        "shot_cuts": faces.cuts,  # 1-based frames that begin a new shot (faces="all")
+        "people": [
+            {
+                "name": p.name,
+                "track": p.faces.track,
+                "face_frames": int(p.faces.has_face.sum()),
+                "frames": frame_ranges(p.faces.has_face),
+                "tracks": p.faces.tracks,  # the tracker's pieces: how each was joined, or why not
+            }
+            for p in predictions
+        ],
+        "options": asdict(options),
+        **source_stamp(video),
+    }
+    atomic_write_json(record_path(out_dir, video.stem), record)
