@@ -19,7 +19,7 @@ from abaw_expr.errors import InputError
 from abaw_expr.evaluation.metrics import binary_f1, concordance
 from abaw_expr.model.build import build_model
 from abaw_expr.model.temporal import TASK_WIDTHS, TemporalHead, split_outputs, task_slices
-from abaw_expr.training.losses import ExpressionLoss, TrackLoss, batch_concordance
+from abaw_expr.training.losses import ExpressionLoss, TaskLoss, batch_concordance
 
 SUBSETS = [s for r in (1, 2, 3) for s in itertools.combinations(TASK_WIDTHS, r)]
 
@@ -107,7 +107,7 @@ def test_a_frame_without_a_tracks_label_moves_nothing_of_that_track(task):
     mask = torch.ones(3, 20, dtype=torch.bool)
     mask[2, -3:] = False  # padding counts for no track either
     tasks = tuple(TASK_WIDTHS)
-    loss = TrackLoss(tasks, ExpressionLoss())
+    loss = TaskLoss(tasks, ExpressionLoss())
     where = task_slices(tasks)[task]
     outputs = torch.randn(3, 20, 22)
     outputs[..., task_slices(tasks)["va"]] = outputs[..., task_slices(tasks)["va"]].tanh()
@@ -135,7 +135,7 @@ def test_va_loss_is_one_minus_the_mean_ccc_of_the_annotated_frames():
     rng = np.random.default_rng(1)
     targets = _targets(rng)
     outputs = torch.from_numpy(rng.uniform(-1, 1, (3, 20, 2)).astype(np.float32))
-    _, parts = TrackLoss(("va",), ExpressionLoss())(outputs, targets)
+    _, parts = TaskLoss(("va",), ExpressionLoss())(outputs, targets)
     keep = (targets["va"] != -5).all(-1).numpy()
     truth, predicted = targets["va"].numpy()[keep], outputs.numpy()[keep]
     expected = 1 - np.mean([concordance(truth[:, d], predicted[:, d]) for d in (0, 1)])
@@ -148,7 +148,7 @@ def test_au_loss_is_weighted_binary_cross_entropy_on_annotated_rows():
     rng = np.random.default_rng(2)
     targets = _targets(rng)
     logits = torch.randn(3, 20, 12)
-    loss = TrackLoss(("au",), ExpressionLoss())
+    loss = TaskLoss(("au",), ExpressionLoss())
     loss.au_pos_weight.copy_(torch.linspace(0.5, 4.0, 12))
     _, parts = loss(logits, targets)
     keep = targets["au"][..., 0] != -1
@@ -163,7 +163,7 @@ def test_the_total_weighs_each_track_and_a_track_absent_from_the_batch_adds_zero
     targets = _targets(rng)
     targets["va"][:] = -5  # no VA label in this batch
     outputs = torch.randn(3, 20, 22).requires_grad_(True)
-    loss = TrackLoss(TASK_WIDTHS, ExpressionLoss(), weights={"expr": 0.5, "au": 2.0})
+    loss = TaskLoss(TASK_WIDTHS, ExpressionLoss(), weights={"expr": 0.5, "au": 2.0})
     total, parts = loss(outputs, targets)
     assert parts["va"].item() == 0.0
     assert total.item() == pytest.approx(0.5 * parts["expr"].item() + 2.0 * parts["au"].item())
@@ -195,7 +195,7 @@ def test_a_joint_head_learns_va_and_au_from_features():
     head = TemporalHead(
         "combine", feature_dim=dim, head_dim=16, ff_dim=64, tasks=TASK_WIDTHS, dropout=0.1
     )
-    loss = TrackLoss(head.tasks, ExpressionLoss())
+    loss = TaskLoss(head.tasks, ExpressionLoss())
     optimiser = torch.optim.Adam(head.parameters(), lr=3e-3)
     for step in range(150):
         batch = torch.arange(step * 8, step * 8 + 8) % n_train

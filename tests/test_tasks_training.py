@@ -13,13 +13,13 @@ from safetensors.torch import save_file
 
 from abaw_expr.data.annotations import format_task_file
 from abaw_expr.data.datamodule import ExpressionDataModule
-from abaw_expr.data.feature_cache import CacheWriter, backbone_id, cached_tracks, open_split_index
-from abaw_expr.data.task_index import build_task_index, choose_tracks, find_tracks
+from abaw_expr.data.feature_cache import CacheWriter, backbone_id, cached_tasks, open_split_index
+from abaw_expr.data.task_index import build_task_index, choose_tasks, find_tasks
 from abaw_expr.errors import InputError
 from abaw_expr.inference.checkpoint import load_model
 from abaw_expr.model import build_backbone
 from abaw_expr.tasks import AU, EXPR, VA
-from abaw_expr.training.loop import data_tracks, train
+from abaw_expr.training.loop import data_tasks, train
 
 from .conftest import tiny_config
 
@@ -68,19 +68,19 @@ def write_layout(root):
 
 def test_tasks_are_found_in_either_layout(tmp_path):
     images, ann = write_layout(tmp_path)
-    assert list(find_tracks(ann)) == ["expr", "va", "au"]
-    va_only = find_tracks(ann / VA.folder)  # one track's folder: its header tells which
+    assert list(find_tasks(ann)) == ["expr", "va", "au"]
+    va_only = find_tasks(ann / VA.folder)  # one track's folder: its header tells which
     assert list(va_only) == ["va"] and set(va_only["va"]) == {"Train_Set", "Validation_Set"}
     with pytest.raises(InputError, match="no action units annotations"):
-        choose_tracks(find_tracks(ann / VA.folder), ["au"], ann)
+        choose_tasks(find_tasks(ann / VA.folder), ["au"], ann)
     with pytest.raises(InputError, match="nor a track folder"):
-        find_tracks(images)
+        find_tasks(images)
 
 
 def test_merged_index_and_the_leakage_rule(tmp_path, caplog):
     images, ann = write_layout(tmp_path)
     with caplog.at_level(logging.WARNING):
-        indexes = build_task_index(images, find_tracks(ann))
+        indexes = build_task_index(images, find_tasks(ann))
     train, val = indexes["Train_Set"], indexes["Validation_Set"]
     # c is validated on by the VA track: none of its frames is trained on, and a warning says so
     assert [v.name for v in train] == ["a", "b", "f"]
@@ -106,7 +106,7 @@ def three_task_cache(tmp_path):
     backbone = build_backbone("none", frozen_stages=5)
     save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(weights))
     rng = np.random.default_rng(0)
-    for split, index in build_task_index(images, find_tracks(ann)).items():
+    for split, index in build_task_index(images, find_tasks(ann)).items():
         writer = CacheWriter(tmp_path / "f" / split, index, backbone_id(str(weights)), images)
         for pos, v in enumerate(index):
             features = rng.normal(0, 0.3, (v.num_frames, 888)).astype(np.float32)
@@ -122,9 +122,9 @@ def three_task_cache(tmp_path):
 def test_the_cache_carries_every_tasks_labels(three_task_cache):
     root, ann, _ = three_task_cache
     train_index = open_split_index(root / "f" / "Train_Set")
-    assert cached_tracks(train_index) == ["expr", "va", "au"]
-    assert data_tracks(ann, root / "f") == ["expr", "va", "au"] == data_tracks(ann)
-    reference = build_task_index(root / "images", find_tracks(ann))["Train_Set"]
+    assert cached_tasks(train_index) == ["expr", "va", "au"]
+    assert data_tasks(ann, root / "f") == ["expr", "va", "au"] == data_tasks(ann)
+    reference = build_task_index(root / "images", find_tasks(ann))["Train_Set"]
     for cached, built in zip(train_index, reference, strict=True):
         np.testing.assert_array_equal(cached.va, built.va)
         np.testing.assert_array_equal(cached.au, built.au)
@@ -165,9 +165,9 @@ def test_asking_for_a_task_the_cache_lacks(three_task_cache):
         with np.load(path) as data:
             arrays = {k: v for k, v in data.items() if k != "au"}
         np.savez(path, **arrays)
-    assert cached_tracks(open_split_index(root / "f" / "Train_Set")) == ["expr", "va"]
+    assert cached_tasks(open_split_index(root / "f" / "Train_Set")) == ["expr", "va"]
     datamodule = ExpressionDataModule(
-        tiny_config().data, ann, features_dir=root / "f", tracks=["au"]
+        tiny_config().data, ann, features_dir=root / "f", tasks=["au"]
     )
     with pytest.raises(InputError, match="holds no au labels"):
         datamodule.prepare_data()
@@ -194,7 +194,7 @@ def test_stats_of_every_task(tmp_path, capsys):
 def test_training_windows_cover_the_chosen_tasks_frames_only(three_task_cache):
     root, ann, _ = three_task_cache
     datamodule = ExpressionDataModule(
-        tiny_config().data, ann, features_dir=root / "f", tracks=["va"]
+        tiny_config().data, ann, features_dir=root / "f", tasks=["va"]
     )
     datamodule.setup("fit")
     train_index = datamodule.indexes["Train_Set"]

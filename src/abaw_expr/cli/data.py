@@ -63,11 +63,11 @@ def stats_arguments(p: argparse.ArgumentParser) -> None:
 def run_stats(args: argparse.Namespace) -> None:
     from abaw_expr.data.annotations import find_splits
     from abaw_expr.data.frame_index import build_split_index
-    from abaw_expr.data.task_index import find_tracks
+    from abaw_expr.data.task_index import find_tasks
 
-    tracks = find_tracks(args.annotations)
-    if list(tracks) != ["expr"]:
-        _print_track_stats(args, tracks)
+    tasks = find_tasks(args.annotations)
+    if list(tasks) != ["expr"]:
+        _print_task_stats(args, tasks)
         return
     result = {
         split: build_split_index(args.images, d).stats()
@@ -90,19 +90,19 @@ def run_stats(args: argparse.Namespace) -> None:
             )
 
 
-def _print_track_stats(args: argparse.Namespace, tracks: dict) -> None:
+def _print_task_stats(args: argparse.Namespace, tasks: dict) -> None:
     """``stats`` of several tracks (or one other than expressions): per split and track."""
-    from abaw_expr.data.task_index import build_task_index, track_stats
+    from abaw_expr.data.task_index import build_task_index, task_stats
 
-    indexes = build_task_index(args.images, tracks)
-    result = {split: track_stats(index, list(tracks)) for split, index in indexes.items()}
+    indexes = build_task_index(args.images, tasks)
+    result = {split: task_stats(index, list(tasks)) for split, index in indexes.items()}
     if args.json:
         print(json.dumps(result))
         return
-    for split, by_track in result.items():
+    for split, by_task in result.items():
         print(f"{split}: {len(indexes[split])} videos")
-        for track, s in by_track.items():
-            line = f"  {track:<4} {s['videos']} videos, {s['annotated']} annotated, {s['usable']} usable"
+        for task, s in by_task.items():
+            line = f"  {task:<4} {s['videos']} videos, {s['annotated']} annotated, {s['usable']} usable"
             if "mean" in s:
                 line += f"; mean valence {s['mean']['valence']:+.3f}, arousal {s['mean']['arousal']:+.3f}"
             print(line)

@@ -20,7 +20,7 @@ _TRAINING_INPUTS = (
 )
 
 
-def _tracks(text: str) -> list[str]:
+def _task_names(text: str) -> list[str]:
     from abaw_expr.tasks import TASKS
 
     names = [t.strip() for t in text.split(",") if t.strip()]
@@ -30,16 +30,16 @@ def _tracks(text: str) -> list[str]:
     return names
 
 
-def _config_with_tracks(args: argparse.Namespace):
+def _config_with_tasks(args: argparse.Namespace):
     """The run's config, training ``--tracks`` or else every track the data hold (a resumed
     run keeps its config's)."""
     config = load_config(args)
     if args.tracks is not None:
-        config.model.tasks = _tracks(args.tracks)
+        config.model.tasks = _task_names(args.tracks)
     elif not args.resume:
-        from abaw_expr.training.loop import data_tracks
+        from abaw_expr.training.loop import data_tasks
 
-        config.model.tasks = data_tracks(args.annotations, args.features)
+        config.model.tasks = data_tasks(args.annotations, args.features)
     return config
 
 
@@ -90,7 +90,7 @@ def run_train(args: argparse.Namespace) -> None:
 
     if args.resume and args.config is None and (args.out / "config.yaml").is_file():
         args.config = args.out / "config.yaml"  # continue with the settings the run started with
-    config = _config_with_tracks(args)
+    config = _config_with_tasks(args)
     run = train(
         config,
         args.annotations,
@@ -103,8 +103,8 @@ def run_train(args: argparse.Namespace) -> None:
     if "best_macro_f1" in run:
         print(f"best validation macro F1 {run['best_macro_f1']:.4f}: {run['best_checkpoint']}")
     else:
-        tracks = " + ".join(run["tracks"])
-        print(f"best validation score ({tracks}) {run['best_score']:.4f}: {run['best_checkpoint']}")
+        tasks = " + ".join(run["tracks"])
+        print(f"best validation score ({tasks}) {run['best_score']:.4f}: {run['best_checkpoint']}")
     if is_global_zero():
         from abaw_expr.report import write_run_report
 
@@ -148,7 +148,7 @@ def run_ablate(args: argparse.Namespace) -> None:
     if args.resume and args.config is None and (args.out / "config.yaml").is_file():
         args.config = args.out / "config.yaml"  # continue with the settings it started with
     table = ablate(
-        _config_with_tracks(args),
+        _config_with_tasks(args),
         args.annotations,
         args.out,
         arms,

@@ -30,7 +30,7 @@ from abaw_expr.data.annotations import SPLITS, warn_absent_classes
 from abaw_expr.data.augment import Augmentation, prepare_frames
 from abaw_expr.data.frame_index import FrameIndex, VideoFrames, build_split_index
 from abaw_expr.data.images import read_face
-from abaw_expr.data.task_index import build_task_index, choose_tracks, find_tracks
+from abaw_expr.data.task_index import build_task_index, choose_tasks, find_tasks
 from abaw_expr.data.windows import make_windows
 from abaw_expr.errors import InputError
 
@@ -106,15 +106,15 @@ def index_windows(
     return out
 
 
-def keep_tracks(index: FrameIndex, tracks: Sequence[str]) -> None:
+def keep_tasks(index: FrameIndex, tasks: Sequence[str]) -> None:
     """Forget the labels of tracks not in ``tracks`` (in place), so that the training windows
     cover the frames of the chosen tracks only."""
     for video in index:
-        if "expr" not in tracks:
+        if "expr" not in tasks:
             video.labels = np.full_like(video.labels, -1)
-        if "va" not in tracks:
+        if "va" not in tasks:
             video.va = None
-        if "au" not in tracks:
+        if "au" not in tasks:
             video.au = None
 
 
@@ -241,10 +241,10 @@ class ExpressionDataModule(L.LightningDataModule):
         images_dir: Path | str | None = None,
         features_dir: Path | str | None = None,
         seed: int = 0,
-        tracks: Sequence[str] | None = None,
+        tasks: Sequence[str] | None = None,
     ):
         super().__init__()
-        self.tracks = tracks  # ABAW tracks to read; None: every track found
+        self.tasks = tasks  # ABAW tracks to read; None: every track found
         self.seed = seed  # of the training windows' order and augmentation, per epoch
         if images_dir is None and features_dir is None:
             raise ValueError("give images_dir or features_dir")
@@ -253,7 +253,7 @@ class ExpressionDataModule(L.LightningDataModule):
         self.images_dir = Path(images_dir) if images_dir is not None else None
         self.features_dir = Path(features_dir) if features_dir is not None else None
         self.indexes: dict[str, FrameIndex] = {}
-        self.chosen_tracks: list[str] = []  # the tracks read, in ABAW's order, once indexed
+        self.chosen_tasks: list[str] = []  # the tracks read, in ABAW's order, once indexed
 
     def prepare_data(self) -> None:
         # Build (and cache) the frame index once, on one process, before DDP ranks read it.
@@ -263,25 +263,25 @@ class ExpressionDataModule(L.LightningDataModule):
         if self.indexes:
             return
         if self.features_dir is not None:
-            from abaw_expr.data.feature_cache import cached_tracks, open_split_index
+            from abaw_expr.data.feature_cache import cached_tasks, open_split_index
 
             for split in SPLITS:
                 self.indexes[split] = open_split_index(self.features_dir / split)
-            held = cached_tracks(self.indexes["Train_Set"])
-            self.chosen_tracks = list(self.tracks) if self.tracks is not None else held
-            missing = [t for t in self.chosen_tracks if t not in held]
+            held = cached_tasks(self.indexes["Train_Set"])
+            self.chosen_tasks = list(self.tasks) if self.tasks is not None else held
+            missing = [t for t in self.chosen_tasks if t not in held]
             if missing:
                 raise InputError(
                     f"this feature cache holds no {missing[0]} labels (it holds "
                     f"{', '.join(held)}); extract it from annotations with that track",
                     self.features_dir,
                 )
-            if self.chosen_tracks != held:  # what is not trained is not annotated here
+            if self.chosen_tasks != held:  # what is not trained is not annotated here
                 for index in self.indexes.values():
-                    keep_tracks(index, self.chosen_tracks)
+                    keep_tasks(index, self.chosen_tasks)
             return
-        chosen = choose_tracks(find_tracks(self.annotations_dir), self.tracks, self.annotations_dir)
-        self.chosen_tracks = list(chosen)
+        chosen = choose_tasks(find_tasks(self.annotations_dir), self.tasks, self.annotations_dir)
+        self.chosen_tasks = list(chosen)
         if list(chosen) != ["expr"]:
             for split in chosen.values():
                 if len(split) < len(SPLITS):
@@ -317,7 +317,7 @@ class ExpressionDataModule(L.LightningDataModule):
         c = self.config
         train_index, val_index = self.indexes["Train_Set"], self.indexes["Validation_Set"]
         for split, index in self.indexes.items():
-            if "expr" not in self.chosen_tracks:
+            if "expr" not in self.chosen_tasks:
                 break
             labels = [v.labels[v.usable & (v.labels >= 0)] for v in index]
             warn_absent_classes(np.concatenate(labels) if labels else np.zeros(0), split)

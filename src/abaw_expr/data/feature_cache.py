@@ -73,7 +73,7 @@ def open_split_index(split_dir: Path | str) -> FrameIndex:
         )
 
 
-def cached_tracks(index: FrameIndex) -> list[str]:
+def cached_tasks(index: FrameIndex) -> list[str]:
     """The tracks whose labels a cache's index holds: ``expr`` unless it holds only others."""
     videos = index.videos
     held = []
@@ -166,9 +166,9 @@ class CacheWriter:
                 labels=np.concatenate([v.labels for v in index]),
                 has_image=np.concatenate([v.has_image for v in index]),
                 **{
-                    track: np.concatenate([getattr(v, track) for v in index])
-                    for track in ("va", "au")
-                    if index.videos and getattr(index.videos[0], track) is not None
+                    task: np.concatenate([getattr(v, task) for v in index])
+                    for task in ("va", "au")
+                    if index.videos and getattr(index.videos[0], task) is not None
                 },
                 backbone=np.array(backbone_id),
                 images_dir=np.array(str(Path(images_dir).resolve())),

@@ -71,14 +71,14 @@ class VideoFrames:
     def num_frames(self) -> int:
         return len(self.labels)
 
-    def annotated_for(self, track: str) -> np.ndarray:
+    def annotated_for(self, task: str) -> np.ndarray:
         """Frames annotated for one track (none for a track this index does not hold)."""
-        if track == "expr":
+        if task == "expr":
             return self.labels >= 0
-        values = self.va if track == "va" else self.au
+        values = self.va if task == "va" else self.au
         if values is None:
             return np.zeros(self.num_frames, dtype=bool)
-        return TASKS[track].annotated(values)
+        return TASKS[task].annotated(values)
 
     @property
     def annotated(self) -> np.ndarray:

@@ -31,22 +31,22 @@ def _splits_in(folder: Path) -> dict[str, Path]:
     return {s: folder / s for s in SPLITS if (folder / s).is_dir()}
 
 
-def find_tracks(annotations_dir: Path | str) -> dict[str, dict[str, Path]]:
+def find_tasks(annotations_dir: Path | str) -> dict[str, dict[str, Path]]:
     """``{track name: {split: folder}}`` for the tracks under ``annotations_dir``."""
     root = require_dir(annotations_dir, "a folder of annotations")
     direct = _splits_in(root)
     if direct:
         first = list_label_files(next(iter(direct.values())))[0]
-        track, _ = read_task_file(first)
-        return {track.name: direct}
+        task, _ = read_task_file(first)
+        return {task.name: direct}
     found = {}
-    for track in TASKS.values():
-        folder = root / track.folder
+    for task in TASKS.values():
+        folder = root / task.folder
         if folder.is_dir():
             splits = _splits_in(folder)
             if not splits:
                 raise InputError(f"holds neither of the split folders {', '.join(SPLITS)}", folder)
-            found[track.name] = splits
+            found[task.name] = splits
     if not found:
         folders = ", ".join(t.folder for t in TASKS.values())
         raise InputError(
@@ -55,7 +55,7 @@ def find_tracks(annotations_dir: Path | str) -> dict[str, dict[str, Path]]:
     return found
 
 
-def choose_tracks(
+def choose_tasks(
     found: dict[str, dict[str, Path]], wanted: Sequence[str] | None, where: Path | str
 ) -> dict[str, dict[str, Path]]:
     """The tracks asked for (all found if ``wanted`` is None), in ABAW's order."""
@@ -74,30 +74,30 @@ def choose_tracks(
     return {t: found[t] for t in TASKS if t in wanted}
 
 
-def _unannotated(track_name: str, length: int) -> np.ndarray:
-    if track_name == "expr":
+def _unannotated(task_name: str, length: int) -> np.ndarray:
+    if task_name == "expr":
         return np.full(length, -1, dtype=np.int8)
-    if track_name == "va":
+    if task_name == "va":
         return np.full((length, 2), VA_UNANNOTATED, dtype=np.float32)
     return np.full((length, len(AU.columns)), -1, dtype=np.int8)
 
 
-def _padded(values: np.ndarray, track_name: str, length: int) -> np.ndarray:
-    out = _unannotated(track_name, length)
+def _padded(values: np.ndarray, task_name: str, length: int) -> np.ndarray:
+    out = _unannotated(task_name, length)
     out[: len(values)] = values
     return out
 
 
 def build_task_index(
-    images_dir: Path | str, tracks: dict[str, dict[str, Path]]
+    images_dir: Path | str, tasks: dict[str, dict[str, Path]]
 ) -> dict[str, FrameIndex]:
     """One merged :class:`FrameIndex` per split over the chosen tracks' label files."""
     images_dir = require_dir(images_dir, "the cropped_aligned folder")
     files: dict[str, dict[str, dict[str, Path]]] = {s: {} for s in SPLITS}  # split/video/track
-    for track_name, splits in tracks.items():
+    for task_name, splits in tasks.items():
         for split, folder in splits.items():
             for f in list_label_files(folder):
-                files[split].setdefault(check_video_name(f.stem, f), {})[track_name] = f
+                files[split].setdefault(check_video_name(f.stem, f), {})[task_name] = f
         both = (
             sorted(
                 {f.stem for f in list_label_files(splits["Train_Set"])}
@@ -109,37 +109,37 @@ def build_task_index(
         if both:
             raise InputError(
                 f"video {both[0]!r} is in both Train_Set and Validation_Set of the "
-                f"{TASKS[track_name].title} track ({len(both)} such videos)",
+                f"{TASKS[task_name].title} track ({len(both)} such videos)",
                 splits["Validation_Set"],
             )
     validated = set(files["Validation_Set"])
     for name in sorted(validated & set(files["Train_Set"])):
-        tracks_there = ", ".join(TASKS[t].title for t in files["Train_Set"][name])
+        tasks_there = ", ".join(TASKS[t].title for t in files["Train_Set"][name])
         log.warning(
             "video %s is left out of training: another track validates on it (its %s labels "
             "are in Train_Set)",
             name,
-            tracks_there,
+            tasks_there,
         )
         del files["Train_Set"][name]
     indexes = {}
     for split in SPLITS:
         videos = []
         for name in sorted(files[split]):
-            by_track = {}
-            for track_name, f in files[split][name].items():
-                track, values = read_task_file(f)
-                if track.name != track_name:
+            by_task = {}
+            for task_name, f in files[split][name].items():
+                task, values = read_task_file(f)
+                if task.name != task_name:
                     raise InputError(
-                        f"a {track.title} file in the {TASKS[track_name].title} track's folder",
+                        f"a {task.title} file in the {TASKS[task_name].title} track's folder",
                         f,
                         1,
                     )
-                by_track[track_name] = values
-            length = max(len(v) for v in by_track.values())
+                by_task[task_name] = values
+            length = max(len(v) for v in by_task.values())
             arrays = {
-                t: _padded(by_track[t], t, length) if t in by_track else _unannotated(t, length)
-                for t in tracks
+                t: _padded(by_task[t], t, length) if t in by_task else _unannotated(t, length)
+                for t in tasks
             }
             image_dir = images_dir / name
             frames = list_image_frames(image_dir)
@@ -160,30 +160,30 @@ def build_task_index(
     return indexes
 
 
-def track_stats(index: FrameIndex, tracks: Sequence[str]) -> dict:
+def task_stats(index: FrameIndex, tasks: Sequence[str]) -> dict:
     """Per track: videos with labels, annotated frames, annotated frames with a face, and the
     track's label counts (classes, AU positives, VA means)."""
     out = {}
-    for track_name in tracks:
-        track = TASKS[track_name]
+    for task_name in tasks:
+        task = TASKS[task_name]
         videos = annotated_frames = usable = 0
         for v in index:
-            mask = v.annotated_for(track_name)
+            mask = v.annotated_for(task_name)
             videos += bool(mask.any())
             annotated_frames += int(mask.sum())
             usable += int((mask & v.has_image).sum())
         entry = {"videos": videos, "annotated": annotated_frames, "usable": usable}
-        if track is VA and usable:
+        if task is VA and usable:
             values = np.concatenate([v.va[v.annotated_for("va") & v.has_image] for v in index])
             entry["mean"] = {
                 "valence": float(values[:, 0].mean()),
                 "arousal": float(values[:, 1].mean()),
             }
-        if track is AU:
+        if task is AU:
             rows = [v.au[v.annotated_for("au") & v.has_image] for v in index]
             positives = np.concatenate(rows).sum(0) if rows else np.zeros(len(AU.columns))
             entry["positive"] = {n: int(c) for n, c in zip(AU.columns, positives, strict=True)}
-        if track is EXPR:
+        if task is EXPR:
             entry["per_class"] = index.stats()["per_class"]
-        out[track_name] = entry
+        out[task_name] = entry
     return out

@@ -61,15 +61,15 @@ def _predict_index(
 
 
 def task_predictions(
-    values: np.ndarray, tasks, track: str, au_thresholds: np.ndarray | None = None
+    values: np.ndarray, tasks, task: str, au_thresholds: np.ndarray | None = None
 ) -> np.ndarray:
     """One track's ABAW predictions from a video's per-frame values (see
     :func:`~abaw_expr.inference.probabilities.frame_values`): the expression class, valence and arousal,
     or each AU at a probability of its threshold or more (0.5 unless fitted)."""
-    part = values[..., task_slices(tasks)[track]] if tuple(tasks) != ("expr",) else values
-    if track == "expr":
+    part = values[..., task_slices(tasks)[task]] if tuple(tasks) != ("expr",) else values
+    if task == "expr":
         return part.argmax(-1)
-    if track == "va":
+    if task == "va":
         return np.clip(part, -1, 1)
     thresholds = 0.5 if au_thresholds is None else au_thresholds
     return (part >= thresholds).astype(np.int8)
@@ -111,17 +111,17 @@ def write_predictions(
             write_labels(out_dir / f"{name}.txt", predicted)
         atomic_write_text(out_dir / "expr.csv", format_submission(TASKS["expr"], labels))
         return
-    for track_name in tasks:
-        track = TASKS[track_name]
+    for task_name in tasks:
+        task = TASKS[task_name]
         per_video = {
-            video.name: task_predictions(values, tasks, track_name, au_thresholds)
+            video.name: task_predictions(values, tasks, task_name, au_thresholds)
             for video, values in zip(index, probabilities, strict=True)
         }
         for name, predicted in per_video.items():
             atomic_write_text(
-                out_dir / track_name / f"{name}.txt", format_task_file(track, predicted)
+                out_dir / task_name / f"{name}.txt", format_task_file(task, predicted)
             )
-        atomic_write_text(out_dir / f"{track_name}.csv", format_submission(track, per_video))
+        atomic_write_text(out_dir / f"{task_name}.csv", format_submission(task, per_video))
 
 
 def evaluate(
@@ -143,25 +143,25 @@ def evaluate(
     """
     out_dir = Path(out_dir)
     label_files = list_label_files(split_dir)
-    track, _ = read_task_file(label_files[0])
+    task, _ = read_task_file(label_files[0])
     loaded = load_model(checkpoint)
     tasks = loaded[1].model.tasks
-    if track.name not in tasks:
+    if task.name not in tasks:
         raise InputError(
-            f"{track.title} annotations, but the checkpoint predicts {', '.join(tasks)}", split_dir
+            f"{task.title} annotations, but the checkpoint predicts {', '.join(tasks)}", split_dir
         )
-    if track.name == "expr":
+    if task.name == "expr":
         build = lambda: build_split_index(images_dir, split_dir)  # noqa: E731
     else:  # the split of one track, read as a merged index of that track alone
         build = lambda: build_task_index(  # noqa: E731
-            images_dir, {track.name: {Path(split_dir).name: Path(split_dir)}}
+            images_dir, {task.name: {Path(split_dir).name: Path(split_dir)}}
         )[Path(split_dir).name]
     index, probabilities = _predict_index(
         checkpoint, build, settings or InferenceSettings(), loaded
     )
     thresholds = load_au_thresholds(checkpoint)
     if fit_thresholds:
-        if track.name != "au":
+        if task.name != "au":
             raise InputError("--fit-au-thresholds needs a split of the AU track", split_dir)
         probs = np.concatenate([p[..., task_slices(tasks)["au"]] for p in probabilities])
         thresholds = fit_au_thresholds(np.concatenate([v.au for v in index]), probs)
@@ -173,18 +173,18 @@ def evaluate(
     predictions_dir = out_dir / "predictions"
     predicted = []
     for video, values in zip(index, probabilities, strict=True):
-        text = format_task_file(track, task_predictions(values, tasks, track.name, thresholds))
+        text = format_task_file(task, task_predictions(values, tasks, task.name, thresholds))
         atomic_write_text(predictions_dir / f"{video.name}.txt", text)
         # scored as written (valence and arousal to 6 digits), so evaluate = score exactly
         predicted.append(parse_task_file(text, video.name, prediction=True)[1])
-    labels = {"expr": lambda v: v.labels, "va": lambda v: v.va, "au": lambda v: v.au}[track.name]
+    labels = {"expr": lambda v: v.labels, "va": lambda v: v.va, "au": lambda v: v.au}[task.name]
     truth = np.concatenate([labels(v) for v in index])
-    if track.name == "expr":
+    if task.name == "expr":
         warn_absent_classes(truth, str(split_dir))
-    metrics = task_scores(track.name, truth, np.concatenate(predicted))
+    metrics = task_scores(task.name, truth, np.concatenate(predicted))
     metrics["videos"] = len(index)
     metrics["checkpoint"] = str(checkpoint)
-    if track.name == "au":
+    if task.name == "au":
         metrics["au_thresholds"] = (
             "0.5" if thresholds is None else dict(zip(AU_NAMES, thresholds.tolist(), strict=True))
         )

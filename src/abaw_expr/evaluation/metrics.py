@@ -105,22 +105,22 @@ def au_scores(labels: np.ndarray, predictions: np.ndarray, names: tuple[str, ...
     }
 
 
-def task_scores(track_name: str, labels: np.ndarray, predictions: np.ndarray) -> dict:
+def task_scores(task_name: str, labels: np.ndarray, predictions: np.ndarray) -> dict:
     """The ABAW metric of one track: ``track``, ``score``, ``frames`` and the track's details
     (EXPR keeps :func:`expression_scores`' keys, with ``score`` = ``macro_f1``)."""
-    if track_name == "expr":
+    if task_name == "expr":
         scores = expression_scores(labels, predictions)
         scores["score"] = scores["macro_f1"]
-    elif track_name == "va":
+    elif task_name == "va":
         scores = va_scores(labels, predictions)
-    elif track_name == "au":
+    elif task_name == "au":
         scores = au_scores(labels, predictions, AU_NAMES)
     else:
-        raise ValueError(f"unknown track {track_name!r}")
-    return {"track": track_name, **scores}
+        raise ValueError(f"unknown track {task_name!r}")
+    return {"track": task_name, **scores}
 
 
-def abaw_sum(scores_by_track: dict[str, float]) -> float:
+def abaw_sum(scores_by_task: dict[str, float]) -> float:
     """ABAW's multi-task figure: mean CCC + expression macro F1 + AU mean F1, over the tracks
     given."""
-    return float(sum(scores_by_track.values()))
+    return float(sum(scores_by_task.values()))

@@ -24,33 +24,33 @@ log = logging.getLogger(__name__)
 
 def read_split_annotations(split_dir: Path | str) -> tuple[Task, dict[str, np.ndarray]]:
     """The track of a split folder's ``<video>.txt`` files (all must agree) and their labels."""
-    track, labels = None, {}
+    task, labels = None, {}
     for label_file in list_label_files(split_dir):
-        file_track, values = read_task_file(label_file)
-        if track is not None and file_track is not track:
+        file_task, values = read_task_file(label_file)
+        if task is not None and file_task is not task:
             raise InputError(
-                f"a {file_track.title} file among {track.title} files (header "
-                f"{file_track.header!r}); one split folder holds one track",
+                f"a {file_task.title} file among {task.title} files (header "
+                f"{file_task.header!r}); one split folder holds one track",
                 label_file,
                 1,
             )
-        track = file_track
+        task = file_task
         labels[label_file.stem] = values
-    return track, labels
+    return task, labels
 
 
 def _per_video_predictions(
-    predictions_dir: Path, track: Task, labels: dict[str, np.ndarray]
+    predictions_dir: Path, task: Task, labels: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     aligned = {}
     for video, truth in labels.items():
         prediction_file = predictions_dir / f"{video}.txt"
         if not prediction_file.is_file():
             raise InputError(f"no prediction file for video {video!r}", prediction_file)
-        file_track, predicted = read_task_file(prediction_file, prediction=True)
-        if file_track is not track:
+        file_task, predicted = read_task_file(prediction_file, prediction=True)
+        if file_task is not task:
             raise InputError(
-                f"a {file_track.title} prediction for {track.title} annotations", prediction_file, 1
+                f"a {file_task.title} prediction for {task.title} annotations", prediction_file, 1
             )
         if len(predicted) < len(truth):
             raise InputError(
@@ -69,19 +69,19 @@ def _per_video_predictions(
 
 
 def _one_file_predictions(
-    prediction_file: Path, track: Task, labels: dict[str, np.ndarray]
+    prediction_file: Path, task: Task, labels: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    file_track, rows = parse_submission(
+    file_task, rows = parse_submission(
         read_utf8(prediction_file, "a prediction file"), prediction_file
     )
-    if file_track is not track:
+    if file_task is not task:
         raise InputError(
-            f"{file_track.title} predictions for {track.title} annotations", prediction_file, 1
+            f"{file_task.title} predictions for {task.title} annotations", prediction_file, 1
         )
     aligned = {}
     for video, truth in labels.items():
         frames = rows.get(video, {})
-        needed = np.flatnonzero(annotated(track, truth))
+        needed = np.flatnonzero(annotated(task, truth))
         missing = [i + 1 for i in needed if i + 1 not in frames]
         if missing:
             raise InputError(
@@ -116,9 +116,9 @@ def score_predictions(predictions: Path | str, split_dir: Path | str) -> dict:
     predictions = Path(predictions)
     if not predictions.exists():
         raise InputError("no such folder or file", predictions)
-    track, labels = read_split_annotations(split_dir)
+    task, labels = read_split_annotations(split_dir)
     if predictions.is_dir():
-        aligned = _per_video_predictions(predictions, track, labels)
+        aligned = _per_video_predictions(predictions, task, labels)
     else:
         with open(predictions, encoding="utf-8", errors="replace") as handle:
             first = handle.readline()
@@ -129,10 +129,10 @@ def score_predictions(predictions: Path | str, split_dir: Path | str) -> dict:
                 predictions,
                 1,
             )
-        aligned = _one_file_predictions(predictions, track, labels)
+        aligned = _one_file_predictions(predictions, task, labels)
     videos = sorted(labels)
     scores = task_scores(
-        track.name,
+        task.name,
         np.concatenate([labels[v] for v in videos]),
         np.concatenate([aligned[v] for v in videos]),
     )

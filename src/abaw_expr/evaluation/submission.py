@@ -44,17 +44,17 @@ def parse_submission(text: str, path="<string>") -> tuple[Task, dict[str, dict[i
     if not lines or not is_submission_header(lines[0]):
         raise InputError(f"expected a header starting with {LOCATION!r}", path, 1)
     first, _, rest = lines[0].partition(",")
-    track = task_of_header(rest, path)
+    task = task_of_header(rest, path)
     by_video: dict[str, dict[int, np.ndarray]] = {}
     for i, raw in enumerate(lines[1:]):
         line = i + 2
         location, sep, values = raw.partition(",")
         if not sep:
-            raise InputError(f"expected {LOCATION},{track.header}: {raw.strip()!r}", path, line)
+            raise InputError(f"expected {LOCATION},{task.header}: {raw.strip()!r}", path, line)
         video, frame = _frame_of(location.strip(), path, line)
-        if track is VA:
+        if task is VA:
             row = parse_va_rows([values], path, line, prediction=True)[0]
-        elif track is AU:
+        elif task is AU:
             row = parse_au_rows([values], path, line, prediction=True)[0]
         else:
             value = values.strip()
@@ -67,17 +67,17 @@ def parse_submission(text: str, path="<string>") -> tuple[Task, dict[str, dict[i
         frames[frame] = row
     if not by_video:
         raise InputError("the file has a header but no rows", path, 2)
-    return track, by_video
+    return task, by_video
 
 
-def format_submission(track: Task, predictions: dict[str, np.ndarray]) -> str:
+def format_submission(task: Task, predictions: dict[str, np.ndarray]) -> str:
     """The one-file layout for per-video prediction arrays (frame ``i + 1`` at index ``i``)."""
-    out = [f"{LOCATION},{track.header}"]
+    out = [f"{LOCATION},{task.header}"]
     for video in sorted(predictions):
         for i, value in enumerate(np.asarray(predictions[video]).tolist()):
-            if track is VA:
+            if task is VA:
                 text = f"{value[0]:.6g},{value[1]:.6g}"
-            elif track is AU:
+            elif task is AU:
                 text = ",".join(str(int(x)) for x in value)
             else:
                 text = str(int(value))

@@ -34,7 +34,7 @@ from abaw_expr.report.runs import (
     read_eval_metrics,
     read_run_json,
     run_monitor,
-    run_tracks,
+    run_tasks,
 )
 from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, EXPR, SUM_SCORE
 
@@ -48,7 +48,7 @@ class RunSummary:
     best_f1: float | None
     eval_dir: Path | None
     metrics: dict | None
-    tracks: list[str]
+    tasks: list[str]
     monitor: str
     best: float | None  # of ``monitor``
 
@@ -57,23 +57,23 @@ class RunSummary:
         """The evaluation if it is of the expression track."""
         return self.metrics if self.metrics and self.metrics["track"] == "expr" else None
 
-    def track_metrics(self, track: str) -> dict | None:
+    def task_metrics(self, task: str) -> dict | None:
         """The evaluation of ``track``: ``evaluate``'s one track, or one of the tracks that
         ``ablate`` scores together for a model of several (``metrics.json``'s ``tracks``)."""
         if not self.metrics:
             return None
         joint = self.metrics.get("tracks") or {}
-        if track in joint:
-            return joint[track]
-        return self.metrics if self.metrics["track"] == track and track != "expr" else None
+        if task in joint:
+            return joint[task]
+        return self.metrics if self.metrics["track"] == task and task != "expr" else None
 
 
 def summarise_run(run_dir: Path | str) -> RunSummary:
     path = open_run(run_dir)
     run, log = read_run_json(path), read_epoch_metrics(path)
     config = flatten(read_config(path))
-    tracks = run_tracks(run, config, log)
-    monitor = run_monitor(run, tracks)
+    tasks = run_tasks(run, config, log)
+    monitor = run_monitor(run, tasks)
     eval_dir = find_eval_dir(path)
     return RunSummary(
         path=path,
@@ -83,15 +83,15 @@ def summarise_run(run_dir: Path | str) -> RunSummary:
         best_f1=best_val_f1(run, log)[0],
         eval_dir=eval_dir,
         metrics=read_eval_metrics(eval_dir) if eval_dir else None,
-        tracks=tracks,
+        tasks=tasks,
         monitor=monitor,
         best=best_score(run, log, monitor)[0],
     )
 
 
-def _other_tracks(runs: Sequence[RunSummary]) -> bool:
+def _other_tasks(runs: Sequence[RunSummary]) -> bool:
     """Whether any run trained other tracks than the expression track alone."""
-    return any(r.tracks != ["expr"] for r in runs)
+    return any(r.tasks != ["expr"] for r in runs)
 
 
 def _eval_score(r: RunSummary) -> str:
@@ -113,22 +113,22 @@ def _labels(paths: Sequence[Path]) -> list[str]:
     return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths, strict=True)]
 
 
-def _track_rows(runs: Sequence[RunSummary], cell) -> list[tuple[str, list[str]]]:
+def _task_rows(runs: Sequence[RunSummary], cell) -> list[tuple[str, list[str]]]:
     """Valence-arousal and action-unit rows of evaluations that have them (their score, then
     valence and arousal, or the F1 of each AU), and the ABAW sum of models of several tracks.
     ``cell(values, scale)`` writes one table cell from the runs' values of one row (a group's
     values for the mean ± std table); ``scale`` 1 is a CCC or a sum, 100 an F1."""
     rows = []
-    for track, title, entries, scale in (
+    for task, title, entries, scale in (
         ("va", "VA mean CCC", [("CCC valence", "ccc_valence"), ("CCC arousal", "ccc_arousal")], 1),
         ("au", "AU mean F1", [(f"F1 {name}", name) for name in AU_NAMES], 100),
     ):
-        metrics = [r.track_metrics(track) for r in runs]
+        metrics = [r.task_metrics(task) for r in runs]
         if not any(metrics):
             continue
         rows.append((f"{title} (evaluate)", cell([m and m["score"] for m in metrics], scale)))
         for label, key in entries:
-            if track == "au":
+            if task == "au":
                 values = [m and _au_f1(m, key) for m in metrics]
             else:
                 values = [m and m[key] for m in metrics]
@@ -155,8 +155,8 @@ def comparison_rows(runs: Sequence[RunSummary]) -> list[tuple[str, list[str]]]:
         (key, [str(r.config.get(key, "-")) for r in runs])
         for key in config_differences([r.config for r in runs])
     ]
-    if _other_tracks(runs):
-        rows.append(("tracks", [" + ".join(r.tracks) for r in runs]))
+    if _other_tasks(runs):
+        rows.append(("tracks", [" + ".join(r.tasks) for r in runs]))
         rows.append(("monitor", [r.monitor for r in runs]))
         rows.append(("best score (training)", [score_text(r.monitor, r.best) for r in runs]))
     rows.append(("best val/macro_f1 (training)", [percent(r.best_f1) for r in runs]))
@@ -171,7 +171,7 @@ def comparison_rows(runs: Sequence[RunSummary]) -> list[tuple[str, list[str]]]:
         for i, name in enumerate(CLASS_NAMES):
             values = [percent(m["per_class_f1"][i]) if m else "-" for m in expr]
             rows.append((f"F1 {name}", values))
-    rows += _track_rows(runs, _cells)
+    rows += _task_rows(runs, _cells)
     rows.append(("epochs logged", [str(len(r.log.epochs)) for r in runs]))
     rows.append(("training time", [duration(r.run.get("train_seconds")) for r in runs]))
     rows.append(("status", [str(r.run.get("status", "-")) for r in runs]))
@@ -214,7 +214,7 @@ def seed_group_rows(
     rows = [
         ("seeds", [", ".join(str(r.config.get("trainer.seed", "-")) for r in m) for m in members]),
     ]
-    if _other_tracks(runs):  # plain numbers: a sum of scores is no percentage
+    if _other_tasks(runs):  # plain numbers: a sum of scores is no percentage
         rows.append(
             (
                 "best score (training)",
@@ -249,7 +249,7 @@ def seed_group_rows(
             for m in members
         ]
 
-    rows += _track_rows(runs, group_cells)
+    rows += _task_rows(runs, group_cells)
     return header, rows
 
 

@@ -30,7 +30,7 @@ from abaw_expr.report.runs import (
     read_eval_metrics,
     read_run_json,
     run_monitor,
-    run_tracks,
+    run_tasks,
     uses_synthetic_sample,
 )
 from abaw_expr.tasks import (
@@ -91,8 +91,8 @@ def write_run_report(
     run = read_run_json(run_dir)
     config = flatten(read_config(run_dir))
     log = read_epoch_metrics(run_dir)
-    tracks = run_tracks(run, config, log)
-    monitor = run_monitor(run, tracks)
+    tasks = run_tasks(run, config, log)
+    monitor = run_monitor(run, tasks)
     eval_dir = Path(eval_dir) if eval_dir is not None else find_eval_dir(run_dir)
     metrics = read_eval_metrics(eval_dir) if eval_dir is not None else None
     evaluated = TASKS[metrics["track"]] if metrics is not None else EXPR
@@ -100,17 +100,17 @@ def write_run_report(
         annotations_dir = label_dir(run["annotations"], evaluated)
 
     page = Page(f"Run report: {run_dir.name}", out.parent / out.stem)
-    if tracks == ["expr"]:
+    if tasks == ["expr"]:
         page.paragraph(_headline(run, log, metrics, annotations_dir), "result")
     else:
-        headline = _tracks_headline(run, log, tracks, monitor, metrics, annotations_dir)
+        headline = _tasks_headline(run, log, tasks, monitor, metrics, annotations_dir)
         page.paragraph(headline, "result")
-    page.table(_run_rows(run_dir, run, config, log, tracks, monitor), align_numbers=False)
+    page.table(_run_rows(run_dir, run, config, log, tasks, monitor), align_numbers=False)
     page.heading("Training")
     _training_curves(page, log, monitor)
-    if tracks != ["expr"]:
-        for track in tracks:
-            _track_curves(page, log, track)
+    if tasks != ["expr"]:
+        for task in tasks:
+            _task_curves(page, log, task)
     _lr_figures(page, run, log)
     page.heading(
         "Evaluation on the validation split" + ("" if evaluated is EXPR else f": {evaluated.title}")
@@ -118,7 +118,7 @@ def write_run_report(
     if metrics is None:
         shown = (
             "confusion matrix, per-class F1 and timelines"
-            if tracks == ["expr"]
+            if tasks == ["expr"]
             else "the evaluated track's scores and figures"
         )
         page.skipped(
@@ -169,14 +169,14 @@ def _headline(run: dict, log: EpochLog, metrics: dict | None, annotations_dir) -
     return text
 
 
-def _tracks_headline(
-    run: dict, log: EpochLog, tracks: list[str], monitor: str, metrics: dict | None, annotations_dir
+def _tasks_headline(
+    run: dict, log: EpochLog, tasks: list[str], monitor: str, metrics: dict | None, annotations_dir
 ) -> str:
     """The headline of a run of other tracks than the expression track alone: the best value
     of the metric that picked its best epoch, and the evaluated track's ABAW score."""
     best, epoch = best_score(run, log, monitor)
     meaning = MONITOR_MEANING.get(monitor, monitor)
-    trained = html.escape(" + ".join(tracks))
+    trained = html.escape(" + ".join(tasks))
     if best is not None:
         text = (
             f"Best {html.escape(monitor)} of this run ({trained}; {html.escape(meaning)}): "
@@ -186,16 +186,16 @@ def _tracks_headline(
     else:
         text = f"No best {html.escape(monitor)} yet ({trained}): no epoch finished its validation."
     if metrics is not None:
-        track = TASKS[metrics["track"]]
+        task = TASKS[metrics["track"]]
         how = (
             f"on every annotated frame of {metrics.get('videos', '?')} videos, "
             f"{metrics.get('frames', '?')} frames"
         )
         text += (
-            f" abaw-expr evaluate, {html.escape(track.title)} track: {_score_name(track)} "
-            f"<b>{_eval_score(track, metrics['score'])}</b> ({html.escape(how)})."
+            f" abaw-expr evaluate, {html.escape(task.title)} track: {_score_name(task)} "
+            f"<b>{_eval_score(task, metrics['score'])}</b> ({html.escape(how)})."
         )
-        if track is EXPR:
+        if task is EXPR:
             text += (
                 f" For reference, on <b>Aff-Wild2</b>'s validation set: {percent(PAPER_VAL_F1)} "
                 f"for the paper's model (Phan et al., 2022) and {BASELINE_VAL_F1 * 100:.0f} % "
@@ -209,12 +209,12 @@ def _tracks_headline(
     return text
 
 
-def _score_name(track: Task) -> str:
-    return {"expr": "macro F1", "va": "mean CCC", "au": "mean F1 of the 12 AUs"}[track.name]
+def _score_name(task: Task) -> str:
+    return {"expr": "macro F1", "va": "mean CCC", "au": "mean F1 of the 12 AUs"}[task.name]
 
 
-def _eval_score(track: Task, value: float) -> str:
-    return number(value) if track is VA else percent(value)
+def _eval_score(task: Task, value: float) -> str:
+    return number(value) if task is VA else percent(value)
 
 
 def _at(epoch: int | None) -> str:
@@ -222,7 +222,7 @@ def _at(epoch: int | None) -> str:
 
 
 def _run_rows(
-    run_dir: Path, run: dict, config: dict, log: EpochLog, tracks: list[str], monitor: str
+    run_dir: Path, run: dict, config: dict, log: EpochLog, tasks: list[str], monitor: str
 ) -> list[list[str]]:
     best, epoch = best_score(run, log, monitor)
     finder = run.get("auto_lr") or {}
@@ -239,8 +239,8 @@ def _run_rows(
         ["started", str(run.get("started", "-"))],
         ["commit", f"{run.get('git_commit', '-')} (abaw-expr {run.get('version', '-')})"],
     ]
-    if tracks != ["expr"]:
-        rows[2:2] = [["tracks", " + ".join(tracks)], ["monitor", monitor]]
+    if tasks != ["expr"]:
+        rows[2:2] = [["tracks", " + ".join(tasks)], ["monitor", monitor]]
     return rows
 
 
@@ -271,13 +271,13 @@ def _training_curves(page: Page, log: EpochLog, monitor: str) -> None:
     page.figure("training_curves", png, caption)
 
 
-def _track_curves(page: Page, log: EpochLog, track: str) -> None:
+def _task_curves(page: Page, log: EpochLog, task: str) -> None:
     """One track's validation metrics per epoch: a figure and the same values as a table."""
-    name, title, labels = TASK_CURVES[track]
-    columns = list(zip(labels, TASKS[track].logged, strict=True))  # read twice below
+    name, title, labels = TASK_CURVES[task]
+    columns = list(zip(labels, TASKS[task].logged, strict=True))  # read twice below
     curves = {label: log.series(column) for label, column in columns if column in log.values}
     if not curves:
-        page.skipped(f"no {TASKS[track].score} in the logs: no {title} per epoch.")
+        page.skipped(f"no {TASKS[task].score} in the logs: no {title} per epoch.")
         return
     page.figure(name, figures.epoch_curves(curves, title, ylabel=title.split(": ")[1]), title)
     epochs = sorted({e for epochs, _ in curves.values() for e in epochs})
@@ -404,9 +404,9 @@ def _va_timelines(page: Page, predictions_dir: Path, annotations_dir) -> None:
         label_file = Path(annotations_dir) / predicted_file.name
         if not label_file.is_file():
             continue
-        track, truth = read_task_file(label_file)
-        if track is not VA:
-            page.skipped(f"{label_file} holds {track.title} labels, not valence-arousal.")
+        task, truth = read_task_file(label_file)
+        if task is not VA:
+            page.skipped(f"{label_file} holds {task.title} labels, not valence-arousal.")
             return
         predicted = read_task_file(predicted_file, prediction=True)[1]
         n = min(len(truth), len(predicted))

@@ -169,13 +169,13 @@ def read_eval_metrics(eval_dir: Path | str) -> dict:
     if not path.is_file():
         raise InputError("no metrics.json: not an 'abaw-expr evaluate' output folder", eval_dir)
     metrics = _read_json(path)
-    track = metrics.get("track", "expr")
-    if track not in TASKS:
-        raise InputError(f"unknown track {track!r}: expected {', '.join(TASKS)}", path)
+    task = metrics.get("track", "expr")
+    if task not in TASKS:
+        raise InputError(f"unknown track {task!r}: expected {', '.join(TASKS)}", path)
     try:
-        if track == "expr":
+        if task == "expr":
             checked = _expr_metrics(metrics, path)
-        elif track == "va":
+        elif task == "va":
             checked = {k: float(metrics[k]) for k in ("ccc_valence", "ccc_arousal", "score")}
         else:
             checked = {
@@ -184,7 +184,7 @@ def read_eval_metrics(eval_dir: Path | str) -> dict:
             }
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"missing or malformed entry {err}", path) from None
-    return {**metrics, **checked, "track": track}
+    return {**metrics, **checked, "track": task}
 
 
 def _expr_metrics(metrics: dict, path: Path) -> dict:
@@ -196,22 +196,22 @@ def _expr_metrics(metrics: dict, path: Path) -> dict:
     return {"macro_f1": f1, "per_class_f1": per_class, "confusion_matrix": cm}
 
 
-def run_tracks(run: dict, config: dict, log: EpochLog) -> list[str]:
+def run_tasks(run: dict, config: dict, log: EpochLog) -> list[str]:
     """The tracks a run trained: run.json's, else the config's ``model.tasks``, else those
     whose validation score the logs hold; ``["expr"]`` for a run from before the tracks."""
-    for tracks in (run.get("tracks"), config.get("model.tasks")):
-        if isinstance(tracks, list) and tracks and all(t in TASKS for t in tracks):
-            return list(tracks)
+    for tasks in (run.get("tracks"), config.get("model.tasks")):
+        if isinstance(tasks, list) and tasks and all(t in TASKS for t in tasks):
+            return list(tasks)
     logged = [task.name for task in TASKS.values() if task.score in log.values]
     return logged or ["expr"]
 
 
-def run_monitor(run: dict, tracks: list[str]) -> str:
+def run_monitor(run: dict, tasks: list[str]) -> str:
     """The metric that chose the best epoch (as ``training.train`` sets it)."""
     monitor = run.get("monitor")
     if isinstance(monitor, str) and monitor:
         return monitor
-    return best_epoch_key(tracks)
+    return best_epoch_key(tasks)
 
 
 def best_score(run: dict, log: EpochLog, monitor: str) -> tuple[float | None, int | None]:
@@ -227,11 +227,11 @@ def best_score(run: dict, log: EpochLog, monitor: str) -> tuple[float | None, in
     return (max(values), best_epoch) if values else (None, None)
 
 
-def label_dir(annotations: Path | str, track: Task, split: str = "Validation_Set") -> Path:
+def label_dir(annotations: Path | str, task: Task, split: str = "Validation_Set") -> Path:
     """A split's label folder of ``track`` under a run's ``--annotations``: the track's own
     folder (``<annotations>/<track folder>/<split>``) where it is there, else
     ``<annotations>/<split>`` (``--annotations`` named one track's folder)."""
-    inside = Path(annotations) / track.folder / split
+    inside = Path(annotations) / task.folder / split
     return inside if inside.is_dir() else Path(annotations) / split
 
 

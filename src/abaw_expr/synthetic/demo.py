@@ -107,15 +107,15 @@ TASK_ROWS = (  # (title, task, key of the arm's task entry)
 )
 
 
-def _stats(arm: dict, track: str | None, key: str = "score_stats") -> dict:
+def _stats(arm: dict, task: str | None, key: str = "score_stats") -> dict:
     """An arm's mean/std of one track's ``key`` (the ABAW sum for ``track=None``)."""
-    return arm["score"] if track is None else arm["tracks"][track][key]
+    return arm["score"] if task is None else arm["tracks"][task][key]
 
 
-def difference(arms: dict, arm: str, against: str, track: str | None, key="score_stats") -> str:
+def difference(arms: dict, arm: str, against: str, task: str | None, key="score_stats") -> str:
     """``+10.0 (beyond the spread)``: the difference of two arms' means in points, and whether
     it exceeds their seed spreads added (sample std), the demo's test of "helps"."""
-    a, b = _stats(arms[arm], track, key), _stats(arms[against], track, key)
+    a, b = _stats(arms[arm], task, key), _stats(arms[against], task, key)
     delta = 100 * (a["mean"] - b["mean"])
     if a["std"] is None or b["std"] is None:
         return f"{delta:+.1f} (one seed: no spread)"
@@ -132,8 +132,8 @@ def head_lines(arms: dict) -> list[str]:
     seeds = arms[names[0]]["seeds"]
     header = [f"{HEADS.get(a, a)} ({a})" for a in names]
     rows = [
-        (title + " %", [pm(_stats(arms[a], track, key)) for a in names])
-        for title, track, key in TASK_ROWS
+        (title + " %", [pm(_stats(arms[a], task, key)) for a in names])
+        for title, task, key in TASK_ROWS
     ]
     rows.append(("ABAW sum of the tracks %", [pm(arms[a]["score"]) for a in names]))
     lines = [
@@ -146,8 +146,8 @@ def head_lines(arms: dict) -> list[str]:
         if other not in arms or paper not in arms:
             continue
         parts = [
-            f"{title.strip()} {difference(arms, other, paper, track, key)}"
-            for title, track, key in TASK_ROWS
+            f"{title.strip()} {difference(arms, other, paper, task, key)}"
+            for title, task, key in TASK_ROWS
             if key == "score_stats"
         ]
         parts.append(f"ABAW sum {difference(arms, other, paper, None)}")
@@ -210,6 +210,34 @@ def video_stage(checkpoint: Path, out: Path, seed: int) -> dict:
     }
 
 
+def _feature_stage(sample: Path, out: Path, seed: int) -> tuple[Path, Path]:
+    """Stages 1-2: a seeded random backbone, frozen and saved; the sample's features cached."""
+    images, annotations = sample / "cropped_aligned", sample / "annotations"
+    log.info("stage 1/5: a seeded random RegNetY-1.6GF backbone, frozen")
+    torch.manual_seed(seed)
+    backbone = build_backbone("none", frozen_stages=5)
+    calibrate_feature_scale(backbone, calibration_faces(images, annotations / "Train_Set"))
+    backbone_file = out / "backbone.safetensors"
+    state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
+    atomic_write(backbone_file, lambda tmp: save_file(state, str(tmp)))
+
+    log.info("stage 2/5: caching backbone features")
+    features = out / "features"
+    shutil.rmtree(features, ignore_errors=True)
+    # eager (channels-last): on a fresh clone, compiling costs more than it saves on 7,800 frames
+    extract(images, sample / "tracks", features, str(backbone_file), num_workers=1, engine="eager")
+    return features, backbone_file
+
+
+def _head_stage(config: Config, tasks: Path, features: Path, runs_dir: Path, seeds: int) -> dict:
+    """Stages 3-4: every head over ``seeds`` seeds on the cached features, each evaluated; the
+    ablation's arms."""
+    log.info("stage 3-4/5: the heads %s, %d seeds each, evaluated", ", ".join(VARIANTS), seeds)
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    table = ablate(config, tasks, runs_dir, VARIANTS, seeds, features_dir=features)
+    return table["arms"]
+
+
 def run_demo(
     out_dir: Path | str,
     epochs: int | None = None,
@@ -231,40 +259,18 @@ def run_demo(
     if not (sample / "sample.json").is_file():
         log.info("writing the sample data set to %s", sample)
         write_sample(sample, seed=seed, **(sample_size or SAMPLE))
-    images, annotations = sample / "cropped_aligned", sample / "annotations"
-    tracks = sample / "tracks"  # the three tracks in ABAW's layout
+    tasks = sample / "tracks"  # the three tasks in ABAW's layout
     timings = {}
 
     t = time.time()
-    log.info("stage 1/5: a seeded random RegNetY-1.6GF backbone, frozen")
-    torch.manual_seed(seed)
-    backbone = build_backbone("none", frozen_stages=5)
-    calibrate_feature_scale(backbone, calibration_faces(images, annotations / "Train_Set"))
-    backbone_file = out / "backbone.safetensors"
-    state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
-    atomic_write(backbone_file, lambda tmp: save_file(state, str(tmp)))
-
-    log.info("stage 2/5: caching backbone features")
-    features = out / "features"
-    shutil.rmtree(features, ignore_errors=True)
-    # eager (channels-last): on a fresh clone, compiling costs more than it saves on 7,800 frames
-    extract(images, tracks, features, str(backbone_file), num_workers=1, engine="eager")
+    features, backbone_file = _feature_stage(sample, out, seed)
     timings["features"] = time.time() - t
 
     t = time.time()
-    log.info("stage 3-4/5: the heads %s, %d seeds each, evaluated", ", ".join(VARIANTS), seeds)
     runs_dir = out / "runs"
-    shutil.rmtree(runs_dir, ignore_errors=True)
-    table = ablate(
-        head_stage_config("combine", backbone_file, seed, epochs or EPOCHS),
-        tracks,
-        runs_dir,
-        VARIANTS,
-        seeds,
-        features_dir=features,
-    )
+    config = head_stage_config("combine", backbone_file, seed, epochs or EPOCHS)
+    arms = _head_stage(config, tasks, features, runs_dir, seeds)
     timings["train+evaluate"] = time.time() - t
-    arms = table["arms"]
     first = {v: runs_dir / v / f"seed{seed}" for v in VARIANTS}
     best = out / "best.ckpt"
     atomic_write(best, lambda tmp: shutil.copyfile(first["combine"] / "best.ckpt", tmp))

@@ -119,7 +119,7 @@ def write_sample(
     plans, quirks = plan_sample(train_videos, val_videos, frames, seed)
     for split, plan in plans:
         write_labels(out / "annotations" / split / f"{plan.name}.txt", plan.labels)
-    tracks = write_tasks(out, plans, quirks)
+    tasks = write_tasks(out, plans, quirks)
     dirs = [out / "cropped_aligned" / plan.name for _, plan in plans]
     if workers is None:
         cpus = os.cpu_count() or 1
@@ -140,7 +140,7 @@ def write_sample(
         "image_size": SIZE,
         "splits": {},
         "quirks": quirks,
-        "tracks": tracks,
+        "tracks": tasks,
     }
     for split in SPLITS:
         chosen = [

@@ -40,7 +40,7 @@ class VideoPlan:
     nuisance: np.ndarray  # (frames, len(Nuisance)) float32
     has_image: np.ndarray  # bool, per video frame
     noise_seed: tuple[int, ...]
-    track_seed: tuple[int, ...] = ()
+    task_seed: tuple[int, ...] = ()
 
 
 class _ClassBag:
@@ -169,7 +169,7 @@ def plan_sample(
                 name, np.random.default_rng([seed, split_id, 0, k]), bag, frames, extra, special
             )
             plan.noise_seed = (seed, split_id, 2, k)
-            plan.track_seed = (seed, split_id, 4, k)  # the VA / AU tracks' own draws
+            plan.task_seed = (seed, split_id, 4, k)  # the VA / AU tracks' own draws
             plans.append((split, plan))
             for quirk in sorted(special):
                 quirks.setdefault(quirk, []).append(name)

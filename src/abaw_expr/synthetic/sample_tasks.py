@@ -152,9 +152,9 @@ def task_labels(plan: VideoPlan) -> tuple[np.ndarray, np.ndarray]:
     another in 40 % of the videos, drawn from ``plan.track_seed``.
     """
     frames = len(plan.labels)
-    rng = np.random.default_rng(plan.track_seed)
+    rng = np.random.default_rng(plan.task_seed)
     gone = ~plan.has_image[:frames] & (plan.labels == UNANNOTATED)
-    first = plan.track_seed[-1] == 0
+    first = plan.task_seed[-1] == 0
     va, au = va_labels(plan.params[:frames]), au_labels(plan.params[:frames])
     va[gone | _unannotated_runs(rng, frames, int(rng.random() < 0.4) + first)] = VA_UNANNOTATED
     au[gone | _unannotated_runs(rng, frames, int(rng.random() < 0.4) + first)] = -1
@@ -208,19 +208,19 @@ def write_tasks(
         values[EXPR.name][name] = plan.labels
         values[VA.name][name], values[AU.name][name] = task_labels(plan)
     summary: dict = {}
-    for track in (EXPR, VA, AU):
-        summary[track.name] = {}
+    for task in (EXPR, VA, AU):
+        summary[task.name] = {}
         for split in SPLITS:
-            videos = layout[track.name][split]
+            videos = layout[task.name][split]
             for name in videos:
-                path = out / "tracks" / track.folder / split / f"{name}.txt"
+                path = out / "tracks" / task.folder / split / f"{name}.txt"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                if track is EXPR:
+                if task is EXPR:
                     shutil.copyfile(out / "annotations" / _split_of(plans, name) / path.name, path)
                 else:
-                    atomic_write_text(path, format_task_file(track, values[track.name][name]))
-            arrays = [values[track.name][n] for n in videos]
-            summary[track.name][split] = {"videos": videos, **_split_summary(track, arrays)}
+                    atomic_write_text(path, format_task_file(task, values[task.name][name]))
+            arrays = [values[task.name][n] for n in videos]
+            summary[task.name][split] = {"videos": videos, **_split_summary(task, arrays)}
     return summary
 
 
@@ -228,13 +228,13 @@ def _split_of(plans: list[tuple[str, VideoPlan]], name: str) -> str:
     return next(split for split, plan in plans if plan.name == name)
 
 
-def _split_summary(track: Task, arrays: list[np.ndarray]) -> dict:
+def _split_summary(task: Task, arrays: list[np.ndarray]) -> dict:
     if not arrays:
         return {"frames": 0, "annotated": 0}
     stacked = np.concatenate(arrays)
-    mask = annotated(track, stacked)
+    mask = annotated(task, stacked)
     summary = {"frames": len(stacked), "annotated": int(mask.sum())}
-    if track is AU:
+    if task is AU:
         positive = stacked[mask].sum(axis=0).tolist()
         summary["positive"] = dict(zip(AU_NAMES, positive, strict=True))
     return summary

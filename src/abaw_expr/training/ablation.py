@@ -126,10 +126,10 @@ def evaluate_on_features(
         metrics = {}
     else:  # every track the checkpoint predicts, each on the frames it annotates
         metrics = {"tracks": {}}
-        for track in tasks:
-            truth = np.concatenate([task_labels(v, track) for v in index])
-            predicted = np.concatenate([task_predictions(p, tasks, track) for p in probs])
-            metrics["tracks"][track] = task_scores(track, truth, predicted)
+        for task in tasks:
+            truth = np.concatenate([task_labels(v, task) for v in index])
+            predicted = np.concatenate([task_predictions(p, tasks, task) for p in probs])
+            metrics["tracks"][task] = task_scores(task, truth, predicted)
         metrics["score"] = abaw_sum({t: m["score"] for t, m in metrics["tracks"].items()})
     if "expr" in tasks:  # the expression track's keys stay at the top, as before
         labels = np.concatenate([v.labels for v in index])
@@ -151,8 +151,8 @@ def evaluate_on_features(
     return metrics
 
 
-def task_labels(video, track: str) -> np.ndarray:
-    return {"expr": video.labels, "va": video.va, "au": video.au}[track]
+def task_labels(video, task: str) -> np.ndarray:
+    return {"expr": video.labels, "va": video.va, "au": video.au}[task]
 
 
 def ablate(
@@ -266,18 +266,18 @@ def summarise(seeds: Sequence[int], results: Sequence[dict]) -> dict:
     row: dict = {"seeds": list(seeds)}
     if "tracks" in results[0]:
         row["tracks"] = {}
-        for track, first in results[0]["tracks"].items():
-            entry = {"score": [r["tracks"][track]["score"] for r in results]}
+        for task, first in results[0]["tracks"].items():
+            entry = {"score": [r["tracks"][task]["score"] for r in results]}
             entry["score_stats"] = mean_std(entry["score"])
             for key in ("ccc_valence", "ccc_arousal"):
                 if key in first:
-                    entry[key] = mean_std([r["tracks"][track][key] for r in results])
+                    entry[key] = mean_std([r["tracks"][task][key] for r in results])
             if "f1_per_au" in first:
                 entry["f1_per_au"] = {
-                    au: mean_std([r["tracks"][track]["f1_per_au"][au] for r in results])
+                    au: mean_std([r["tracks"][task]["f1_per_au"][au] for r in results])
                     for au in first["f1_per_au"]
                 }
-            row["tracks"][track] = entry
+            row["tracks"][task] = entry
         row["score"] = mean_std([r["score"] for r in results])
     if "macro_f1" not in results[0]:
         return row
@@ -312,11 +312,11 @@ def format_table(table: dict) -> str:
     first = next(iter(arms.values()), {})
     rows = [("seeds", [str(len(a["seeds"])) for a in arms.values()])]
     titles = {"expr": "expression macro F1 %", "va": "VA mean CCC %", "au": "AU mean F1 %"}
-    for track in first.get("tracks", {}):
-        if track == "expr" and "macro_f1_mean" in first:
+    for task in first.get("tracks", {}):
+        if task == "expr" and "macro_f1_mean" in first:
             continue  # its rows follow, class by class
-        rows.append((titles[track], [pm(a["tracks"][track]["score_stats"]) for a in arms.values()]))
-        if track == "va":
+        rows.append((titles[task], [pm(a["tracks"][task]["score_stats"]) for a in arms.values()]))
+        if task == "va":
             for key in ("ccc_valence", "ccc_arousal"):
                 label = f"  CCC {key.removeprefix('ccc_')} %"
                 rows.append((label, [pm(a["tracks"]["va"][key]) for a in arms.values()]))

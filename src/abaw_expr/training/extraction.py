@@ -87,17 +87,17 @@ def extract(
     ``annotations_dir`` is one track's folder or the folder of ABAW's track folders; the cache
     holds the labels of every track found, so one extraction serves training on any of them."""
     from abaw_expr.data.frame_index import build_split_index
-    from abaw_expr.data.task_index import build_task_index, find_tracks
+    from abaw_expr.data.task_index import build_task_index, find_tasks
     from abaw_expr.model.backbone import build_backbone
 
-    tracks = find_tracks(annotations_dir)
-    if list(tracks) == ["expr"]:
+    tasks = find_tasks(annotations_dir)
+    if list(tasks) == ["expr"]:
         indexes = {
             split: build_split_index(images_dir, split_dir)
-            for split, split_dir in tracks["expr"].items()
+            for split, split_dir in tasks["expr"].items()
         }
     else:
-        indexes = build_task_index(images_dir, tracks)
+        indexes = build_task_index(images_dir, tasks)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = build_backbone(weights, frozen_stages=5)

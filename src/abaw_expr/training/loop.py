@@ -65,16 +65,16 @@ class StepSeed(L.Callback):
         L.seed_everything(seed, workers=True, verbose=False)
 
 
-def data_tracks(annotations_dir: Path | str, features_dir: Path | str | None = None) -> list[str]:
+def data_tasks(annotations_dir: Path | str, features_dir: Path | str | None = None) -> list[str]:
     """The ABAW tracks the data hold, in ABAW's order: those whose labels a feature cache
     holds, or whose annotation folders are under ``annotations_dir``."""
     if features_dir is not None:
-        from abaw_expr.data.feature_cache import cached_tracks, open_split_index
+        from abaw_expr.data.feature_cache import cached_tasks, open_split_index
 
-        return cached_tracks(open_split_index(Path(features_dir) / "Train_Set"))
-    from abaw_expr.data.task_index import find_tracks
+        return cached_tasks(open_split_index(Path(features_dir) / "Train_Set"))
+    from abaw_expr.data.task_index import find_tasks
 
-    found = find_tracks(annotations_dir)
+    found = find_tasks(annotations_dir)
     return [t for t in ("expr", "va", "au") if t in found]
 
 
@@ -187,7 +187,7 @@ def train(
         images_dir,
         features_dir,
         seed=config.trainer.seed,
-        tracks=config.model.tasks,
+        tasks=config.model.tasks,
     )
     if is_global_zero():
         datamodule.prepare_data()  # reads every label file (Lightning's own call is then free)
@@ -348,7 +348,7 @@ def _finish_run(
     best = float(best) if best is not None else None
     run.update(
         status="finished",
-        tracks=list(module.tasks),
+        tracks=list(module.tasks),  # run.json keeps the word users know
         monitor=module.monitor,
         # the paper's figure for the expression track alone; else the tracks' ABAW sum
         **({"best_macro_f1": best} if module.monitor == EXPR.score else {"best_score": best}),

@@ -92,7 +92,7 @@ def batch_concordance(
     return 2 * covariance / (denominator + 1e-8)
 
 
-class TrackLoss(nn.Module):
+class TaskLoss(nn.Module):
     """The loss of a head trained on one or several of ABAW's tracks (issue 20).
 
     - ``expr``: :class:`ExpressionLoss` (the paper's), on frames labelled 0..7;

@@ -24,7 +24,7 @@ from abaw_expr.model.build import (
 )
 from abaw_expr.model.temporal import check_tasks, split_outputs
 from abaw_expr.tasks import AU, AU_NAMES, EXPR, NUM_CLASSES, SUM_SCORE, VA, best_epoch_key
-from abaw_expr.training.losses import ExpressionLoss, TrackLoss
+from abaw_expr.training.losses import ExpressionLoss, TaskLoss
 
 
 class ConcordanceSums(Metric):
@@ -80,7 +80,7 @@ class ExpressionModule(L.LightningModule):
         self.model = build_model(self.config, with_backbone)
         c = self.config.loss
         self.tasks = check_tasks(self.config.model.tasks)
-        self.loss = TrackLoss(
+        self.loss = TaskLoss(
             self.tasks,
             ExpressionLoss(
                 gamma=c.gamma, alpha=c.alpha, kl_weight=c.kl_weight, smoothing=c.smoothing
