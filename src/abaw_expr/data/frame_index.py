@@ -62,7 +62,7 @@ class VideoFrames:
     labels: np.ndarray  # int8, -1 = unannotated (all -1 for a test video)
     has_image: np.ndarray  # bool
     split: str = ""
-    # Other ABAW tracks, where chosen (data/track_index.py): (frames, 2) float32 valence and
+    # Other ABAW tracks, where chosen (data/task_index.py): (frames, 2) float32 valence and
     # arousal with -5 where not annotated; (frames, 12) int8 action units, rows of -1.
     va: np.ndarray | None = None
     au: np.ndarray | None = None

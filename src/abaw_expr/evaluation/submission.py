@@ -6,7 +6,7 @@ Header ``image_location,<the track's columns>``, then one row per frame image::
     2-30-640x360/00001.jpg,0.5,-0.5
 
 The image path names the video (its folder) and the 1-based frame (its file name); rows may
-come in any order. The values follow the per-video files' rules (:mod:`.tracks`).
+come in any order. The values follow the per-video files' rules (:mod:`abaw_expr.data.annotations`).
 """
 
 from __future__ import annotations

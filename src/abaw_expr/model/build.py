@@ -1,6 +1,6 @@
 """Building the model from its config, without the training machinery.
 
-Kept apart from :mod:`.module` (the LightningModule) so that the inference paths (``evaluate``,
+Kept apart from :mod:`abaw_expr.training.module` (the LightningModule) so that the inference paths (``evaluate``,
 ``predict``, ``serve``, ``export``) never import Lightning: it costs seconds of start-up and
 inference does not use it.
 """

@@ -6,7 +6,7 @@ frame's face, and this module writes the layout: ``annotations/<split>/<video>.t
 ``cropped_aligned/<video>/00001.jpg`` and ``sample.json`` (the summary). The same seed gives
 byte-identical files.
 
-:mod:`.sample_tracks` adds ABAW's three tracks under ``tracks/``, with valence-arousal and
+:mod:`.sample_tasks` adds ABAW's three tracks under ``tracks/``, with valence-arousal and
 action units read off the same per-frame parameters, from generators of their own: the images
 and the expression files do not depend on them.
 """

@@ -30,7 +30,7 @@ _CLASS_BAGS = ((1, 1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 7, 7), (1, 2, 3,
 
 @dataclass
 class VideoPlan:
-    """All of one video but its pixels: :mod:`.sample` draws and writes it, :mod:`.sample_tracks`
+    """All of one video but its pixels: :mod:`.sample` draws and writes it, :mod:`.sample_tasks`
     reads its VA and AU labels off ``params``."""
 
     name: str

@@ -1,7 +1,7 @@
 """The sample's three tracks in ABAW's layout, with VA and AU labels read off the drawn faces.
 
 :func:`write_tasks` writes ``tracks/<folder>/<split>/<video>.txt`` for the expression,
-valence-arousal and action-unit tracks (:mod:`.tracks`). The expression files are byte-identical
+valence-arousal and action-unit tracks (:mod:`abaw_expr.tasks`). The expression files are byte-identical
 copies of ``annotations/``. Valence, arousal and action units are functions of the per-frame
 :class:`~.sample_face.FaceParams` rows that the images are drawn from, so they are what the face
 shows: through onsets and offsets, lapses to the rest face inside an expression segment,
@@ -80,7 +80,7 @@ def drawn(params: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def au_labels(params: np.ndarray) -> np.ndarray:
-    """(frames, 12) int8 0/1, in :data:`~.tracks.AU_NAMES` order; see the module's table."""
+    """(frames, 12) int8 0/1, in :data:`~abaw_expr.tasks.AU_NAMES` order; see the module's table."""
     p = drawn(params)
     braise, tilt, skew = p["brow_raise"], p["brow_tilt"], np.abs(p["brow_skew"])
     smile, mskew, eye = p["smile"], p["mouth_skew"], p["eye_open"]

@@ -206,7 +206,7 @@ def predict_people(
     face_pass: FacePassProcess | None = None,
     on_image=None,
 ) -> list[VideoPrediction]:
-    """Every person of one video (see :func:`..tracks.track_people`), each predicted as
+    """Every person of one video (see :func:`.tracks.track_people`), each predicted as
     :func:`predict_video` predicts the subject: one :class:`VideoPrediction` per person.
     ``on_image(frame)`` gets each decoded frame (a preview), as in :func:`predict_video`."""
     device = pick_device(settings.device)
