@@ -84,6 +84,27 @@ def test_the_index_and_its_stats_leave_out_a_va_frame_with_a_single_minus_five(t
     assert stats["mean"]["arousal"] == pytest.approx(used[:, 1].mean(), abs=1e-6)
 
 
+def test_a_frame_annotated_for_any_one_task_is_annotated_and_usable():
+    from pathlib import Path
+
+    from abaw_expr.data.frame_index import VideoFrames
+
+    labels = np.array([2, -1, -1, -1, -1], np.int8)
+    va = np.array([[-5, -5], [0.3, 0.1], [-5, -5], [-5, -5], [0.2, -5]], np.float32)
+    au = np.full((5, 12), -1, np.int8)
+    au[2] = 0  # annotated for AU alone (no AU on)
+    has_image = np.array([True, True, True, True, False])
+    video = VideoFrames("v", Path("v"), labels, has_image, va=va, au=au)
+    for task, expected in (
+        ("expr", [1, 0, 0, 0, 0]),
+        ("va", [0, 1, 0, 0, 0]),
+        ("au", [0, 0, 1, 0, 0]),
+    ):
+        np.testing.assert_array_equal(video.annotated_for(task), np.array(expected, bool))
+    np.testing.assert_array_equal(video.annotated, [True, True, True, False, False])
+    np.testing.assert_array_equal(video.usable, [True, True, True, False, False])
+
+
 # --- the training CCC: population moments ---------------------------------------------------
 
 
@@ -103,6 +124,17 @@ def test_the_training_ccc_uses_population_moments_on_a_few_frames():
         for d in (0, 1)
     ]
     assert np.abs(np.subtract(sample, expected)).min() > 0.01  # the test tells them apart
+
+
+def test_the_va_squared_error_term_is_the_mean_over_annotated_values():
+    truth = torch.tensor(ONE_MISSING, dtype=torch.float32)[None]
+    predicted = torch.tanh(torch.arange(14.0).reshape(1, 7, 2) / 7 - 1)
+    _, plain = TaskLoss(("va",), ExpressionLoss())(predicted, {"va": truth})
+    _, weighted = TaskLoss(("va",), ExpressionLoss(), va_mse_weight=0.5)(predicted, {"va": truth})
+    keep = both_annotated(ONE_MISSING)
+    error = predicted[0].numpy()[keep] - ONE_MISSING[keep]
+    expected = (error**2).sum() / error.size
+    assert weighted["va"].item() - plain["va"].item() == pytest.approx(0.5 * expected, abs=1e-6)
 
 
 # --- validation: val/au_f1 and val/ccc against NumPy ----------------------------------------
