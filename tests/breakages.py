@@ -342,6 +342,34 @@ BREAKAGES = (
             "tests/test_va_au_frames.py::test_val_au_f1_is_the_f1_of_annotated_rows_with_an_au_on_from_a_logit_of_zero",
         ),
     ),
+    Breakage(
+        "va-mse-not-a-mean",
+        "loss.va_mse_weight weighs the mean squared error of the annotated VA values",
+        (
+            (
+                "src/abaw_expr/training/losses.py",
+                "(error**2).sum() / (2 * keep.sum().clamp(min=1))",
+                "(error**2).sum() / keep.sum().clamp(min=1)",
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_the_va_squared_error_term_is_the_mean_over_annotated_values",
+        ),
+    ),
+    Breakage(
+        "au-only-frames-not-usable",
+        "a frame annotated for any chosen task (AU alone included) is trained on",
+        (
+            (
+                "src/abaw_expr/data/frame_index.py",
+                ' | self.annotated_for("au")',
+                "",
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_a_frame_annotated_for_any_one_task_is_annotated_and_usable",
+        ),
+    ),
 )
 
 
