@@ -229,6 +229,147 @@ BREAKAGES = (
             "tests/test_identity.py::test_a_track_hidden_behind_another_does_not_take_its_face_when_it_jumps",
         ),
     ),
+    Breakage(
+        "va-loss-valence-alone",
+        "a VA frame is annotated only where neither value is -5: the loss leaves out one -5",
+        (
+            (
+                "src/abaw_expr/training/losses.py",
+                "keep = mask & VA.annotated(truth)",
+                "keep = mask & (truth[..., 0] != -5)",
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_the_va_loss_leaves_out_a_frame_with_a_single_minus_five",
+        ),
+    ),
+    Breakage(
+        "va-index-valence-alone",
+        "a VA frame is annotated only where neither value is -5: the frame index leaves out one -5",
+        (
+            (
+                "src/abaw_expr/data/frame_index.py",
+                "        return TASKS[task].annotated(values)\n",
+                '        return values[..., 0] != -5 if task == "va" else TASKS[task].annotated(values)\n',
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_the_index_and_its_stats_leave_out_a_va_frame_with_a_single_minus_five",
+        ),
+    ),
+    Breakage(
+        "va-stats-valence-alone",
+        "the VA means of `stats` are over annotated frames: neither value -5",
+        (
+            (
+                "src/abaw_expr/data/task_index.py",
+                '[v.va[v.annotated_for("va") & v.has_image] for v in index]',
+                "[v.va[(v.va[:, 0] != -5) & v.has_image] for v in index]",
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_the_index_and_its_stats_leave_out_a_va_frame_with_a_single_minus_five",
+        ),
+    ),
+    Breakage(
+        "va-validation-valence-alone",
+        "val/ccc is over VA-annotated frames: neither value -5",
+        (
+            (
+                "src/abaw_expr/training/module.py",
+                'keep = mask & VA.annotated(batch["va"])',
+                'keep = mask & (batch["va"][..., 0] != -5)',
+            ),
+        ),
+        ("tests/test_va_au_frames.py::test_val_ccc_is_the_population_ccc_of_the_annotated_frames",),
+    ),
+    Breakage(
+        "training-ccc-sample-moments",
+        "the training CCC uses population moments (divided by N), as ABAW's metric",
+        (
+            (
+                "src/abaw_expr/training/losses.py",
+                "    covariance = (dx * dy).sum(0) / n\n"
+                "    denominator = (dx * dx).sum(0) / n + (dy * dy).sum(0) / n + (mx - my) ** 2\n",
+                "    covariance = (dx * dy).sum(0) / (n - 1)\n"
+                "    denominator = (dx * dx).sum(0) / (n - 1) + (dy * dy).sum(0) / (n - 1)"
+                " + (mx - my) ** 2\n",
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_the_training_ccc_uses_population_moments_on_a_few_frames",
+        ),
+    ),
+    Breakage(
+        "val-au-on-above-half-a-logit",
+        "val/au_f1 switches an AU on at a probability of 0.5 or more, as evaluate predicts",
+        (
+            (
+                "src/abaw_expr/training/module.py",
+                '(parts["au"] >= 0)',
+                '(parts["au"] > 0.5)',
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_val_au_f1_is_the_f1_of_annotated_rows_with_an_au_on_from_a_logit_of_zero",
+        ),
+    ),
+    Breakage(
+        "val-au-off-at-half",
+        "val/au_f1 switches an AU on at a probability of 0.5 or more: exactly 0.5 (logit 0) is on",
+        (
+            (
+                "src/abaw_expr/training/module.py",
+                '(parts["au"] >= 0)',
+                '(parts["au"] > 0)',
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_val_au_f1_is_the_f1_of_annotated_rows_with_an_au_on_from_a_logit_of_zero",
+        ),
+    ),
+    Breakage(
+        "val-au-unannotated-as-negatives",
+        "val/au_f1 is over AU-annotated rows: a row of -1 is no negative",
+        (
+            (
+                "src/abaw_expr/training/module.py",
+                'torch.where(mask[..., None], batch["au"], -1.0)',
+                'torch.where(mask[..., None], batch["au"].clamp(min=0), -1.0)',
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_val_au_f1_is_the_f1_of_annotated_rows_with_an_au_on_from_a_logit_of_zero",
+        ),
+    ),
+    Breakage(
+        "va-mse-not-a-mean",
+        "loss.va_mse_weight weighs the mean squared error of the annotated VA values",
+        (
+            (
+                "src/abaw_expr/training/losses.py",
+                "(error**2).sum() / (2 * keep.sum().clamp(min=1))",
+                "(error**2).sum() / keep.sum().clamp(min=1)",
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_the_va_squared_error_term_is_the_mean_over_annotated_values",
+        ),
+    ),
+    Breakage(
+        "au-only-frames-not-usable",
+        "a frame annotated for any chosen task (AU alone included) is trained on",
+        (
+            (
+                "src/abaw_expr/data/frame_index.py",
+                ' | self.annotated_for("au")',
+                "",
+            ),
+        ),
+        (
+            "tests/test_va_au_frames.py::test_a_frame_annotated_for_any_one_task_is_annotated_and_usable",
+        ),
+    ),
 )
 
 

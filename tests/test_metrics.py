@@ -108,12 +108,18 @@ def test_confusion_matrix_matches_sklearn(seed):
 
 
 @pytest.mark.parametrize(
-    ("y", "p"),
-    [([0, 1], [0, 8]), ([0, 1], [-1, 1]), ([0, 8], [0, 1]), ([0, -2], [0, 1]), ([0, 1], [0])],
+    ("y", "p", "message"),
+    [
+        ([0, 1], [0, 8], "predictions must be"),
+        ([0, 1], [-1, 1], "predictions must be"),
+        ([0, 8], [0, 1], "labels must be"),
+        ([0, -2], [0, 1], "labels must be"),
+        ([0, 1], [0], "differ"),
+    ],
     ids=["pred-8", "pred--1", "label-8", "label--2", "lengths"],
 )
-def test_confusion_matrix_refuses_out_of_range(y, p):
-    with pytest.raises(ValueError):
+def test_confusion_matrix_refuses_out_of_range(y, p, message):
+    with pytest.raises(ValueError, match=message):
         confusion_matrix(np.array(y), np.array(p))
 
 

@@ -191,7 +191,8 @@ class ExpressionModule(L.LightningModule):
             self.val_concordance.update(parts["va"][keep], batch["va"][keep])
         if "au" in parts:
             truth = torch.where(mask[..., None], batch["au"], -1.0).long()
-            self.val_au.update((parts["au"] > 0).long().flatten(0, 1), truth.flatten(0, 1))
+            # on at a probability of 0.5 or more, sigmoid(0) included, as evaluate predicts
+            self.val_au.update((parts["au"] >= 0).long().flatten(0, 1), truth.flatten(0, 1))
 
     def on_validation_epoch_end(self) -> None:
         scores = {}
