@@ -345,3 +345,67 @@ def test_a_cut_track_is_cut_where_its_box_jumps_and_a_too_short_part_is_no_perso
     seen, samples = track(jump=22, runs=4)
     origin = split_mixed_tracks(seen, samples, lambda t: None, 10, [object()])
     assert [cut for _, cut, _ in origin.values()] == [16]  # no jump inside (15, 20]: its start
+
+
+def _joined(spans, places, looks, cuts=(), n=200) -> dict[int, dict]:
+    """How ``link_tracks`` places each track at its defaults (the join thresholds and the
+    window), with stand-in one-number descriptors (``looks``) and box places (x, 10 px wide)."""
+    describe = {t: np.float32([v]) for t, v in looks.items()}.get
+    return link_tracks(_seen(spans, n, places), 10, cuts=list(cuts), describe=describe)[1]
+
+
+def test_elsewhere_or_after_a_cut_a_join_needs_a_distance_under_0_4():
+    """Docs, "who is who": closer than 0.4 to join; the crowd's strangers lay 0.41-0.55 apart,
+    so 0.5 is no join where the lenient rule does not apply: far from where the person was
+    lost (5 face widths), or at the same place after a cut."""
+    spans = {1: (0, 19), 2: (30, 49)}  # back 11 frames later, in the 2 s window
+    elsewhere, there = {1: 0.0, 2: 50.0}, {1: 0.0, 2: 5.0}
+    assert "joined_to" not in _joined(spans, elsewhere, {1: 0.0, 2: 0.5})[2]
+    assert "joined_to" not in _joined(spans, there, {1: 0.0, 2: 0.5}, cuts=[25])[2]
+    for places, cuts in ((elsewhere, ()), (there, [25])):
+        how = _joined(spans, places, {1: 0.0, 2: 0.39}, cuts)
+        assert how[2]["joined_to"] == 1 and "where it comes back" not in how[2]["why"]
+        assert how[2]["distance"] == pytest.approx(0.39, abs=1e-3)
+
+
+def test_the_lenient_join_where_a_face_comes_back_needs_nobody_else_near():
+    """Docs, "who is who": where a person was lost, in the same shot and soon, dlib's 0.6 is
+    enough "with nobody else's face near": another face within two face widths when they are
+    lost or when the face comes back could be the one that comes back."""
+    spans, places = {1: (0, 19), 2: (30, 49)}, {1: 0.0, 2: 5.0}  # 0.5 apart: 0.4 < 0.5 < 0.6
+    looks = {1: 0.0, 2: 0.5, 3: 5.0}  # 3: somebody else, far from both in looks
+    alone = _joined(spans, places, looks)
+    assert alone[2]["joined_to"] == 1 and "where it comes back" in alone[2]["why"]
+    # 1.5 face widths away (centres 15 px apart) when 1 is lost, gone before 2 comes
+    how = _joined({**spans, 3: (10, 25)}, {**places, 3: 15.0}, looks)
+    assert "joined_to" not in how[2] and how[2]["why"].startswith("a new person")
+    # 1.5 face widths from where 2 comes back, in view since 1 was lost
+    how = _joined({**spans, 3: (25, 49)}, {**places, 3: 20.0}, looks)
+    assert "joined_to" not in how[2]
+    # 2.5 face widths away at both times: not near
+    how = _joined({**spans, 3: (10, 49)}, {**places, 3: 30.0}, looks)
+    assert how[2]["joined_to"] == 1 and "where it comes back" in how[2]["why"]
+
+
+def test_a_face_that_comes_back_within_two_seconds_at_the_videos_rate_needs_less_likeness():
+    """Docs, "who is who": "within 2 seconds", as the video pass decides it
+    (``identify_people`` at the video's frame rate, no window given by hand): at 10 frames/s a
+    face 0.5 from the lost one (over 0.4, under 0.6) that comes back where it was lost 19
+    frames later is joined, 21 frames later it is a new person."""
+    from abaw_expr.video.people import identify_people
+
+    def chips(look: float) -> ChipSamples:
+        samples = ChipSamples()
+        samples.chips, samples.frames = [np.zeros((2, 2, 3), np.uint8)], [0]
+        samples._good, samples._descriptors = 1, np.full((1, 128), look / np.sqrt(128), np.float32)
+        return samples
+
+    fps, lost = 10.0, 19
+    for gap, joined in ((19, True), (21, False)):
+        back = lost + gap
+        spans, places = {1: (0, lost), 2: (back, back + 19)}, {1: 0.0, 2: 0.0}
+        seen = _seen(spans, back + 20, places)
+        people, how, _ = identify_people(seen, {1: chips(0.0), 2: chips(0.5)}, [], 10, fps)
+        assert how[2]["distance"] == pytest.approx(0.5, abs=1e-3)
+        assert (people == [[1, 2]]) is joined, (gap, how[2]["why"])
+        assert ("where it comes back" in how[2]["why"]) is joined
