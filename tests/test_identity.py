@@ -361,6 +361,7 @@ def test_elsewhere_or_after_a_cut_a_join_needs_a_distance_under_0_4():
     spans = {1: (0, 19), 2: (30, 49)}  # back 11 frames later, in the 2 s window
     elsewhere, there = {1: 0.0, 2: 50.0}, {1: 0.0, 2: 5.0}
     assert "joined_to" not in _joined(spans, elsewhere, {1: 0.0, 2: 0.5})[2]
+    assert "joined_to" not in _joined(spans, {1: 0.0, 2: 20.0}, {1: 0.0, 2: 0.5})[2]  # 2 widths
     assert "joined_to" not in _joined(spans, there, {1: 0.0, 2: 0.5}, cuts=[25])[2]
     for places, cuts in ((elsewhere, ()), (there, [25])):
         how = _joined(spans, places, {1: 0.0, 2: 0.39}, cuts)
@@ -391,7 +392,7 @@ def test_a_face_that_comes_back_within_two_seconds_at_the_videos_rate_needs_less
     """Docs, "who is who": "within 2 seconds", as the video pass decides it
     (``identify_people`` at the video's frame rate, no window given by hand): at 10 frames/s a
     face 0.5 from the lost one (over 0.4, under 0.6) that comes back where it was lost 19
-    frames later is joined, 21 frames later it is a new person."""
+    frames later is joined (20: 2.0 s, still within), 21 frames later it is a new person."""
     from abaw_expr.video.people import identify_people
 
     def chips(look: float) -> ChipSamples:
@@ -401,7 +402,7 @@ def test_a_face_that_comes_back_within_two_seconds_at_the_videos_rate_needs_less
         return samples
 
     fps, lost = 10.0, 19
-    for gap, joined in ((19, True), (21, False)):
+    for gap, joined in ((19, True), (20, True), (21, False)):  # 20 frames: 2.0 s, within
         back = lost + gap
         spans, places = {1: (0, lost), 2: (back, back + 19)}, {1: 0.0, 2: 0.0}
         seen = _seen(spans, back + 20, places)
@@ -409,3 +410,78 @@ def test_a_face_that_comes_back_within_two_seconds_at_the_videos_rate_needs_less
         assert how[2]["distance"] == pytest.approx(0.5, abs=1e-3)
         assert (people == [[1, 2]]) is joined, (gap, how[2]["why"])
         assert ("where it comes back" in how[2]["why"]) is joined
+
+
+def test_a_person_of_ten_face_frames_counts_but_one_shared_frame_keeps_two_tracks_apart():
+    """Docs: tracks shorter than 10 face frames are dropped (10 is a person), and a track
+    continues a person only if that person is out of view all through it: one frame where both
+    are seen makes them two people, however alike."""
+    spans, places, looks = {1: (0, 9), 2: (9, 30)}, {1: 0.0, 2: 0.0}, {1: 0.0, 2: 0.0}
+    how = _joined(spans, places, looks)
+    assert sorted(how) == [1, 2] and "joined_to" not in how[2]
+    how = _joined({1: (0, 8), 2: (20, 40)}, places, looks)  # 9 face frames: not a person
+    assert sorted(how) == [2]
+
+
+def test_a_face_mostly_in_the_dark_is_not_described_by_its_bright_moments(grace):
+    """identity.ChipSamples: when most chips of a track were too dark or flat to keep, the track
+    has no descriptor, so it is never joined by looks (docs: too dark to describe, never
+    joined to anybody across a cut or an absence)."""
+    points = np.float32([[230, 200], [300, 200], [265, 240], [237, 280], [295, 280]])
+    dark = (grace * 0.05).astype(np.uint8)
+
+    class Embedder:
+        def embed(self, chips):
+            return np.zeros((len(chips), 128), np.float32)
+
+    for bright, dim, described in ((2, 3, False), (3, 3, True)):
+        samples = ChipSamples(keep=8, every=1)
+        for image in [grace] * bright + [dark] * dim:
+            samples.add(image, points)
+        assert len(samples.chips) == bright
+        assert (samples.descriptor(Embedder()) is not None) is described
+
+
+def test_a_track_shorter_than_two_people_is_never_cut():
+    """Docs, what it costs: descriptors only for tracks of 20 frames or more (with ten face
+    frames a person, a shorter track cannot hold two): a 19-frame track whose chips change
+    person is neither described nor cut."""
+    from abaw_expr.video.people import split_mixed_tracks
+
+    one, other = np.zeros(128, np.float32), np.full(128, 0.1, np.float32)  # 1.13 apart
+    for length, cut in ((19, False), (20, True)):
+        seen = [{1: ((0.0, 0.0, 10.0, 10.0), None)} for _ in range(length)]
+        chips = ChipSamples()
+        chips.chips, chips.frames = [np.zeros((2, 2, 3), np.uint8)] * 4, [0, 5, 10, 15]
+        chips._good, chips._descriptors = 4, np.stack([one, one, other, other])
+        described = []
+        origin = split_mixed_tracks(seen, {1: chips}, described.append, 10, [object()])
+        assert bool(origin) is cut and bool(described) is cut
+
+
+def test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate(tmp_path, monkeypatch):
+    """Docs, "who is who": "within 2 seconds" of the video, whatever its frame rate. A 10
+    frames/s clip (the stand-in detector's squares, too flat to describe: the place decides)
+    where a face comes back at its place 1.6 s after it was lost, then 2.6 s after: the first
+    return is the same person, the second a new one (at 25 frames/s both would be joined)."""
+    from abaw_expr.video import tracks
+
+    monkeypatch.setattr(tracks, "build_detector", lambda *args: _SquareFinder())
+    path = tmp_path / "tenfps.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 360))
+    visible = [range(0, 12), range(27, 39), range(64, 76)]  # gaps of 16 and 26 frames
+    for i in range(80):
+        frame = np.full((360, 640, 3), 122, np.uint8)  # a square of 134 on 122: flat chips
+        if any(i in run for run in visible):
+            frame[130:230, 270:370] = 134
+        writer.write(frame)
+    writer.release()
+    people = track_people(path, FaceOptions(detector="dlib-hog"), lambda *args: None)
+    assert people[0][0].info.fps == pytest.approx(10.0)
+    assert [_frames(faces).tolist() for faces, _ in people] == [
+        [*range(1, 13), *range(28, 40)],
+        list(range(65, 77)),
+    ]
+    (first, second), (third,) = people[0][0].tracks, people[1][0].tracks
+    assert second["why"].startswith(f"comes back where track {first['id']} was lost 16 frames")
+    assert third["why"] == "a new person: its face is too dark or flat to tell who it is"
