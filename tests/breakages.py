@@ -273,6 +273,20 @@ BREAKAGES = (
             "test_a_face_that_comes_back_within_two_seconds_at_the_videos_rate_needs_less_likeness",
         ),
     ),
+    Breakage(
+        "lenient-join-window-at-25-fps",
+        "the face pass weighs a return by 2 seconds of the video's own frame rate",
+        (
+            (
+                "src/abaw_expr/video/tracks.py",
+                "cuts, options.min_track, info.fps)",
+                "cuts, options.min_track, None)",
+            ),
+        ),
+        (
+            "tests/test_identity.py::test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate",
+        ),
+    ),
 )
 
 
