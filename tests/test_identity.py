@@ -24,7 +24,7 @@ from abaw_expr.synthetic.video import PhotoFace, write_shots_video, write_synthe
 from abaw_expr.video.people import link_tracks, person_names
 from abaw_expr.video.reader import read_frames
 from abaw_expr.video.shots import ShotCuts
-from abaw_expr.video.tracks import FaceOptions, track_people
+from abaw_expr.video.tracks import STATUS_CODES, FaceOptions, track_people
 
 GRACE_BOX = (182, 121, 353, 332)  # her face in matplotlib's grace_hopper.jpg
 EILEEN_BOX = (178, 63, 267, 175)  # in scikit-image's astronaut.png
@@ -485,3 +485,8 @@ def test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate(tmp_path, mo
     (first, second), (third,) = people[0][0].tracks, people[1][0].tracks
     assert second["why"].startswith(f"comes back where track {first['id']} was lost 16 frames")
     assert third["why"] == "a new person: its face is too dark or flat to tell who it is"
+    # the csv's status: while only the newcomer is in view the first person's frames are "other"
+    status = people[0][0].status
+    assert set(status[64:76]) == {STATUS_CODES["other"]} and set(status[12:27]) == {
+        STATUS_CODES["none"]
+    }
