@@ -459,6 +459,19 @@ def test_a_track_shorter_than_two_people_is_never_cut():
         assert bool(origin) is cut and bool(described) is cut
 
 
+def _flat_square_clip(path, n: int, visible: list[range], fps: float = 10.0):
+    """A clip for :class:`_SquareFinder`: a square of 134 on 122 (too flat a face to describe)
+    in the frames of ``visible``."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 360))
+    for i in range(n):
+        frame = np.full((360, 640, 3), 122, np.uint8)
+        if any(i in run for run in visible):
+            frame[130:230, 270:370] = 134
+        writer.write(frame)
+    writer.release()
+    return path
+
+
 def test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate(tmp_path, monkeypatch):
     """Docs, "who is who": "within 2 seconds" of the video, whatever its frame rate. A 10
     frames/s clip (the stand-in detector's squares, too flat to describe: the place decides)
@@ -467,15 +480,9 @@ def test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate(tmp_path, mo
     from abaw_expr.video import tracks
 
     monkeypatch.setattr(tracks, "build_detector", lambda *args: _SquareFinder())
-    path = tmp_path / "tenfps.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 360))
-    visible = [range(0, 12), range(27, 39), range(64, 76)]  # gaps of 16 and 26 frames
-    for i in range(80):
-        frame = np.full((360, 640, 3), 122, np.uint8)  # a square of 134 on 122: flat chips
-        if any(i in run for run in visible):
-            frame[130:230, 270:370] = 134
-        writer.write(frame)
-    writer.release()
+    path = _flat_square_clip(
+        tmp_path / "tenfps.avi", 80, [range(0, 12), range(27, 39), range(64, 76)]
+    )
     people = track_people(path, FaceOptions(detector="dlib-hog"), lambda *args: None)
     assert people[0][0].info.fps == pytest.approx(10.0)
     assert [_frames(faces).tolist() for faces, _ in people] == [
@@ -490,3 +497,17 @@ def test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate(tmp_path, mo
     assert set(status[64:76]) == {STATUS_CODES["other"]} and set(status[12:27]) == {
         STATUS_CODES["none"]
     }
+
+
+def test_a_video_without_a_person_still_says_where_a_face_was_seen(tmp_path, monkeypatch):
+    """Docs: the status column says "other" where only somebody else is in view; a face seen
+    for fewer than 10 frames is no person, so the video has nobody, and those frames say so."""
+    from abaw_expr.video import tracks
+
+    monkeypatch.setattr(tracks, "build_detector", lambda *args: _SquareFinder())
+    path = _flat_square_clip(tmp_path / "glimpse.avi", 20, [range(5, 10)])
+    ((faces, raw),) = track_people(path, FaceOptions(detector="dlib-hog"), lambda *args: None)
+    assert faces.name == "glimpse" and raw == [] and not faces.has_face.any()
+    expected = np.full(20, STATUS_CODES["none"])
+    expected[5:10] = STATUS_CODES["other"]
+    np.testing.assert_array_equal(faces.status, expected)
