@@ -370,6 +370,64 @@ BREAKAGES = (
             "tests/test_va_au_frames.py::test_a_frame_annotated_for_any_one_task_is_annotated_and_usable",
         ),
     ),
+    Breakage(
+        "join-at-dlibs-0.6",
+        "away from where a person was lost, or after a cut, a join needs a distance under 0.4",
+        (
+            (
+                "src/abaw_expr/faces/identity.py",
+                "SAME_PERSON_DISTANCE = 0.4\n",
+                "SAME_PERSON_DISTANCE = 0.6\n",
+            ),
+        ),
+        (
+            "tests/test_identity.py::test_elsewhere_or_after_a_cut_a_join_needs_a_distance_under_0_4",
+        ),
+    ),
+    Breakage(
+        "lenient-join-with-somebody-near",
+        "the lenient join where a face comes back needs nobody else's face near",
+        (
+            (
+                "src/abaw_expr/video/people.py",
+                "            and not _anybody_near(seen[lost], there, 2 * width, (last,))\n"
+                "            and not _anybody_near(seen[start], here, 2 * width, (tid,))\n",
+                "",
+            ),
+        ),
+        (
+            "tests/test_identity.py::test_the_lenient_join_where_a_face_comes_back_needs_nobody_else_near",
+        ),
+    ),
+    Breakage(
+        "lenient-join-window-20-seconds",
+        "the lenient join where a face comes back holds for 2 seconds at the video's frame rate",
+        (
+            (
+                "src/abaw_expr/video/people.py",
+                "    soon = max(round(2 * (fps or 25.0)), 1)  # two seconds\n",
+                "    soon = max(round(20 * (fps or 25.0)), 1)  # two seconds\n",
+            ),
+        ),
+        (
+            "tests/test_identity.py::"
+            "test_a_face_that_comes_back_within_two_seconds_at_the_videos_rate_needs_less_likeness",
+        ),
+    ),
+    Breakage(
+        "lenient-join-window-at-25-fps",
+        "the face pass weighs a return by 2 seconds of the video's own frame rate",
+        (
+            (
+                "src/abaw_expr/video/tracks.py",
+                "cuts, options.min_track, info.fps)",
+                "cuts, options.min_track, None)",
+            ),
+        ),
+        (
+            "tests/test_identity.py::test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate",
+        ),
+    ),
 )
 
 

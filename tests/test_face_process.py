@@ -81,11 +81,17 @@ def test_a_bad_video_is_its_one_line_error_and_the_next_is_still_followed(clips)
 
 
 def test_videos_are_asked_for_in_their_order(clips):
-    with FacePassProcess([clips / "a.mp4"], FaceOptions(size=48)) as process:
+    options = FaceOptions(size=48)
+    with FacePassProcess([clips / "a.mp4"], options) as process:
         with pytest.raises(ValueError, match="not the next video"):
             process.track(clips / "b.mp4", lambda *a: None)
         assert not process.serves([clips / "a.mp4"], FaceOptions(size=64))
         assert process.serves([clips / "a.mp4"], FaceOptions(size=48))
+        options.size = 64  # the caller's options change: the process still follows size 48
+        assert not process.serves([clips / "a.mp4"], options)
+        process.track(clips / "a.mp4", lambda *a: None)
+        # its videos handed out: it cannot serve the same list from the start again
+        assert not process.serves([clips / "a.mp4"], FaceOptions(size=48))
 
 
 def test_a_face_pass_that_dies_is_an_error_not_a_hang(clips):

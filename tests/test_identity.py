@@ -24,7 +24,7 @@ from abaw_expr.synthetic.video import PhotoFace, write_shots_video, write_synthe
 from abaw_expr.video.people import link_tracks, person_names
 from abaw_expr.video.reader import read_frames
 from abaw_expr.video.shots import ShotCuts
-from abaw_expr.video.tracks import FaceOptions, track_people
+from abaw_expr.video.tracks import STATUS_CODES, FaceOptions, track_people
 
 GRACE_BOX = (182, 121, 353, 332)  # her face in matplotlib's grace_hopper.jpg
 EILEEN_BOX = (178, 63, 267, 175)  # in scikit-image's astronaut.png
@@ -345,3 +345,169 @@ def test_a_cut_track_is_cut_where_its_box_jumps_and_a_too_short_part_is_no_perso
     seen, samples = track(jump=22, runs=4)
     origin = split_mixed_tracks(seen, samples, lambda t: None, 10, [object()])
     assert [cut for _, cut, _ in origin.values()] == [16]  # no jump inside (15, 20]: its start
+
+
+def _joined(spans, places, looks, cuts=(), n=200) -> dict[int, dict]:
+    """How ``link_tracks`` places each track at its defaults (the join thresholds and the
+    window), with stand-in one-number descriptors (``looks``) and box places (x, 10 px wide)."""
+    describe = {t: np.float32([v]) for t, v in looks.items()}.get
+    return link_tracks(_seen(spans, n, places), 10, cuts=list(cuts), describe=describe)[1]
+
+
+def test_elsewhere_or_after_a_cut_a_join_needs_a_distance_under_0_4():
+    """Docs, "who is who": closer than 0.4 to join; the crowd's strangers lay 0.41-0.55 apart,
+    so 0.5 is no join where the lenient rule does not apply: far from where the person was
+    lost (5 face widths), or at the same place after a cut."""
+    spans = {1: (0, 19), 2: (30, 49)}  # back 11 frames later, in the 2 s window
+    elsewhere, there = {1: 0.0, 2: 50.0}, {1: 0.0, 2: 5.0}
+    assert "joined_to" not in _joined(spans, elsewhere, {1: 0.0, 2: 0.5})[2]
+    assert "joined_to" not in _joined(spans, {1: 0.0, 2: 20.0}, {1: 0.0, 2: 0.5})[2]  # 2 widths
+    assert "joined_to" not in _joined(spans, there, {1: 0.0, 2: 0.5}, cuts=[25])[2]
+    for places, cuts in ((elsewhere, ()), (there, [25])):
+        how = _joined(spans, places, {1: 0.0, 2: 0.39}, cuts)
+        assert how[2]["joined_to"] == 1 and "where it comes back" not in how[2]["why"]
+        assert how[2]["distance"] == pytest.approx(0.39, abs=1e-3)
+
+
+def test_the_lenient_join_where_a_face_comes_back_needs_nobody_else_near():
+    """Docs, "who is who": where a person was lost, in the same shot and soon, dlib's 0.6 is
+    enough "with nobody else's face near": another face within two face widths when they are
+    lost or when the face comes back could be the one that comes back."""
+    spans, places = {1: (0, 19), 2: (30, 49)}, {1: 0.0, 2: 5.0}  # 0.5 apart: 0.4 < 0.5 < 0.6
+    looks = {1: 0.0, 2: 0.5, 3: 5.0}  # 3: somebody else, far from both in looks
+    alone = _joined(spans, places, looks)
+    assert alone[2]["joined_to"] == 1 and "where it comes back" in alone[2]["why"]
+    # 1.5 face widths away (centres 15 px apart) when 1 is lost, gone before 2 comes
+    how = _joined({**spans, 3: (10, 25)}, {**places, 3: 15.0}, looks)
+    assert "joined_to" not in how[2] and how[2]["why"].startswith("a new person")
+    # 1.5 face widths from where 2 comes back, in view since 1 was lost
+    how = _joined({**spans, 3: (25, 49)}, {**places, 3: 20.0}, looks)
+    assert "joined_to" not in how[2]
+    # 2.5 face widths away at both times: not near
+    how = _joined({**spans, 3: (10, 49)}, {**places, 3: 30.0}, looks)
+    assert how[2]["joined_to"] == 1 and "where it comes back" in how[2]["why"]
+
+
+def test_a_face_that_comes_back_within_two_seconds_at_the_videos_rate_needs_less_likeness():
+    """Docs, "who is who": "within 2 seconds", as the video pass decides it
+    (``identify_people`` at the video's frame rate, no window given by hand): at 10 frames/s a
+    face 0.5 from the lost one (over 0.4, under 0.6) that comes back where it was lost 19
+    frames later is joined (20: 2.0 s, still within), 21 frames later it is a new person."""
+    from abaw_expr.video.people import identify_people
+
+    def chips(look: float) -> ChipSamples:
+        samples = ChipSamples()
+        samples.chips, samples.frames = [np.zeros((2, 2, 3), np.uint8)], [0]
+        samples._good, samples._descriptors = 1, np.full((1, 128), look / np.sqrt(128), np.float32)
+        return samples
+
+    fps, lost = 10.0, 19
+    for gap, joined in ((19, True), (20, True), (21, False)):  # 20 frames: 2.0 s, within
+        back = lost + gap
+        spans, places = {1: (0, lost), 2: (back, back + 19)}, {1: 0.0, 2: 0.0}
+        seen = _seen(spans, back + 20, places)
+        people, how, _ = identify_people(seen, {1: chips(0.0), 2: chips(0.5)}, [], 10, fps)
+        assert how[2]["distance"] == pytest.approx(0.5, abs=1e-3)
+        assert (people == [[1, 2]]) is joined, (gap, how[2]["why"])
+        assert ("where it comes back" in how[2]["why"]) is joined
+
+
+def test_a_person_of_ten_face_frames_counts_but_one_shared_frame_keeps_two_tracks_apart():
+    """Docs: tracks shorter than 10 face frames are dropped (10 is a person), and a track
+    continues a person only if that person is out of view all through it: one frame where both
+    are seen makes them two people, however alike."""
+    spans, places, looks = {1: (0, 9), 2: (9, 30)}, {1: 0.0, 2: 0.0}, {1: 0.0, 2: 0.0}
+    how = _joined(spans, places, looks)
+    assert sorted(how) == [1, 2] and "joined_to" not in how[2]
+    how = _joined({1: (0, 8), 2: (20, 40)}, places, looks)  # 9 face frames: not a person
+    assert sorted(how) == [2]
+
+
+def test_a_face_mostly_in_the_dark_is_not_described_by_its_bright_moments(grace):
+    """identity.ChipSamples: when most chips of a track were too dark or flat to keep, the track
+    has no descriptor, so it is never joined by looks (docs: too dark to describe, never
+    joined to anybody across a cut or an absence)."""
+    points = np.float32([[230, 200], [300, 200], [265, 240], [237, 280], [295, 280]])
+    dark = (grace * 0.05).astype(np.uint8)
+
+    class Embedder:
+        def embed(self, chips):
+            return np.zeros((len(chips), 128), np.float32)
+
+    for bright, dim, described in ((2, 3, False), (3, 3, True)):
+        samples = ChipSamples(keep=8, every=1)
+        for image in [grace] * bright + [dark] * dim:
+            samples.add(image, points)
+        assert len(samples.chips) == bright
+        assert (samples.descriptor(Embedder()) is not None) is described
+
+
+def test_a_track_shorter_than_two_people_is_never_cut():
+    """Docs, what it costs: descriptors only for tracks of 20 frames or more (with ten face
+    frames a person, a shorter track cannot hold two): a 19-frame track whose chips change
+    person is neither described nor cut."""
+    from abaw_expr.video.people import split_mixed_tracks
+
+    one, other = np.zeros(128, np.float32), np.full(128, 0.1, np.float32)  # 1.13 apart
+    for length, cut in ((19, False), (20, True)):
+        seen = [{1: ((0.0, 0.0, 10.0, 10.0), None)} for _ in range(length)]
+        chips = ChipSamples()
+        chips.chips, chips.frames = [np.zeros((2, 2, 3), np.uint8)] * 4, [0, 5, 10, 15]
+        chips._good, chips._descriptors = 4, np.stack([one, one, other, other])
+        described = []
+        origin = split_mixed_tracks(seen, {1: chips}, described.append, 10, [object()])
+        assert bool(origin) is cut and bool(described) is cut
+
+
+def _flat_square_clip(path, n: int, visible: list[range], fps: float = 10.0):
+    """A clip for :class:`_SquareFinder`: a square of 134 on 122 (too flat a face to describe)
+    in the frames of ``visible``."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 360))
+    for i in range(n):
+        frame = np.full((360, 640, 3), 122, np.uint8)
+        if any(i in run for run in visible):
+            frame[130:230, 270:370] = 134
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate(tmp_path, monkeypatch):
+    """Docs, "who is who": "within 2 seconds" of the video, whatever its frame rate. A 10
+    frames/s clip (the stand-in detector's squares, too flat to describe: the place decides)
+    where a face comes back at its place 1.6 s after it was lost, then 2.6 s after: the first
+    return is the same person, the second a new one (at 25 frames/s both would be joined)."""
+    from abaw_expr.video import tracks
+
+    monkeypatch.setattr(tracks, "build_detector", lambda *args: _SquareFinder())
+    path = _flat_square_clip(
+        tmp_path / "tenfps.avi", 80, [range(0, 12), range(27, 39), range(64, 76)]
+    )
+    people = track_people(path, FaceOptions(detector="dlib-hog"), lambda *args: None)
+    assert people[0][0].info.fps == pytest.approx(10.0)
+    assert [_frames(faces).tolist() for faces, _ in people] == [
+        [*range(1, 13), *range(28, 40)],
+        list(range(65, 77)),
+    ]
+    (first, second), (third,) = people[0][0].tracks, people[1][0].tracks
+    assert second["why"].startswith(f"comes back where track {first['id']} was lost 16 frames")
+    assert third["why"] == "a new person: its face is too dark or flat to tell who it is"
+    # the csv's status: while only the newcomer is in view the first person's frames are "other"
+    status = people[0][0].status
+    assert set(status[64:76]) == {STATUS_CODES["other"]} and set(status[12:27]) == {
+        STATUS_CODES["none"]
+    }
+
+
+def test_a_video_without_a_person_still_says_where_a_face_was_seen(tmp_path, monkeypatch):
+    """Docs: the status column says "other" where only somebody else is in view; a face seen
+    for fewer than 10 frames is no person, so the video has nobody, and those frames say so."""
+    from abaw_expr.video import tracks
+
+    monkeypatch.setattr(tracks, "build_detector", lambda *args: _SquareFinder())
+    path = _flat_square_clip(tmp_path / "glimpse.avi", 20, [range(5, 10)])
+    ((faces, raw),) = track_people(path, FaceOptions(detector="dlib-hog"), lambda *args: None)
+    assert faces.name == "glimpse" and raw == [] and not faces.has_face.any()
+    expected = np.full(20, STATUS_CODES["none"])
+    expected[5:10] = STATUS_CODES["other"]
+    np.testing.assert_array_equal(faces.status, expected)
