@@ -259,3 +259,94 @@ def test_compare_runs_of_two_variants(trained_run, tiny_sample, evaluation, tmp_
     assert_self_contained(page)
     assert "<td>no_att_trans</td>" in page and "<td>model.variant</td>" in page
     assert_figures(page, tmp_path / "ablation", {"val_macro_f1"})
+
+
+def write_seeded_run(folder: Path, variant: str, seed: int, rng) -> dict:
+    """A hand-made run of the three tracks, as ``ablate`` leaves it: config.yaml, run.json and
+    eval/metrics.json, with figures drawn from ``rng``; returns those figures."""
+    from abaw_expr.tasks import AU_NAMES
+
+    folder.mkdir(parents=True)
+    tasks = ["expr", "va", "au"]
+    config = {"model": {"variant": variant, "tasks": tasks}, "trainer": {"seed": seed}}
+    (folder / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+    figures = {
+        "best_macro_f1": float(rng.uniform()),
+        "best_score": float(rng.uniform(0, 3)),
+        "macro_f1": float(rng.uniform()),
+        "per_class_f1": {name: float(rng.uniform()) for name in CLASS_NAMES},
+        "ccc_valence": float(rng.uniform(-1, 1)),
+        "ccc_arousal": float(rng.uniform(-1, 1)),
+        "f1_per_au": {name: float(rng.uniform()) for name in AU_NAMES},
+    }
+    run = {"status": "finished", "tracks": tasks, "monitor": "val/score"}
+    run |= {k: figures[k] for k in ("best_macro_f1", "best_score")}
+    (folder / "run.json").write_text(json.dumps(run))
+    va = {k: figures[k] for k in ("ccc_valence", "ccc_arousal")}
+    va["score"] = figures["va"] = (va["ccc_valence"] + va["ccc_arousal"]) / 2
+    au = {"f1_per_au": figures["f1_per_au"], "score": sum(figures["f1_per_au"].values()) / 12}
+    figures["au"] = au["score"]
+    expr = {
+        "macro_f1": figures["macro_f1"],
+        "per_class_f1": figures["per_class_f1"],
+        "confusion_matrix": [[0] * len(CLASS_NAMES) for _ in CLASS_NAMES],
+    }
+    figures["sum"] = figures["macro_f1"] + figures["va"] + figures["au"]
+    metrics = {**expr, "tracks": {"expr": {**expr, "score": expr["macro_f1"]}, "va": va, "au": au}}
+    metrics["score"] = figures["sum"]
+    (folder / "eval").mkdir()
+    (folder / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    return figures
+
+
+def test_compare_gives_each_seed_group_the_mean_and_sample_std_of_its_own_runs(tmp_path):
+    """Each cell of the mean ± std table is that group's mean and sample std (ddof=1, as the
+    docstring of compare and the ablation's table say), computed here from the figures written
+    into each run: not all runs pooled, not one seed's figure, not the population std."""
+    import numpy as np
+
+    rng = np.random.default_rng(37)
+    plan = [
+        ("combine", 0),
+        ("no_att_trans", 0),
+        ("combine", 1),
+        ("no_att_trans", 1),
+        ("combine", 2),
+    ]
+    figures: dict[str, list[dict]] = {"combine": [], "no_att_trans": []}
+    folders = []
+    for variant, seed in plan:  # interleaved: a group is found by its config, not by its place
+        folders.append(tmp_path / f"{variant}-seed{seed}")
+        figures[variant].append(write_seeded_run(folders[-1], variant, seed, rng))
+    text = compare_runs(folders)
+    lines = text.split("mean ± std over seeds (runs that differ only in trainer.seed)\n")[1]
+    lines = lines.splitlines()
+    assert re.split(r"\s{2,}", lines[0].strip()) == [
+        "model.variant=combine",
+        "model.variant=no_att_trans",
+    ]
+    rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", ln.strip()) for ln in lines[2:])}
+
+    def expected(values: list[float], scale: float) -> str:
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        digits = 1 if scale == 100 else 4
+        return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+    checked = {
+        "best score (training)": (lambda f: f["best_score"], 1),
+        "best val/macro_f1 (training)": (lambda f: f["best_macro_f1"], 100),
+        "macro F1 (evaluate)": (lambda f: f["macro_f1"], 100),
+        "F1 Happiness": (lambda f: f["per_class_f1"]["Happiness"], 100),
+        "F1 Other": (lambda f: f["per_class_f1"]["Other"], 100),
+        "VA mean CCC (evaluate)": (lambda f: f["va"], 1),
+        "CCC valence": (lambda f: f["ccc_valence"], 1),
+        "CCC arousal": (lambda f: f["ccc_arousal"], 1),
+        "AU mean F1 (evaluate)": (lambda f: f["au"], 100),
+        "F1 AU12": (lambda f: f["f1_per_au"]["AU12"], 100),
+        "ABAW sum (evaluate)": (lambda f: f["sum"], 1),
+    }
+    assert rows["seeds"] == ["0, 1, 2", "0, 1"]
+    for title, (figure, scale) in checked.items():
+        cells = [expected([figure(f) for f in figures[v]], scale) for v in figures]
+        assert rows[title] == cells, title
