@@ -17,7 +17,7 @@ from abaw_expr.evaluation.evaluate import evaluate
 from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.report import compare_runs, write_run_report
 from abaw_expr.report.runs import read_epoch_metrics
-from abaw_expr.tasks import CLASS_NAMES
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
 from abaw_expr.training.loop import train
 
 from .conftest import tiny_config
@@ -264,8 +264,6 @@ def test_compare_runs_of_two_variants(trained_run, tiny_sample, evaluation, tmp_
 def write_seeded_run(folder: Path, variant: str, seed: int, rng) -> dict:
     """A hand-made run of the three tracks, as ``ablate`` leaves it: config.yaml, run.json and
     eval/metrics.json, with figures drawn from ``rng``; returns those figures."""
-    from abaw_expr.tasks import AU_NAMES
-
     folder.mkdir(parents=True)
     tasks = ["expr", "va", "au"]
     config = {"model": {"variant": variant, "tasks": tasks}, "trainer": {"seed": seed}}
@@ -318,8 +316,35 @@ def test_compare_gives_each_seed_group_the_mean_and_sample_std_of_its_own_runs(t
     for variant, seed in plan:  # interleaved: a group is found by its config, not by its place
         folders.append(tmp_path / f"{variant}-seed{seed}")
         figures[variant].append(write_seeded_run(folders[-1], variant, seed, rng))
+    # the evaluation is <run>/eval before <run>: a decoy beside it is not read
+    decoy = json.loads((folders[2] / "eval" / "metrics.json").read_text())
+    decoy["macro_f1"], decoy["tracks"]["va"]["ccc_valence"] = 0.999, -0.999
+    (folders[2] / "metrics.json").write_text(json.dumps(decoy))
+    # a run alone in its config (no group of seeds), evaluated on the AU track by evaluate
+    lone = {name: float(rng.uniform()) for name in AU_NAMES}
+    folders.append(tmp_path / "only_att-seed0")
+    folders[-1].mkdir()
+    config = {"model": {"variant": "only_att", "tasks": ["au"]}, "trainer": {"seed": 0}}
+    (folders[-1] / "config.yaml").write_text(json.dumps(config))
+    (folders[-1] / "run.json").write_text(json.dumps({"status": "finished", "tracks": ["au"]}))
+    (folders[-1] / "eval").mkdir()
+    au = {"track": "au", "score": sum(lone.values()) / 12, "f1_per_au": lone}
+    (folders[-1] / "eval" / "metrics.json").write_text(json.dumps(au))
     text = compare_runs(folders)
-    lines = text.split("mean ± std over seeds (runs that differ only in trainer.seed)\n")[1]
+    each, groups = text.split("mean ± std over seeds (runs that differ only in trainer.seed)\n")
+    each = [re.split(r"\s{2,}", ln.strip()) for ln in each.strip().splitlines()]
+    assert each[0] == [f.name for f in folders]
+    runs = {cells[0]: cells[1:] for cells in each[2:]}  # a column per run, in their order
+    written = []  # the figures of each run, in their order
+    seen = {"combine": 0, "no_att_trans": 0}
+    for variant, _ in plan:
+        written.append(figures[variant][seen[variant]])
+        seen[variant] += 1
+    assert runs["CCC valence"] == [f"{f['ccc_valence']:.4f}" for f in written] + ["-"]
+    au12 = [f["f1_per_au"]["AU12"] for f in written] + [lone["AU12"]]
+    assert runs["F1 AU12"] == [f"{100 * v:.2f} %" for v in au12]
+    assert runs["macro F1 (evaluate)"] == [f"{100 * f['macro_f1']:.2f} %" for f in written] + ["-"]
+    lines = groups
     lines = lines.splitlines()
     assert re.split(r"\s{2,}", lines[0].strip()) == [
         "model.variant=combine",
