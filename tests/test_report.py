@@ -149,9 +149,10 @@ def hand_made_run(tmp_path) -> Path:
 1,,7,1.5,,,
 ,0.0001,8,,,,
 2,,9,,1.0,,
+2,,9,1.9,,,
 """,
     )
-    write_csv(  # resumed from the end of epoch 1: epoch 2 again, 3, then stopped as 4 began
+    write_csv(  # resumed from the end of epoch 1: epoch 2 again (its figures win), 3, then stopped as 4 began
         run / "logs" / "version_1" / "metrics.csv",
         header
         + """
@@ -219,6 +220,14 @@ def test_report_of_runs_that_logged_little(tmp_path):
     page = write_run_report(no_logs).read_text(encoding="utf-8")
     assert "Skipped: no logs/**/metrics.csv" in page and "Skipped: no lr-* column" in page
     assert_figures(page, no_logs / "report", set())
+
+    one = tmp_path / "one"  # a single epoch: points, and the caption says why there is no curve
+    write_csv(
+        one / "logs" / "version_0" / "metrics.csv",
+        "epoch,step,train/loss_epoch,val/loss,val/macro_f1\n0,3,2.0,1.5,0.2\n",
+    )
+    page = write_run_report(one).read_text(encoding="utf-8")
+    assert "(1 epochs logged). One epoch only: single points, no curve." in page
 
 
 def test_report_refuses_what_is_not_a_run_or_an_evaluation(trained_run, tmp_path):
