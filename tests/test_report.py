@@ -384,3 +384,40 @@ def test_compare_gives_each_seed_group_the_mean_and_sample_std_of_its_own_runs(t
     for title, (figure, scale) in checked.items():
         cells = [expected([figure(f) for f in figures[v]], scale) for v in figures]
         assert rows[title] == cells, title
+
+
+def test_report_of_a_hand_made_evaluation_shows_the_most_annotated_videos(tmp_path, monkeypatch):
+    """The timelines are of the four videos with the most annotated frames, the most first;
+    a class without a frame is named, with the bound it puts on macro F1."""
+    from abaw_expr.report import html
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "finished"}')
+    labels, predictions = tmp_path / "labels", run / "eval" / "predictions"
+    labels.mkdir()
+    predictions.mkdir(parents=True)
+    annotated = {"v1": 3, "v2": 9, "v3": 1, "v4": 7, "v5": 5}  # of 10 frames each
+    header = ",".join(CLASS_NAMES)
+    for video, n in annotated.items():
+        truth = [0] * n + [-1] * (10 - n)
+        (labels / f"{video}.txt").write_text(header + "\n" + "\n".join(map(str, truth)) + "\n")
+        (predictions / f"{video}.txt").write_text(header + "\n" + "0\n" * 10)
+    cm = [[0] * 8 for _ in CLASS_NAMES]
+    for i in range(8):
+        cm[i][i] = 0 if CLASS_NAMES[i] == "Fear" else 2
+    metrics = {
+        "macro_f1": 0.875,
+        "per_class_f1": {name: 0.0 if name == "Fear" else 1.0 for name in CLASS_NAMES},
+        "confusion_matrix": cm,
+    }
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    shown = []
+    draw = html.figures.timelines
+    monkeypatch.setattr(
+        html.figures, "timelines", lambda videos: shown.extend(videos) or draw(videos)
+    )
+    page = write_run_report(run, annotations_dir=labels).read_text(encoding="utf-8")
+    assert [name for name, *_ in shown] == ["v2", "v4", "v5", "v1"]
+    assert "the 4 of 5 validation videos with the most annotated frames" in page
+    assert "No frame of Fear in this split" in page and "cannot exceed 7/8" in page
