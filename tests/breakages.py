@@ -428,6 +428,47 @@ BREAKAGES = (
             "tests/test_identity.py::test_the_face_pass_weighs_a_return_by_the_videos_own_frame_rate",
         ),
     ),
+    Breakage(
+        "compare-seed-group-pools-every-run",
+        "compare's mean ± std over seeds is each group's own: the runs that differ only in the seed",
+        (
+            (
+                "src/abaw_expr/report/compare.py",
+                '[_mean_std([r.expr_metrics["macro_f1"] for r in m if r.expr_metrics]) for m in members]',
+                '[_mean_std([r.expr_metrics["macro_f1"] for r in runs if r.expr_metrics]) for m in members]',
+            ),
+            (
+                "src/abaw_expr/report/compare.py",
+                "_mean_std([by_run[id(r)] for r in m if by_run[id(r)] is not None], scale=scale)",
+                "_mean_std([by_run[id(r)] for r in runs if by_run[id(r)] is not None], scale=scale)",
+            ),
+        ),
+        (
+            "tests/test_report.py::test_compare_gives_each_seed_group_the_mean_and_sample_std_of_its_own_runs",
+        ),
+    ),
+    Breakage(
+        "compare-population-std",
+        "compare's spread over seeds is the sample standard deviation (ddof=1), as the ablation's",
+        (("src/abaw_expr/report/compare.py", "a.std(ddof=1)", "a.std(ddof=0)"),),
+        (
+            "tests/test_report.py::test_compare_gives_each_seed_group_the_mean_and_sample_std_of_its_own_runs",
+        ),
+    ),
+    Breakage(
+        "ablation-va-stats-one-seed",
+        "the ablation's and the demo's valence and arousal CCC are mean ± std over every seed's evaluation",
+        (
+            (
+                "src/abaw_expr/training/ablation.py",
+                'entry[key] = mean_std([r["tracks"][task][key] for r in results])',
+                'entry[key] = mean_std([results[0]["tracks"][task][key] for r in results])',
+            ),
+        ),
+        (
+            "tests/test_demo.py::test_each_tracks_spread_over_seeds_is_that_of_the_seeds_own_evaluations",
+        ),
+    ),
 )
 
 

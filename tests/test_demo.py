@@ -10,6 +10,7 @@ import re
 import pytest
 
 from abaw_expr.synthetic.demo import run_demo
+from abaw_expr.tasks import CLASS_NAMES
 from abaw_expr.training.ablation import pm
 
 HEADS = ["combine", "combine+pos", "no_att_trans"]
@@ -88,3 +89,73 @@ def test_compare_html_sets_the_three_heads_side_by_side(demo):
         assert row in page
     groups = page.split("mean ± std over seeds")[1]  # the group table: a column per head
     assert groups.count("model.variant=combine") == 2 and "model.variant=no_att_trans" in groups
+
+
+def test_each_tracks_spread_over_seeds_is_that_of_the_seeds_own_evaluations(demo):
+    """Per head and track, ablation.json's statistics, ablation.txt and the summary are the
+    mean and sample std (ddof=1) of each seed's own eval/metrics.json, computed here: not one
+    seed's figure for every seed, not the figures of another head."""
+    out, summary = demo
+    arms = json.loads((out / "runs" / "ablation.json").read_text())["arms"]
+    table = (out / "runs" / "ablation.txt").read_text()
+    txt_rows = {  # ablation.txt's row -> (track, key of a track's metrics.json)
+        "VA mean CCC %": ("va", "score"),
+        "CCC valence %": ("va", "ccc_valence"),
+        "CCC arousal %": ("va", "ccc_arousal"),
+        "AU mean F1 %": ("au", "score"),
+        "ABAW sum of the tracks %": (None, "score"),
+    }
+
+    def stats(arm: str, track: str | None, key: str, item: str = "") -> tuple[float, float]:
+        values = []
+        for seed in arms[arm]["seeds"]:
+            path = out / "runs" / arm / f"seed{seed}" / "eval" / "metrics.json"
+            metrics = json.loads(path.read_text())
+            value = (metrics["tracks"][track] if track else metrics)[key]
+            values.append(value[item] if item else value)
+        mean = sum(values) / len(values)
+        return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+    def written(mean: float, std: float) -> str:
+        return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+    for title, (track, key) in {**ROWS, "ABAW sum of the tracks %": (None, "score")}.items():
+        key = "score" if key == "score_stats" else key
+        figures = [stats(arm, track, key) for arm in HEADS]
+        for arm, (mean, std) in zip(HEADS, figures, strict=True):
+            if track is None:  # the ABAW sum
+                recorded = arms[arm]["score"]
+            else:
+                recorded = arms[arm]["tracks"][track]["score_stats" if key == "score" else key]
+            assert recorded["mean"] == pytest.approx(mean, abs=1e-12), (arm, title)
+            assert recorded["std"] == pytest.approx(std, abs=1e-12), (arm, title)
+        assert cells(summary, title) == [written(*f) for f in figures], title
+    for title, (track, key) in txt_rows.items():
+        assert cells(table, title) == [written(*stats(arm, track, key)) for arm in HEADS], title
+    # compare's table of the demo, AU by AU (the spread of the mean ± std table of the summary)
+    lines = summary.splitlines()
+    start = next(i for i, x in enumerate(lines) if x.startswith("mean ± std over seeds, per class"))
+    (au12,) = [x for x in lines[start:] if x.strip().startswith("F1 AU12")]
+    au12_f1 = [stats(arm, "au", "f1_per_au", "AU12") for arm in HEADS]
+    assert re.split(r"\s{2,}", au12.strip())[1:] == [written(*f) for f in au12_f1]
+    # ablation.json's each AU, ablation.txt's each class, the summary's macro F1 seed by seed
+    for arm in HEADS:
+        for au, recorded in arms[arm]["tracks"]["au"]["f1_per_au"].items():
+            mean, std = stats(arm, "au", "f1_per_au", au)
+            assert (recorded["mean"], recorded["std"]) == pytest.approx((mean, std)), (arm, au)
+    for name in CLASS_NAMES:
+        expected = [written(*stats(arm, None, "per_class_f1", name)) for arm in HEADS]
+        assert cells(table, f"F1 {name} %") == expected, name
+    assert cells(table, "macro F1 %") == [written(*stats(arm, None, "macro_f1")) for arm in HEADS]
+    for other in ("combine+pos", "no_att_trans"):
+        f1 = {
+            arm: [json.loads(p.read_text())["macro_f1"] for p in seed_files(out, arm, arms)]
+            for arm in (other, "combine")
+        }
+        per_seed = [f"{100 * (x - y):+.1f}" for x, y in zip(f1[other], f1["combine"], strict=True)]
+        line = f"  expression macro F1 per seed, {other} - combine: " + ", ".join(per_seed)
+        assert line in lines, other
+
+
+def seed_files(out, arm: str, arms: dict) -> list:
+    return [out / "runs" / arm / f"seed{s}" / "eval" / "metrics.json" for s in arms[arm]["seeds"]]

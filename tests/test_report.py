@@ -17,7 +17,7 @@ from abaw_expr.evaluation.evaluate import evaluate
 from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.report import compare_runs, write_run_report
 from abaw_expr.report.runs import read_epoch_metrics
-from abaw_expr.tasks import CLASS_NAMES
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
 from abaw_expr.training.loop import train
 
 from .conftest import tiny_config
@@ -149,9 +149,10 @@ def hand_made_run(tmp_path) -> Path:
 1,,7,1.5,,,
 ,0.0001,8,,,,
 2,,9,,1.0,,
+2,,9,1.9,,,
 """,
     )
-    write_csv(  # resumed from the end of epoch 1: epoch 2 again, 3, then stopped as 4 began
+    write_csv(  # resumed from the end of epoch 1: epoch 2 again (its figures win), 3, then stopped as 4 began
         run / "logs" / "version_1" / "metrics.csv",
         header
         + """
@@ -220,6 +221,14 @@ def test_report_of_runs_that_logged_little(tmp_path):
     assert "Skipped: no logs/**/metrics.csv" in page and "Skipped: no lr-* column" in page
     assert_figures(page, no_logs / "report", set())
 
+    one = tmp_path / "one"  # a single epoch: points, and the caption says why there is no curve
+    write_csv(
+        one / "logs" / "version_0" / "metrics.csv",
+        "epoch,step,train/loss_epoch,val/loss,val/macro_f1\n0,3,2.0,1.5,0.2\n",
+    )
+    page = write_run_report(one).read_text(encoding="utf-8")
+    assert "(1 epochs logged). One epoch only: single points, no curve." in page
+
 
 def test_report_refuses_what_is_not_a_run_or_an_evaluation(trained_run, tmp_path):
     with pytest.raises(InputError, match="not a run folder"):
@@ -259,3 +268,156 @@ def test_compare_runs_of_two_variants(trained_run, tiny_sample, evaluation, tmp_
     assert_self_contained(page)
     assert "<td>no_att_trans</td>" in page and "<td>model.variant</td>" in page
     assert_figures(page, tmp_path / "ablation", {"val_macro_f1"})
+
+
+def write_seeded_run(folder: Path, variant: str, seed: int, rng) -> dict:
+    """A hand-made run of the three tracks, as ``ablate`` leaves it: config.yaml, run.json and
+    eval/metrics.json, with figures drawn from ``rng``; returns those figures."""
+    folder.mkdir(parents=True)
+    tasks = ["expr", "va", "au"]
+    config = {"model": {"variant": variant, "tasks": tasks}, "trainer": {"seed": seed}}
+    (folder / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+    figures = {
+        "best_macro_f1": float(rng.uniform()),
+        "best_score": float(rng.uniform(0, 3)),
+        "macro_f1": float(rng.uniform()),
+        "per_class_f1": {name: float(rng.uniform()) for name in CLASS_NAMES},
+        "ccc_valence": float(rng.uniform(-1, 1)),
+        "ccc_arousal": float(rng.uniform(-1, 1)),
+        "f1_per_au": {name: float(rng.uniform()) for name in AU_NAMES},
+    }
+    run = {"status": "finished", "tracks": tasks, "monitor": "val/score"}
+    run |= {k: figures[k] for k in ("best_macro_f1", "best_score")}
+    (folder / "run.json").write_text(json.dumps(run))
+    va = {k: figures[k] for k in ("ccc_valence", "ccc_arousal")}
+    va["score"] = figures["va"] = (va["ccc_valence"] + va["ccc_arousal"]) / 2
+    au = {"f1_per_au": figures["f1_per_au"], "score": sum(figures["f1_per_au"].values()) / 12}
+    figures["au"] = au["score"]
+    expr = {
+        "macro_f1": figures["macro_f1"],
+        "per_class_f1": figures["per_class_f1"],
+        "confusion_matrix": [[0] * len(CLASS_NAMES) for _ in CLASS_NAMES],
+    }
+    figures["sum"] = figures["macro_f1"] + figures["va"] + figures["au"]
+    metrics = {**expr, "tracks": {"expr": {**expr, "score": expr["macro_f1"]}, "va": va, "au": au}}
+    metrics["score"] = figures["sum"]
+    (folder / "eval").mkdir()
+    (folder / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    return figures
+
+
+def test_compare_gives_each_seed_group_the_mean_and_sample_std_of_its_own_runs(tmp_path):
+    """Each cell of the mean ± std table is that group's mean and sample std (ddof=1, as the
+    docstring of compare and the ablation's table say), computed here from the figures written
+    into each run: not all runs pooled, not one seed's figure, not the population std."""
+    import numpy as np
+
+    rng = np.random.default_rng(37)
+    plan = [
+        ("combine", 0),
+        ("no_att_trans", 0),
+        ("combine", 1),
+        ("no_att_trans", 1),
+        ("combine", 2),
+    ]
+    figures: dict[str, list[dict]] = {"combine": [], "no_att_trans": []}
+    folders = []
+    for variant, seed in plan:  # interleaved: a group is found by its config, not by its place
+        folders.append(tmp_path / f"{variant}-seed{seed}")
+        figures[variant].append(write_seeded_run(folders[-1], variant, seed, rng))
+    # the evaluation is <run>/eval before <run>: a decoy beside it is not read
+    decoy = json.loads((folders[2] / "eval" / "metrics.json").read_text())
+    decoy["macro_f1"], decoy["tracks"]["va"]["ccc_valence"] = 0.999, -0.999
+    (folders[2] / "metrics.json").write_text(json.dumps(decoy))
+    # a run alone in its config (no group of seeds), evaluated on the AU track by evaluate
+    lone = {name: float(rng.uniform()) for name in AU_NAMES}
+    folders.append(tmp_path / "only_att-seed0")
+    folders[-1].mkdir()
+    config = {"model": {"variant": "only_att", "tasks": ["au"]}, "trainer": {"seed": 0}}
+    (folders[-1] / "config.yaml").write_text(json.dumps(config))
+    (folders[-1] / "run.json").write_text(json.dumps({"status": "finished", "tracks": ["au"]}))
+    (folders[-1] / "eval").mkdir()
+    au = {"track": "au", "score": sum(lone.values()) / 12, "f1_per_au": lone}
+    (folders[-1] / "eval" / "metrics.json").write_text(json.dumps(au))
+    text = compare_runs(folders)
+    each, groups = text.split("mean ± std over seeds (runs that differ only in trainer.seed)\n")
+    each = [re.split(r"\s{2,}", ln.strip()) for ln in each.strip().splitlines()]
+    assert each[0] == [f.name for f in folders]
+    runs = {cells[0]: cells[1:] for cells in each[2:]}  # a column per run, in their order
+    written = []  # the figures of each run, in their order
+    seen = {"combine": 0, "no_att_trans": 0}
+    for variant, _ in plan:
+        written.append(figures[variant][seen[variant]])
+        seen[variant] += 1
+    assert runs["CCC valence"] == [f"{f['ccc_valence']:.4f}" for f in written] + ["-"]
+    au12 = [f["f1_per_au"]["AU12"] for f in written] + [lone["AU12"]]
+    assert runs["F1 AU12"] == [f"{100 * v:.2f} %" for v in au12]
+    assert runs["macro F1 (evaluate)"] == [f"{100 * f['macro_f1']:.2f} %" for f in written] + ["-"]
+    lines = groups
+    lines = lines.splitlines()
+    assert re.split(r"\s{2,}", lines[0].strip()) == [
+        "model.variant=combine",
+        "model.variant=no_att_trans",
+    ]
+    rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", ln.strip()) for ln in lines[2:])}
+
+    def expected(values: list[float], scale: float) -> str:
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        digits = 1 if scale == 100 else 4
+        return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+    checked = {
+        "best score (training)": (lambda f: f["best_score"], 1),
+        "best val/macro_f1 (training)": (lambda f: f["best_macro_f1"], 100),
+        "macro F1 (evaluate)": (lambda f: f["macro_f1"], 100),
+        "F1 Happiness": (lambda f: f["per_class_f1"]["Happiness"], 100),
+        "F1 Other": (lambda f: f["per_class_f1"]["Other"], 100),
+        "VA mean CCC (evaluate)": (lambda f: f["va"], 1),
+        "CCC valence": (lambda f: f["ccc_valence"], 1),
+        "CCC arousal": (lambda f: f["ccc_arousal"], 1),
+        "AU mean F1 (evaluate)": (lambda f: f["au"], 100),
+        "F1 AU12": (lambda f: f["f1_per_au"]["AU12"], 100),
+        "ABAW sum (evaluate)": (lambda f: f["sum"], 1),
+    }
+    assert rows["seeds"] == ["0, 1, 2", "0, 1"]
+    for title, (figure, scale) in checked.items():
+        cells = [expected([figure(f) for f in figures[v]], scale) for v in figures]
+        assert rows[title] == cells, title
+
+
+def test_report_of_a_hand_made_evaluation_shows_the_most_annotated_videos(tmp_path, monkeypatch):
+    """The timelines are of the four videos with the most annotated frames, the most first;
+    a class without a frame is named, with the bound it puts on macro F1."""
+    from abaw_expr.report import html
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "finished"}')
+    labels, predictions = tmp_path / "labels", run / "eval" / "predictions"
+    labels.mkdir()
+    predictions.mkdir(parents=True)
+    annotated = {"v1": 3, "v2": 9, "v3": 1, "v4": 7, "v5": 5}  # of 10 frames each
+    header = ",".join(CLASS_NAMES)
+    for video, n in annotated.items():
+        truth = [0] * n + [-1] * (10 - n)
+        (labels / f"{video}.txt").write_text(header + "\n" + "\n".join(map(str, truth)) + "\n")
+        (predictions / f"{video}.txt").write_text(header + "\n" + "0\n" * 10)
+    cm = [[0] * 8 for _ in CLASS_NAMES]
+    for i in range(8):
+        cm[i][i] = 0 if CLASS_NAMES[i] == "Fear" else 2
+    metrics = {
+        "macro_f1": 0.875,
+        "per_class_f1": {name: 0.0 if name == "Fear" else 1.0 for name in CLASS_NAMES},
+        "confusion_matrix": cm,
+    }
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    shown = []
+    draw = html.figures.timelines
+    monkeypatch.setattr(
+        html.figures, "timelines", lambda videos: shown.extend(videos) or draw(videos)
+    )
+    page = write_run_report(run, annotations_dir=labels).read_text(encoding="utf-8")
+    assert [name for name, *_ in shown] == ["v2", "v4", "v5", "v1"]
+    assert "the 4 of 5 validation videos with the most annotated frames" in page
+    assert "No frame of Fear in this split" in page and "cannot exceed 7/8" in page
