@@ -466,7 +466,7 @@ BREAKAGES = (
             ),
         ),
         (
-            "tests/test_demo.py::test_each_tracks_spread_over_seeds_is_that_of_the_seeds_own_evaluations",
+            "tests/test_demo.py::test_each_tasks_spread_over_seeds_is_that_of_the_seeds_own_evaluations",
         ),
     ),
 )

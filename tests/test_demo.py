@@ -91,7 +91,7 @@ def test_compare_html_sets_the_three_heads_side_by_side(demo):
     assert groups.count("model.variant=combine") == 2 and "model.variant=no_att_trans" in groups
 
 
-def test_each_tracks_spread_over_seeds_is_that_of_the_seeds_own_evaluations(demo):
+def test_each_tasks_spread_over_seeds_is_that_of_the_seeds_own_evaluations(demo):
     """Per head and track, ablation.json's statistics, ablation.txt and the summary are the
     mean and sample std (ddof=1) of each seed's own eval/metrics.json, computed here: not one
     seed's figure for every seed, not the figures of another head."""
