@@ -371,3 +371,22 @@ def test_the_page_shows_every_person_in_a_real_browser(browser, trained_run, peo
 
 def _rgb(colour: str) -> list[int]:
     return [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_only_the_newest_keep_jobs_are_kept_and_a_running_one_never_goes(tmp_path):
+    """jobs.py: only the newest ``keep`` jobs are kept; the older finished ones go, folder and
+    all, and a job not yet finished stays whatever its age."""
+    from types import SimpleNamespace
+
+    from abaw_expr.serve.jobs import Job, JobRunner
+
+    runner = SimpleNamespace(root=tmp_path, keep=3, jobs={}, folder=lambda i: tmp_path / i)
+    states = ["running", "done", "failed", "done", "done"]
+    for k, state in enumerate(states):  # created in this order, the first the oldest
+        job = Job(f"job{k}", "v", state=state, created=1000.0 + k)
+        (tmp_path / job.id).mkdir()
+        runner.jobs[job.id] = job
+    JobRunner._forget_old(runner)
+    # 5 jobs, 3 to keep: the 2 oldest finished ones go; the oldest job, still running, stays
+    assert sorted(runner.jobs) == ["job0", "job3", "job4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job0", "job3", "job4"]
