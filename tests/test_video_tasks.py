@@ -222,9 +222,10 @@ def test_serve_result_carries_valence_arousal_and_aus(clip, tmp_path):
             thresholds, _column(rows, *AU_NAMES).astype(int), _column(rows, *AU_PROBS)
         )
         download = client.get(base + files["txt_va"])
-        assert download.status_code == 200 and "va_clip.txt" in download.headers[
-            "Content-Disposition"
-        ]  # fmt: skip
+        assert download.status_code == 200
+        # a download, not a page: saved as va_clip.txt
+        disposition = download.headers["Content-Disposition"]
+        assert disposition.startswith("attachment") and "va_clip.txt" in disposition
         assert download.get_data(as_text=True).startswith("valence,arousal\n")
     finally:
         app.cleanup()
