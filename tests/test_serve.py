@@ -390,3 +390,12 @@ def test_only_the_newest_keep_jobs_are_kept_and_a_running_one_never_goes(tmp_pat
     # 5 jobs, 3 to keep: the 2 oldest finished ones go; the oldest job, still running, stays
     assert sorted(runner.jobs) == ["job0", "job3", "job4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job0", "job3", "job4"]
+
+
+def test_person_colours_are_distinct_then_start_again_from_the_first():
+    from abaw_expr.serve.jobs import person_colour
+
+    n = len(PERSON_COLOURS)
+    first = [person_colour(k) for k in range(n)]
+    assert len(set(first)) == n  # the first n people: a colour each
+    assert [person_colour(n + k) for k in range(n)] == first  # then again from the first
