@@ -117,6 +117,9 @@ def test_uploads_are_size_limited_and_must_be_videos(app, tmp_path):
     assert response.status_code == 413 and "1 MB" in response.get_json()["error"]
     response = client.post("/api/jobs", data={"video": (io.BytesIO(b"x"), "notes.txt")})
     assert response.status_code == 400
+    # a camera's upper-case suffix is a video too (the job then fails on these bytes)
+    response = client.post("/api/jobs", data={"video": (io.BytesIO(b"x"), "CLIP.MP4")})
+    assert response.status_code == 202
     assert client.post("/api/jobs", data={}).status_code == 400
 
 

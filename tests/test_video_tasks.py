@@ -348,3 +348,21 @@ def test_a_video_without_a_face_gets_the_documented_prior_for_every_task(tmp_pat
     _, au = read_task_file(out / "au" / f"{name}.txt", prediction=True)
     np.testing.assert_array_equal(au, 0)
     assert "no face found in any of its 6 frames" in caplog.text
+
+
+def test_the_records_face_frames_are_1_based_inclusive_runs():
+    """<video>.json's ``frames``: each run of face frames as [first, last], 1-based, inclusive."""
+    from abaw_expr.video.outputs import frame_ranges
+
+    rng = np.random.default_rng(0)
+    for mask in ([0, 1, 1, 0, 1], [1, 1, 0, 0], [0, 0], rng.random(40) < 0.5):
+        mask = np.asarray(mask, bool)
+        runs, start = [], None
+        for number, face in enumerate([*mask, False], start=1):  # written out, frame by frame
+            if face and start is None:
+                start = number
+            elif not face and start is not None:
+                runs.append([start, number - 1])
+                start = None
+        assert frame_ranges(mask) == runs
+    assert frame_ranges(np.array([0, 1, 1, 0, 1], bool)) == [[2, 3], [5, 5]]
