@@ -366,3 +366,22 @@ def test_the_records_face_frames_are_1_based_inclusive_runs():
                 start = None
         assert frame_ranges(mask) == runs
     assert frame_ranges(np.array([0, 1, 1, 0, 1], bool)) == [[2, 3], [5, 5]]
+
+
+def test_the_record_counts_each_persons_face_frames(tmp_path):
+    """<video>.json: per person, ``face_frames`` is the number of frames with their face."""
+    from abaw_expr.video.outputs import write_record
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"stand-in")  # the record stamps its size and time
+    n, status = 9, np.array([1, 1, 0, 0, 1, 0, 1, 1, 0], np.uint8)
+    boxes = np.tile(np.float32([10, 10, 60, 60]), (n, 1))
+    boxes[status == 0] = np.nan
+    info = VideoInfo(video, 320, 180, 25.0, n)
+    faces = VideoFaces(
+        info, np.arange(n) / 25.0, status, boxes, np.zeros((n, 5, 2), np.float32), [[]] * n
+    )
+    prediction = VideoPrediction("v", faces, np.zeros((n, NUM_CLASSES), np.float32))
+    write_record([prediction], video, tmp_path, FaceOptions(detector="dlib-hog"))
+    [person] = json.loads((tmp_path / "v.json").read_text())["people"]
+    assert person["face_frames"] == 5 and person["frames"] == [[1, 2], [5, 5], [7, 8]]
