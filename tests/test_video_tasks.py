@@ -141,6 +141,8 @@ def test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them(
     expected += EXPR_COLUMNS if "expr" in tasks else []
     assert header == [*expected, "valence", "arousal", *AU_NAMES, *AU_PROBS]
     assert [int(r["frame"]) for r in rows] == list(range(1, FRAMES + 1))
+    # each frame's own timestamp, to the 0.1 ms the CSV keeps: the clip runs at 25 fps
+    np.testing.assert_allclose(_column(rows, "time_s")[:, 0], np.arange(FRAMES) / 25, atol=1e-4)
 
     has_face, values = _head_values(checkpoint, clip)
     assert [int(r["face"]) for r in rows] == has_face.astype(int).tolist()
