@@ -469,6 +469,80 @@ BREAKAGES = (
             "tests/test_demo.py::test_each_tasks_spread_over_seeds_is_that_of_the_seeds_own_evaluations",
         ),
     ),
+    Breakage(
+        "video-ignores-au-thresholds",
+        "predict --video calls each AU at the thresholds evaluate --fit-au-thresholds left beside "
+        "the checkpoint",
+        (
+            (
+                "src/abaw_expr/video/predict.py",
+                "model.au_thresholds = load_au_thresholds(checkpoint)",
+                "model.au_thresholds = None",
+            ),
+        ),
+        (
+            "tests/test_video_tasks.py::"
+            "test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them[va+au]",
+        ),
+    ),
+    Breakage(
+        "serve-ignores-au-thresholds",
+        "serve calls each AU at the thresholds evaluate --fit-au-thresholds left beside the "
+        "checkpoint",
+        (
+            (
+                "src/abaw_expr/serve/jobs.py",
+                "self.model.au_thresholds = load_au_thresholds(checkpoint)",
+                "self.model.au_thresholds = None",
+            ),
+        ),
+        ("tests/test_video_tasks.py::test_serve_result_carries_valence_arousal_and_aus",),
+    ),
+    Breakage(
+        "au-logits-not-probabilities",
+        "the CSV's AU*_prob columns are the head's sigmoid outputs, in [0, 1]",
+        (
+            (
+                "src/abaw_expr/inference/probabilities.py",
+                '"au": torch.sigmoid}',
+                '"au": lambda x: x}',
+            ),
+        ),
+        (
+            "tests/test_video_tasks.py::"
+            "test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them[va+au]",
+        ),
+    ),
+    Breakage(
+        "faceless-valence-half",
+        "a video with no face gets valence and arousal 0 in every row",
+        (
+            (
+                "src/abaw_expr/inference/probabilities.py",
+                '"va": np.zeros(2)}',
+                '"va": np.full(2, 0.5)}',
+            ),
+        ),
+        (
+            "tests/test_video_tasks.py::"
+            "test_a_video_without_a_face_gets_the_documented_prior_for_every_task",
+        ),
+    ),
+    Breakage(
+        "faceless-aus-on",
+        "a video with no face gets no AU in any row",
+        (
+            (
+                "src/abaw_expr/inference/probabilities.py",
+                "prior.get(t, np.zeros(TASK_WIDTHS[t]))",
+                "prior.get(t, np.ones(TASK_WIDTHS[t]))",
+            ),
+        ),
+        (
+            "tests/test_video_tasks.py::"
+            "test_a_video_without_a_face_gets_the_documented_prior_for_every_task",
+        ),
+    ),
 )
 
 

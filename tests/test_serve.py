@@ -117,6 +117,9 @@ def test_uploads_are_size_limited_and_must_be_videos(app, tmp_path):
     assert response.status_code == 413 and "1 MB" in response.get_json()["error"]
     response = client.post("/api/jobs", data={"video": (io.BytesIO(b"x"), "notes.txt")})
     assert response.status_code == 400
+    # a camera's upper-case suffix is a video too (the job then fails on these bytes)
+    response = client.post("/api/jobs", data={"video": (io.BytesIO(b"x"), "CLIP.MP4")})
+    assert response.status_code == 202
     assert client.post("/api/jobs", data={}).status_code == 400
 
 
@@ -371,3 +374,31 @@ def test_the_page_shows_every_person_in_a_real_browser(browser, trained_run, peo
 
 def _rgb(colour: str) -> list[int]:
     return [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_only_the_newest_keep_jobs_are_kept_and_a_running_one_never_goes(tmp_path):
+    """jobs.py: only the newest ``keep`` jobs are kept; the older finished ones go, folder and
+    all, and a job not yet finished stays whatever its age."""
+    from types import SimpleNamespace
+
+    from abaw_expr.serve.jobs import Job, JobRunner
+
+    runner = SimpleNamespace(root=tmp_path, keep=3, jobs={}, folder=lambda i: tmp_path / i)
+    states = ["running", "done", "failed", "done", "done"]
+    for k, state in enumerate(states):  # created in this order, the first the oldest
+        job = Job(f"job{k}", "v", state=state, created=1000.0 + k)
+        (tmp_path / job.id).mkdir()
+        runner.jobs[job.id] = job
+    JobRunner._forget_old(runner)
+    # 5 jobs, 3 to keep: the 2 oldest finished ones go; the oldest job, still running, stays
+    assert sorted(runner.jobs) == ["job0", "job3", "job4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job0", "job3", "job4"]
+
+
+def test_person_colours_are_distinct_then_start_again_from_the_first():
+    from abaw_expr.serve.jobs import person_colour
+
+    n = len(PERSON_COLOURS)
+    first = [person_colour(k) for k in range(n)]
+    assert len(set(first)) == n  # the first n people: a colour each
+    assert [person_colour(n + k) for k in range(n)] == first  # then again from the first

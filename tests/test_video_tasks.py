@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from abaw_expr.synthetic.video import write_synthetic_video
 from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, NUM_CLASSES
 from abaw_expr.training.module import build_model
 from abaw_expr.video.outputs import frame_caption, prediction_columns, prediction_csv
+from abaw_expr.video.predict import predict_videos
 from abaw_expr.video.prediction import VideoPrediction
 from abaw_expr.video.reader import VideoInfo
 from abaw_expr.video.tracks import FaceOptions, VideoFaces, track_video
@@ -64,7 +66,11 @@ def _checkpoint(path: Path, tasks: tuple[str, ...]) -> Path:
 
 @pytest.fixture(scope="module", params=[("va", "au"), ("expr", "va", "au")], ids="+".join)
 def checkpoint(request, tmp_path_factory) -> Path:
-    return _checkpoint(tmp_path_factory.mktemp("ckpt") / "model.ckpt", request.param)
+    """The VA+AU checkpoint with fitted AU thresholds beside it; all three tracks without."""
+    path = _checkpoint(tmp_path_factory.mktemp("ckpt") / "model.ckpt", request.param)
+    if "expr" not in request.param:
+        _write_thresholds(path)
+    return path
 
 
 def _head_values(checkpoint: Path, clip: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +97,34 @@ def _column(rows: list[dict], *names: str) -> np.ndarray:
     return np.array([[float(r[n]) for n in names] for r in rows])
 
 
+# Per-AU thresholds as `evaluate --fit-au-thresholds` keeps them, all different, chosen across
+# (0, 1) so that on the clip some AUs are called on below 0.5 and some off above it.
+THRESHOLDS = (0.2, 0.9, 0.95, 0.06, 0.4, 0.3, 0.6, 0.7, 0.98, 0.1, 0.85, 0.55)
+
+
+def _write_thresholds(checkpoint: Path) -> np.ndarray:
+    """Fitted AU thresholds beside ``checkpoint``, where the docs say they are kept:
+    ``<checkpoint stem>.au_thresholds.json``."""
+    thresholds = dict(zip(AU_NAMES, THRESHOLDS, strict=True))
+    path = checkpoint.with_name(checkpoint.stem + ".au_thresholds.json")
+    path.write_text(json.dumps({"thresholds": thresholds, "fitted_on": "a test"}))
+    return np.array(THRESHOLDS)
+
+
+def _assert_called_at(thresholds: np.ndarray, aus: np.ndarray, probs: np.ndarray) -> None:
+    """AU calls 0/1, each AU on exactly where its probability reaches its threshold; fitted
+    thresholds change calls both ways against 0.5, so a run that ignored them would not pass.
+    The probabilities are probabilities: in [0, 1]."""
+    assert ((probs >= 0) & (probs <= 1)).all(), "AU*_prob must be probabilities"
+    assert set(np.unique(aus)) == {0, 1}
+    clear = np.abs(probs - thresholds) > 1e-5  # the CSV rounds to 5 decimals
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(aus[clear], (probs >= thresholds)[clear].astype(int))
+    if not np.all(thresholds == 0.5):
+        assert (aus[clear] & (probs < 0.5)[clear]).any()  # on below 0.5
+        assert (~aus[clear].astype(bool) & (probs >= 0.5)[clear]).any()  # off above 0.5
+
+
 def test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them(
     clip, checkpoint, tmp_path
 ):
@@ -107,6 +141,8 @@ def test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them(
     expected += EXPR_COLUMNS if "expr" in tasks else []
     assert header == [*expected, "valence", "arousal", *AU_NAMES, *AU_PROBS]
     assert [int(r["frame"]) for r in rows] == list(range(1, FRAMES + 1))
+    # each frame's own timestamp, to the 0.1 ms the CSV keeps: the clip runs at 25 fps
+    np.testing.assert_allclose(_column(rows, "time_s")[:, 0], np.arange(FRAMES) / 25, atol=1e-4)
 
     has_face, values = _head_values(checkpoint, clip)
     assert [int(r["face"]) for r in rows] == has_face.astype(int).tolist()
@@ -119,9 +155,10 @@ def test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them(
     np.testing.assert_allclose(va[face], values[:, part["va"]], atol=2e-4)
     np.testing.assert_allclose(au_probs[face], values[:, part["au"]], atol=2e-4)
     assert np.abs(va).max() < 1 and np.ptp(va[face], 0).min() > 0
-    # AUs are 0/1, on exactly where their probability is 0.5 or more; some on, some off.
-    assert set(np.unique(aus)) == {0, 1}
-    np.testing.assert_array_equal(aus, (au_probs >= 0.5).astype(int))
+    # AUs are 0/1, on exactly where their probability reaches the fitted thresholds beside the
+    # checkpoint, else 0.5; some on, some off.
+    thresholds = 0.5 if "expr" in tasks else np.array(THRESHOLDS)
+    _assert_called_at(np.broadcast_to(thresholds, len(AU_NAMES)), aus, au_probs)
     if "expr" in tasks:
         probs = _column(rows, *CLASS_NAMES)
         np.testing.assert_allclose(probs[face], values[:, part["expr"]], atol=2e-4)
@@ -158,6 +195,7 @@ def _wait(client, job_id: str, timeout: float = 120) -> dict:
 
 def test_serve_result_carries_valence_arousal_and_aus(clip, tmp_path):
     checkpoint = _checkpoint(tmp_path / "va_au.ckpt", ("va", "au"))
+    thresholds = _write_thresholds(checkpoint)  # serve calls the AUs at them, as predict does
     app = create_app(checkpoint, settings=CPU_EAGER)
     try:
         client = app.test_client()
@@ -182,11 +220,14 @@ def test_serve_result_carries_valence_arousal_and_aus(clip, tmp_path):
         np.testing.assert_array_equal(person["au"], _column(rows, *AU_NAMES))
         au_probs = np.array(person["au_probabilities"])
         np.testing.assert_allclose(au_probs, _column(rows, *AU_PROBS), atol=1e-4)
-        np.testing.assert_array_equal(person["au"], (au_probs >= 0.5).astype(int))
+        _assert_called_at(
+            thresholds, _column(rows, *AU_NAMES).astype(int), _column(rows, *AU_PROBS)
+        )
         download = client.get(base + files["txt_va"])
-        assert download.status_code == 200 and "va_clip.txt" in download.headers[
-            "Content-Disposition"
-        ]  # fmt: skip
+        assert download.status_code == 200
+        # a download, not a page: saved as va_clip.txt
+        disposition = download.headers["Content-Disposition"]
+        assert disposition.startswith("attachment") and "va_clip.txt" in disposition
         assert download.get_data(as_text=True).startswith("valence,arousal\n")
     finally:
         app.cleanup()
@@ -284,3 +325,65 @@ def test_the_page_draws_every_task_of_the_checkpoint_in_a_real_browser(
     finally:
         server.shutdown()
         app.cleanup()
+
+
+def test_a_video_without_a_face_gets_the_documented_prior_for_every_task(tmp_path, caplog):
+    """docs/videos.md and docs/evaluation.md: a video with no face at all gets the uniform
+    prior (Neutral), valence and arousal 0 and no AU in every row, face=0, and a warning."""
+    write_synthetic_video(tmp_path / "empty.mp4", 6, size=(320, 180), no_face=True)
+    checkpoint = _checkpoint(tmp_path / "all.ckpt", ("expr", "va", "au"))
+    _write_thresholds(checkpoint)  # no AU even at thresholds as low as 0.06
+    out = tmp_path / "pred"
+    run = predict_videos(checkpoint, tmp_path / "empty.mp4", out, FaceOptions(), CPU_EAGER)
+    assert not run.failed
+    [name] = [p.name for p in run.predictions]
+    _, rows = _rows((out / f"{name}.csv").read_text())
+    assert len(rows) == 6
+    assert {r["face"] for r in rows} == {"0"} and {r["status"] for r in rows} == {"none"}
+    assert {r["expression"] for r in rows} == {"Neutral"}
+    np.testing.assert_allclose(_column(rows, *CLASS_NAMES), 1 / NUM_CLASSES, atol=1e-5)
+    np.testing.assert_array_equal(_column(rows, "valence", "arousal"), 0)
+    np.testing.assert_array_equal(_column(rows, *AU_NAMES), 0)
+    assert (_column(rows, *AU_PROBS) < 0.5).all()
+    _, va = read_task_file(out / "va" / f"{name}.txt", prediction=True)
+    np.testing.assert_array_equal(va, 0)
+    _, au = read_task_file(out / "au" / f"{name}.txt", prediction=True)
+    np.testing.assert_array_equal(au, 0)
+    assert "no face found in any of its 6 frames" in caplog.text
+
+
+def test_the_records_face_frames_are_1_based_inclusive_runs():
+    """<video>.json's ``frames``: each run of face frames as [first, last], 1-based, inclusive."""
+    from abaw_expr.video.outputs import frame_ranges
+
+    rng = np.random.default_rng(0)
+    for mask in ([0, 1, 1, 0, 1], [1, 1, 0, 0], [0, 0], rng.random(40) < 0.5):
+        mask = np.asarray(mask, bool)
+        runs, start = [], None
+        for number, face in enumerate([*mask, False], start=1):  # written out, frame by frame
+            if face and start is None:
+                start = number
+            elif not face and start is not None:
+                runs.append([start, number - 1])
+                start = None
+        assert frame_ranges(mask) == runs
+    assert frame_ranges(np.array([0, 1, 1, 0, 1], bool)) == [[2, 3], [5, 5]]
+
+
+def test_the_record_counts_each_persons_face_frames(tmp_path):
+    """<video>.json: per person, ``face_frames`` is the number of frames with their face."""
+    from abaw_expr.video.outputs import write_record
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"stand-in")  # the record stamps its size and time
+    n, status = 9, np.array([1, 1, 0, 0, 1, 0, 1, 1, 0], np.uint8)
+    boxes = np.tile(np.float32([10, 10, 60, 60]), (n, 1))
+    boxes[status == 0] = np.nan
+    info = VideoInfo(video, 320, 180, 25.0, n)
+    faces = VideoFaces(
+        info, np.arange(n) / 25.0, status, boxes, np.zeros((n, 5, 2), np.float32), [[]] * n
+    )
+    prediction = VideoPrediction("v", faces, np.zeros((n, NUM_CLASSES), np.float32))
+    write_record([prediction], video, tmp_path, FaceOptions(detector="dlib-hog"))
+    [person] = json.loads((tmp_path / "v.json").read_text())["people"]
+    assert person["face_frames"] == 5 and person["frames"] == [[1, 2], [5, 5], [7, 8]]

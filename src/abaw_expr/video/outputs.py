@@ -10,7 +10,8 @@ What a checkpoint predicts decides the columns of ``<video>.csv`` after
 - any other set of tracks, in the order expr, va, au, only those it has:
   ``label,expression,<8 class probabilities>``; ``valence,arousal`` (the head's tanh'd
   values averaged over windows, in [-1, 1]); ``AU1,...,AU26`` as 0/1 (an AU is on at a
-  probability of 0.5 or more, as ``predict`` decides for the submission files) and then
+  probability of 0.5 or more, or of its threshold fitted by ``evaluate --fit-au-thresholds``
+  beside the checkpoint, as ``predict`` decides for the submission files) and then
   ``AU1_prob,...,AU26_prob``, the probabilities themselves: they show how sure each call
   is, and let a user pick other thresholds without running the model again.
 
