@@ -543,6 +543,20 @@ BREAKAGES = (
             "test_a_video_without_a_face_gets_the_documented_prior_for_every_task",
         ),
     ),
+    Breakage(
+        "person-features-of-every-track-frame",
+        "a track cut in two serves two people: each person is predicted from their own frames only",
+        (
+            (
+                "src/abaw_expr/video/predict.py",
+                "    order = order[faces.has_face[frames[order]]]\n",
+                "",
+            ),
+        ),
+        (
+            "tests/test_video.py::test_a_persons_features_are_their_own_frames_of_their_tracks_in_frame_order",
+        ),
+    ),
 )
 
 

@@ -483,3 +483,24 @@ def test_an_aborted_preview_leaves_no_file_and_an_encoder_error_reaches_the_call
     with pytest.raises(ValueError, match="no frame"):
         PreviewEncoder(tmp_path / "empty.webm").close()
     assert (tmp_path / "file").is_file() and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_persons_features_are_their_own_frames_of_their_tracks_in_frame_order():
+    """A track cut in two (split_mixed_tracks) serves two people: each person's features are
+    those of the frames the face pass gave them, whatever else their tracks hold."""
+    import torch
+
+    from abaw_expr.video.predict import _person_features
+
+    has_face = np.zeros(8, dtype=bool)
+    has_face[[1, 2, 5, 6]] = True  # this person's frames; 3 and 4 are another's
+    faces = type("Faces", (), {"has_face": has_face})()
+    parts = [
+        (np.array([5, 1, 3]), torch.tensor([[50.0], [10.0], [30.0]])),
+        (np.array([6, 2, 4]), torch.tensor([[60.0], [20.0], [40.0]])),
+    ]
+    features, frames = _person_features(faces, parts, torch.device("cpu"))
+    assert frames.tolist() == [1, 2, 5, 6]
+    assert features[:, 0].tolist() == [10.0, 20.0, 50.0, 60.0]
+    features, frames = _person_features(faces, [], torch.device("cpu"))
+    assert frames.tolist() == [] and features.shape[0] == 0
