@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from abaw_expr.config import Config
+from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.synthetic.sample import write_sample
 from abaw_expr.training.loop import train
 
@@ -147,3 +149,17 @@ def joint_run(tiny_sample, tmp_path_factory):
             config, tracks, root / "run", features_dir=root / "features", enable_progress_bar=False
         )
     return root, run
+
+
+CPU_EAGER = InferenceSettings(device="cpu", engine="eager")  # serve's tests: no engine choice
+
+
+def wait_for_job(client, job_id: str, timeout: float = 120) -> dict:
+    """A serve job's JSON once it is done or failed; an AssertionError after ``timeout`` s."""
+    start = time.time()
+    while time.time() - start < timeout:
+        job = client.get(f"/api/jobs/{job_id}").get_json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not finished in {timeout} s: {job}")

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,13 +16,12 @@ import numpy as np
 import pytest
 
 from abaw_expr.cli import main
-from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.serve import create_app
 from abaw_expr.serve.jobs import PERSON_COLOURS
 from abaw_expr.synthetic.video import write_synthetic_video
 from abaw_expr.video.tracks import FaceOptions
 
-CPU_EAGER = InferenceSettings(device="cpu", engine="eager")
+from .conftest import CPU_EAGER, wait_for_job
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +38,6 @@ def app(trained_run, tmp_path):
     app.cleanup()
 
 
-def _wait(client, job_id: str, timeout: float = 120) -> dict:
-    start = time.time()
-    while time.time() - start < timeout:
-        job = client.get(f"/api/jobs/{job_id}").get_json()
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not finished in {timeout} s: {job}")
-
-
 def test_upload_process_and_download(app, clip):
     client = app.test_client()
     page = client.get("/").get_data(as_text=True)
@@ -57,7 +45,7 @@ def test_upload_process_and_download(app, clip):
     with open(clip, "rb") as handle:
         response = client.post("/api/jobs", data={"video": (handle, clip.name)})
     assert response.status_code == 202
-    job = _wait(client, response.get_json()["id"])
+    job = wait_for_job(client, response.get_json()["id"])
     assert job["state"] == "done", job
     assert job["name"] == "my_clip" and job["frames_done"] == 40
     base = f"/api/jobs/{job['id']}/files/"
@@ -96,7 +84,7 @@ def test_only_the_jobs_own_files_are_served(app, clip):
     client = app.test_client()
     with open(clip, "rb") as handle:
         job = client.post("/api/jobs", data={"video": (handle, clip.name)}).get_json()
-    job = _wait(client, job["id"])
+    job = wait_for_job(client, job["id"])
     for name in ("../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "my_clip.mp4", "other.csv"):
         assert client.get(f"/api/jobs/{job['id']}/files/{name}").status_code == 404
     assert client.get("/api/jobs/0123456789abcdef/files/x.csv").status_code == 404
@@ -104,7 +92,7 @@ def test_only_the_jobs_own_files_are_served(app, clip):
     # A video called "result": its <video>.json would overwrite the page's result.json.
     with open(clip, "rb") as handle:
         job = client.post("/api/jobs", data={"video": (handle, "result.mp4")}).get_json()
-    job = _wait(client, job["id"])
+    job = wait_for_job(client, job["id"])
     assert job["name"] == "result_video" and job["outputs"]["record"] == "result_video.json"
     result = client.get(f"/api/jobs/{job['id']}/files/result.json").get_json()
     assert [p["name"] for p in result["people"]] == ["result_video"]
@@ -126,12 +114,12 @@ def test_uploads_are_size_limited_and_must_be_videos(app, tmp_path):
 def test_a_broken_upload_fails_with_a_reason_and_the_server_goes_on(app, clip):
     client = app.test_client()
     bad = client.post("/api/jobs", data={"video": (io.BytesIO(b"garbage" * 100), "bad.mp4")})
-    job = _wait(client, bad.get_json()["id"])
+    job = wait_for_job(client, bad.get_json()["id"])
     assert job["state"] == "failed" and "bad.mp4" in job["error"]
     assert str(app.runner.root) not in job["error"]  # no server paths in what the page shows
     with open(clip, "rb") as handle:
         good = client.post("/api/jobs", data={"video": (handle, clip.name)}).get_json()
-    assert _wait(client, good["id"])["state"] == "done"
+    assert wait_for_job(client, good["id"])["state"] == "done"
 
 
 def test_the_temporary_folder_is_removed_when_the_server_stops(trained_run):
@@ -214,7 +202,7 @@ def _run_job(app, clip: Path) -> tuple[dict, dict]:
     client = app.test_client()
     with open(clip, "rb") as handle:
         job = client.post("/api/jobs", data={"video": (handle, clip.name)}).get_json()
-    job = _wait(client, job["id"])
+    job = wait_for_job(client, job["id"])
     assert job["state"] == "done", job
     return job, client.get(f"/api/jobs/{job['id']}/files/result.json").get_json()
 

@@ -9,7 +9,6 @@ import io
 import itertools
 import json
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from abaw_expr.data.annotations import read_task_file
 from abaw_expr.data.images import eval_transform
 from abaw_expr.inference.checkpoint import load_model, save_model_checkpoint
 from abaw_expr.inference.probabilities import frame_values
-from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.model.temporal import TASK_WIDTHS, task_slices
 from abaw_expr.report.timeline import plot_timeline
 from abaw_expr.serve import create_app
@@ -35,9 +33,7 @@ from abaw_expr.video.prediction import VideoPrediction
 from abaw_expr.video.reader import VideoInfo
 from abaw_expr.video.tracks import FaceOptions, VideoFaces, track_video
 
-from .conftest import tiny_config
-
-CPU_EAGER = InferenceSettings(device="cpu", engine="eager")
+from .conftest import CPU_EAGER, tiny_config, wait_for_job
 
 FRAMES = 30
 AU_PROBS = [f"{name}_prob" for name in AU_NAMES]
@@ -183,16 +179,6 @@ def test_predict_video_writes_the_checkpoints_tasks_as_its_head_gives_them(
     assert (out / "clip.annotated.mp4").stat().st_size > 0
 
 
-def _wait(client, job_id: str, timeout: float = 120) -> dict:
-    start = time.time()
-    while time.time() - start < timeout:
-        job = client.get(f"/api/jobs/{job_id}").get_json()
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not finished in {timeout} s: {job}")
-
-
 def test_serve_result_carries_valence_arousal_and_aus(clip, tmp_path):
     checkpoint = _checkpoint(tmp_path / "va_au.ckpt", ("va", "au"))
     thresholds = _write_thresholds(checkpoint)  # serve calls the AUs at them, as predict does
@@ -203,7 +189,7 @@ def test_serve_result_carries_valence_arousal_and_aus(clip, tmp_path):
         assert 'id="va-timeline"' in page and 'id="au-timeline"' in page
         with open(clip, "rb") as handle:
             job = client.post("/api/jobs", data={"video": (handle, clip.name)}).get_json()
-        job = _wait(client, job["id"])
+        job = wait_for_job(client, job["id"])
         assert job["state"] == "done", job
         base = f"/api/jobs/{job['id']}/files/"
         result = client.get(base + job["outputs"]["result"]).get_json()

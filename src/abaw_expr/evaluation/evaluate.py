@@ -27,7 +27,7 @@ from abaw_expr.inference.probabilities import predict_probabilities
 from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.inference.thresholds import au_thresholds_file, load_au_thresholds
 from abaw_expr.model.temporal import task_slices
-from abaw_expr.tasks import AU_NAMES, TASKS
+from abaw_expr.tasks import AU, AU_NAMES, TASKS
 from abaw_expr.writers import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def task_predictions(
 def fit_au_thresholds(truth: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Per AU, the threshold on a grid 0.05, 0.10, ..., 0.95 with the best F1 on the
     annotated frames (the lowest such threshold on a tie)."""
-    keep = truth[:, 0] != -1
+    keep = AU.annotated(truth)
     truth, probabilities = truth[keep] == 1, probabilities[keep]
     grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
     best = np.full(truth.shape[1], 0.5)
