@@ -60,13 +60,18 @@ SUM_SCORE = "val/score"  # several tasks: ABAW's sum of their scores ranks the e
 @dataclass(frozen=True)
 class Task:
     name: str  # "expr", "va" or "au": the CLI's and the JSON's name
-    folder: str  # the folder ABAW ships the task's annotations in
+    folders: tuple[str, ...]  # the folders ABAW has shipped the task's annotations in, newest last
     columns: tuple[str, ...]  # the header of its annotation and prediction files
     title: str
     unannotated: float  # the value that marks a frame (or a value) as not annotated
     annotated_rows: Callable  # labels (..., columns) -> bool (...); NumPy arrays or tensors
     score: str  # the validation key of its ABAW score
     logged: tuple[str, ...]  # every validation key its epochs log, the score last
+
+    @property
+    def folder(self) -> str:
+        """The folder name ABAW3 used (the sample writes it)."""
+        return self.folders[0]
 
     @property
     def header(self) -> str:
@@ -85,7 +90,7 @@ class Task:
 
 EXPR = Task(
     "expr",
-    "EXPR_Classification_Challenge",
+    ("EXPR_Classification_Challenge", "EXPR_Recognition_Challenge"),  # ABAW5 renamed it
     CLASS_NAMES,
     "expression",
     UNANNOTATED,
@@ -95,7 +100,7 @@ EXPR = Task(
 )
 VA = Task(
     "va",
-    "VA_Estimation_Challenge",
+    ("VA_Estimation_Challenge",),
     VA_NAMES,
     "valence-arousal",
     VA_UNANNOTATED,
@@ -105,7 +110,7 @@ VA = Task(
 )
 AU = Task(
     "au",
-    "AU_Detection_Challenge",
+    ("AU_Detection_Challenge",),
     AU_NAMES,
     "action units",
     AU_UNANNOTATED,
@@ -114,6 +119,30 @@ AU = Task(
     ("val/au_f1",),
 )
 TASKS: dict[str, Task] = {t.name: t for t in (EXPR, VA, AU)}
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """An ABAW challenge scored on several tasks at once, from files of its own."""
+
+    name: str  # the JSON's "track"
+    folder: str
+    files: dict  # split -> the annotation file's name
+    columns: tuple[str, ...]  # the annotation files' header
+    submission_columns: tuple[str, ...]  # the submission's header (its last name spans 12 AUs)
+    tasks: tuple[Task, ...]  # scored: P = the sum of their scores (SUM_SCORE in training)
+    title: str
+
+
+MTL = Challenge(
+    "mtl",
+    "MTL_Challenge",
+    {"Train_Set": "training_set_annotations.txt", "Validation_Set": "validation_set_annotations.txt"},
+    ("image", *VA_NAMES, "expression", *AU_NAMES),
+    ("image", *VA_NAMES, "expression", "aus"),
+    (VA, EXPR, AU),
+    "multi-task (s-Aff-Wild2)",
+)
 
 
 def annotated(task: Task, values: np.ndarray) -> np.ndarray:

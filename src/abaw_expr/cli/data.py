@@ -55,24 +55,21 @@ def stats_arguments(p: argparse.ArgumentParser) -> None:
         "--annotations",
         type=Path,
         required=True,
-        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders",
+        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders, or the "
+        "multi-task challenge's annotation file or its folder",
     )
     p.add_argument("--json", action="store_true")
 
 
 def run_stats(args: argparse.Namespace) -> None:
-    from abaw_expr.data.annotations import find_splits
     from abaw_expr.data.frame_index import build_split_index
-    from abaw_expr.data.task_index import find_tasks
+    from abaw_expr.data.task_index import find_tasks, is_mtl
 
     tasks = find_tasks(args.annotations)
-    if list(tasks) != ["expr"]:
+    if list(tasks) != ["expr"] or is_mtl(tasks):
         _print_task_stats(args, tasks)
         return
-    result = {
-        split: build_split_index(args.images, d).stats()
-        for split, d in find_splits(args.annotations).items()
-    }
+    result = {split: build_split_index(args.images, d).stats() for split, d in tasks["expr"].items()}
     if args.json:
         print(json.dumps(result))
         return
@@ -178,7 +175,7 @@ GROUP = Group(
             "count videos, frames and classes of each split",
             stats_arguments,
             run_stats,
-            inputs=(("images", "folder"), ("annotations", "folder")),
+            inputs=(("images", "folder"), ("annotations", "file or folder")),
         ),
         Command(
             "preprocess",
@@ -195,7 +192,7 @@ GROUP = Group(
             inputs=(
                 ("config", "file"),
                 ("images", "folder"),
-                ("annotations", "folder"),
+                ("annotations", "file or folder"),
                 ("backbone_weights", "weights"),
             ),
         ),

@@ -60,7 +60,8 @@ def evaluate_arguments(p: argparse.ArgumentParser) -> None:
         "--annotations",
         type=Path,
         required=True,
-        help="one split folder of <video>.txt, of any track the checkpoint predicts",
+        help="one split folder of <video>.txt, of any track the checkpoint predicts, or a "
+        "multi-task challenge annotation file",
     )
     p.add_argument(
         "--fit-au-thresholds",
@@ -105,7 +106,8 @@ def score_arguments(p: argparse.ArgumentParser) -> None:
         "--annotations",
         type=Path,
         required=True,
-        help="one split folder of <video>.txt; its header tells the track (EXPR, VA or AU)",
+        help="one split folder of <video>.txt (its header tells the track: EXPR, VA or AU), "
+        "or a multi-task challenge annotation file",
     )
     p.add_argument("--json", action="store_true")
 
@@ -238,14 +240,18 @@ GROUP = Group(
             "predict a labelled split; write ABAW prediction files and metrics.json",
             evaluate_arguments,
             run_evaluate,
-            inputs=(("checkpoint", "file"), ("images", "folder"), ("annotations", "folder")),
+            inputs=(
+                ("checkpoint", "file"),
+                ("images", "folder"),
+                ("annotations", "file or folder"),
+            ),
         ),
         Command(
             "score",
             "the ABAW metric of predictions against one split's annotations (any track)",
             score_arguments,
             run_score,
-            inputs=(("predictions", "file or folder"), ("annotations", "folder")),
+            inputs=(("predictions", "file or folder"), ("annotations", "file or folder")),
         ),
         Command(
             "predict",

@@ -15,7 +15,7 @@ _TRAINING_INPUTS = (
     ("config", "file"),
     ("images", "folder"),
     ("features", "folder"),
-    ("annotations", "folder"),
+    ("annotations", "file or folder"),
     ("backbone_weights", "weights"),
 )
 
@@ -62,7 +62,8 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
         "--annotations",
         type=Path,
         required=True,
-        help="folder holding Train_Set/ and Validation_Set/",
+        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders, or the "
+        "multi-task challenge's folder of split files",
     )
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--variant", choices=VARIANTS)
@@ -119,7 +120,8 @@ def ablate_arguments(p: argparse.ArgumentParser) -> None:
         "--annotations",
         type=Path,
         required=True,
-        help="folder holding Train_Set/ and Validation_Set/",
+        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders, or the "
+        "multi-task challenge's folder of split files",
     )
     p.add_argument("--out", type=Path, required=True, help="a new folder for the runs and table")
     p.add_argument(

@@ -30,7 +30,7 @@ from abaw_expr.data.annotations import SPLITS, warn_absent_classes
 from abaw_expr.data.augment import Augmentation, prepare_frames
 from abaw_expr.data.frame_index import FrameIndex, VideoFrames, build_split_index
 from abaw_expr.data.images import read_face
-from abaw_expr.data.task_index import build_task_index, choose_tasks, find_tasks
+from abaw_expr.data.task_index import build_task_index, choose_tasks, find_tasks, is_mtl
 from abaw_expr.data.windows import make_windows
 from abaw_expr.errors import InputError
 
@@ -282,16 +282,15 @@ class ExpressionDataModule(L.LightningDataModule):
             return
         chosen = choose_tasks(find_tasks(self.annotations_dir), self.tasks, self.annotations_dir)
         self.chosen_tasks = list(chosen)
-        if list(chosen) != ["expr"]:
+        if list(chosen) != ["expr"] or is_mtl(chosen):
             for split in chosen.values():
                 if len(split) < len(SPLITS):
                     break
             else:
                 self.indexes = build_task_index(self.images_dir, chosen)
                 return
-            raise InputError(
-                f"missing split folder(s) under {next(iter(chosen.values()))}", self.annotations_dir
-            )
+            missing = [s for s in SPLITS if s not in next(iter(chosen.values()))]
+            raise InputError(f"no {' or '.join(missing)} annotations here", self.annotations_dir)
         for split, split_dir in chosen["expr"].items():
             self.indexes[split] = build_split_index(self.images_dir, split_dir)
         train_names = {v.name for v in self.indexes.get("Train_Set", [])}

@@ -1,8 +1,11 @@
 """Several of ABAW's tracks over the same videos: finding their folders and merging their labels.
 
 ``--annotations`` may name one track's folder (holding ``Train_Set``/``Validation_Set``; its
-files' header tells the track) or the folder that holds the track folders as ABAW ships them
-(``EXPR_Classification_Challenge``, ``VA_Estimation_Challenge``, ``AU_Detection_Challenge``).
+files' header tells the track), the folder that holds the track folders as ABAW ships them
+(``EXPR_Classification_Challenge``, or ``EXPR_Recognition_Challenge`` from ABAW5 on,
+``VA_Estimation_Challenge``, ``AU_Detection_Challenge``), or the multi-task challenge's files
+(:mod:`.mtl`). Any other folder under the root is named in a warning; a root with none of them
+is refused, naming what it holds.
 
 The tracks annotate overlapping but different sets of videos, and a video's split can differ
 between them. The merged index of a split holds every video that any chosen track has in that
@@ -21,8 +24,9 @@ import numpy as np
 
 from abaw_expr.data.annotations import SPLITS, list_label_files, read_task_file
 from abaw_expr.data.frame_index import FrameIndex, VideoFrames, check_video_name, list_image_frames
+from abaw_expr.data.mtl import build_mtl_index, find_mtl
 from abaw_expr.errors import InputError, require_dir
-from abaw_expr.tasks import AU, EXPR, TASKS, VA, VA_UNANNOTATED
+from abaw_expr.tasks import AU, EXPR, MTL, TASKS, VA, VA_UNANNOTATED
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +35,60 @@ def _splits_in(folder: Path) -> dict[str, Path]:
     return {s: folder / s for s in SPLITS if (folder / s).is_dir()}
 
 
+def _task_folders(root: Path) -> dict[str, dict[str, Path]]:
+    """The task folders under ``root``, by any edition's name; a warning names every other
+    folder there, so that nothing is dropped in silence."""
+    known = {name: task for task in TASKS.values() for name in task.folders}
+    found: dict[str, dict[str, Path]] = {}
+    where: dict[str, str] = {}
+    for entry in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        task = known.get(entry.name)
+        if task is None:
+            what = "not an ABAW task folder"
+            if find_mtl(entry):
+                what = "the multi-task challenge's files: pass that folder alone"
+            log.warning("%s: ignored (%s; task folders are %s)", entry, what, ", ".join(known))
+            continue
+        if task.name in where:
+            raise InputError(f"two {task.title} folders, {where[task.name]} and {entry.name}", root)
+        splits = _splits_in(entry)
+        if not splits:
+            raise InputError(f"holds neither of the split folders {', '.join(SPLITS)}", entry)
+        found[task.name], where[task.name] = splits, entry.name
+    return found
+
+
 def find_tasks(annotations_dir: Path | str) -> dict[str, dict[str, Path]]:
-    """``{track name: {split: folder}}`` for the tracks under ``annotations_dir``."""
+    """``{task name: {split: folder}}`` for the tasks under ``annotations_dir``.
+
+    The multi-task challenge's annotations (a file, or a folder of the split files; see
+    :mod:`.mtl`) give ``{task: {split: file}}`` for expr, va and au, one file serving all three.
+    """
+    mtl = find_mtl(annotations_dir)
+    if mtl is not None:
+        return {task.name: dict(mtl) for task in TASKS.values()}
     root = require_dir(annotations_dir, "a folder of annotations")
     direct = _splits_in(root)
     if direct:
         first = list_label_files(next(iter(direct.values())))[0]
         task, _ = read_task_file(first)
         return {task.name: direct}
-    found = {}
-    for task in TASKS.values():
-        folder = root / task.folder
-        if folder.is_dir():
-            splits = _splits_in(folder)
-            if not splits:
-                raise InputError(f"holds neither of the split folders {', '.join(SPLITS)}", folder)
-            found[task.name] = splits
+    found = _task_folders(root)
     if not found:
-        folders = ", ".join(t.folder for t in TASKS.values())
+        holds = sorted(p.name for p in root.iterdir())
+        folders = ", ".join(name for t in TASKS.values() for name in t.folders)
         raise InputError(
-            f"holds neither {' nor '.join(SPLITS)} nor a track folder ({folders})", root
+            f"holds neither {' nor '.join(SPLITS)}, nor a task folder ({folders}), nor the "
+            f"multi-task files ({', '.join(MTL.files.values())}); it holds "
+            f"{', '.join(holds[:6]) + (', ...' if len(holds) > 6 else '') if holds else 'nothing'}",
+            root,
         )
     return found
+
+
+def is_mtl(tasks: dict[str, dict[str, Path]]) -> bool:
+    """Whether :func:`find_tasks` found the multi-task challenge's files."""
+    return any(p.is_file() for splits in tasks.values() for p in splits.values())
 
 
 def choose_tasks(
@@ -66,8 +102,9 @@ def choose_tasks(
     if unknown:
         raise InputError(f"unknown track {unknown[0]!r}; expected some of {list(TASKS)}")
     if missing:
+        task = TASKS[missing[0]]
         raise InputError(
-            f"no {TASKS[missing[0]].title} annotations ({TASKS[missing[0]].folder}) here; "
+            f"no {task.title} annotations ({' or '.join(task.folders)}) here; "
             f"found {', '.join(found) or 'none'}",
             where,
         )
@@ -91,7 +128,10 @@ def _padded(values: np.ndarray, task_name: str, length: int) -> np.ndarray:
 def build_task_index(
     images_dir: Path | str, tasks: dict[str, dict[str, Path]]
 ) -> dict[str, FrameIndex]:
-    """One merged :class:`FrameIndex` per split over the chosen tracks' label files."""
+    """One merged :class:`FrameIndex` per split over the chosen tracks' label files (or the
+    multi-task challenge's files)."""
+    if is_mtl(tasks):
+        return build_mtl_index(images_dir, next(iter(tasks.values())), list(tasks))
     images_dir = require_dir(images_dir, "the cropped_aligned folder")
     files: dict[str, dict[str, dict[str, Path]]] = {s: {} for s in SPLITS}  # split/video/track
     for task_name, splits in tasks.items():

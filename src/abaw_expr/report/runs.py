@@ -231,8 +231,11 @@ def label_dir(annotations: Path | str, task: Task, split: str = "Validation_Set"
     """A split's label folder of ``track`` under a run's ``--annotations``: the track's own
     folder (``<annotations>/<track folder>/<split>``) where it is there, else
     ``<annotations>/<split>`` (``--annotations`` named one track's folder)."""
-    inside = Path(annotations) / task.folder / split
-    return inside if inside.is_dir() else Path(annotations) / split
+    for folder in task.folders:
+        inside = Path(annotations) / folder / split
+        if inside.is_dir():
+            return inside
+    return Path(annotations) / split
 
 
 def uses_synthetic_sample(run: dict, *paths: Path | str | None) -> bool:

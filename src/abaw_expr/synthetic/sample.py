@@ -37,7 +37,7 @@ from abaw_expr.synthetic.sample_face import (
     render_face,
 )
 from abaw_expr.synthetic.sample_plan import VideoPlan, plan_sample
-from abaw_expr.synthetic.sample_tasks import write_tasks
+from abaw_expr.synthetic.sample_tasks import write_mtl, write_tasks
 from abaw_expr.tasks import CLASS_NAMES, UNANNOTATED
 from abaw_expr.writers import atomic_write_json
 
@@ -72,7 +72,7 @@ def _render_video(plan: VideoPlan, image_dir: Path) -> int:
 
 def _prepare_out_dir(out: Path) -> None:
     """Remove an earlier sample here; refuse a folder that holds anything else."""
-    ours = {"cropped_aligned", "annotations", "tracks", "sample.json"}
+    ours = {"cropped_aligned", "annotations", "tracks", "mtl", "sample.json"}
     if out.exists():
         if not out.is_dir():
             raise InputError("is a file, expected a folder for the sample data", out)
@@ -88,7 +88,7 @@ def _prepare_out_dir(out: Path) -> None:
             )
         # sample.json first, so that a half-replaced sample never looks complete
         (out / "sample.json").unlink(missing_ok=True)
-        for name in ("cropped_aligned", "annotations", "tracks"):
+        for name in ("cropped_aligned", "annotations", "tracks", "mtl"):
             shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -120,6 +120,7 @@ def write_sample(
     for split, plan in plans:
         write_labels(out / "annotations" / split / f"{plan.name}.txt", plan.labels)
     tasks = write_tasks(out, plans, quirks)
+    mtl = write_mtl(out, plans)
     dirs = [out / "cropped_aligned" / plan.name for _, plan in plans]
     if workers is None:
         cpus = os.cpu_count() or 1
@@ -141,6 +142,7 @@ def write_sample(
         "splits": {},
         "quirks": quirks,
         "tracks": tasks,
+        "mtl": mtl,
     }
     for split in SPLITS:
         chosen = [

@@ -63,7 +63,7 @@ import numpy as np
 from abaw_expr.data.annotations import SPLITS, format_task_file
 from abaw_expr.synthetic.sample_face import FaceParams
 from abaw_expr.synthetic.sample_plan import VideoPlan
-from abaw_expr.tasks import AU, AU_NAMES, EXPR, UNANNOTATED, VA, VA_UNANNOTATED, Task, annotated
+from abaw_expr.tasks import AU, AU_NAMES, EXPR, MTL, UNANNOTATED, VA, VA_UNANNOTATED, Task, annotated
 from abaw_expr.writers import atomic_write_text
 
 _COLUMN = {f.name: i for i, f in enumerate(fields(FaceParams))}
@@ -221,6 +221,35 @@ def write_tasks(
                     atomic_write_text(path, format_task_file(task, values[task.name][name]))
             arrays = [values[task.name][n] for n in videos]
             summary[task.name][split] = {"videos": videos, **_split_summary(task, arrays)}
+    return summary
+
+
+MTL_SHARE = 0.25  # of each video's frames with a face: the rows of the sample's MTL files
+
+
+def mtl_rows(plan: VideoPlan) -> list[str]:
+    """One video's rows of the MTL layout: a quarter of its frames with an image, drawn from
+    ``default_rng([seed, split_id, 5, k])``, with the three tasks' labels (and markers)."""
+    rng = np.random.default_rng([*plan.task_seed[:2], 5, plan.task_seed[-1]])
+    frames = len(plan.labels)
+    va, au = task_labels(plan)
+    chosen = np.flatnonzero(plan.has_image[:frames] & (rng.random(frames) < MTL_SHARE))
+    return [
+        f"{plan.name}/{i + 1:05d}.jpg,{va[i, 0]:.6g},{va[i, 1]:.6g},{int(plan.labels[i])},"
+        + ",".join(str(int(x)) for x in au[i])
+        for i in chosen
+    ]
+
+
+def write_mtl(out: Path, plans: list[tuple[str, VideoPlan]]) -> dict:
+    """Write ``out/mtl/{training,validation}_set_annotations.txt`` (the multi-task challenge's
+    layout, :mod:`abaw_expr.data.mtl`) over the expression splits' videos; return, per split,
+    its videos and rows."""
+    summary = {}
+    for split, file_name in MTL.files.items():
+        rows = [row for s, plan in plans if s == split for row in mtl_rows(plan)]
+        atomic_write_text(out / "mtl" / file_name, ",".join(MTL.columns) + "\n" + "\n".join(rows) + "\n")
+        summary[split] = {"videos": [p.name for s, p in plans if s == split], "rows": len(rows)}
     return summary
 
 
