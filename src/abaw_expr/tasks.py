@@ -137,7 +137,10 @@ class Challenge:
 MTL = Challenge(
     "mtl",
     "MTL_Challenge",
-    {"Train_Set": "training_set_annotations.txt", "Validation_Set": "validation_set_annotations.txt"},
+    {
+        "Train_Set": "training_set_annotations.txt",
+        "Validation_Set": "validation_set_annotations.txt",
+    },
     ("image", *VA_NAMES, "expression", *AU_NAMES),
     ("image", *VA_NAMES, "expression", "aus"),
     (VA, EXPR, AU),

@@ -69,7 +69,9 @@ def run_stats(args: argparse.Namespace) -> None:
     if list(tasks) != ["expr"] or is_mtl(tasks):
         _print_task_stats(args, tasks)
         return
-    result = {split: build_split_index(args.images, d).stats() for split, d in tasks["expr"].items()}
+    result = {
+        split: build_split_index(args.images, d).stats() for split, d in tasks["expr"].items()
+    }
     if args.json:
         print(json.dumps(result))
         return

@@ -21,6 +21,14 @@ from abaw_expr.errors import InputError
 def format_scores(scores: dict) -> str:
     """The ABAW score of any track, with its parts, as lines of text."""
     track = scores.get("track", "expr")
+    if track == "mtl":
+        return (
+            f"P_MTL {scores['score']:.4f} over {scores['frames']} rows\n"
+            f"  valence    CCC {scores['ccc_valence']:.4f}\n"
+            f"  arousal    CCC {scores['ccc_arousal']:.4f}\n"
+            f"  expression F1  {scores['f1_expr']:.4f} ({scores['frames_expr']} rows)\n"
+            f"  AUs        F1  {scores['f1_au']:.4f} ({scores['frames_au']} rows)"
+        )
     if track == "va":
         return (
             f"mean CCC {scores['score']:.4f} over {scores['frames']} frames\n"
@@ -130,7 +138,8 @@ def predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--videos",
         type=Path,
-        help="with --images, a list file: one video per line, 'name' or 'name,frame_count'",
+        help="with --images, a list file: one video per line, 'name' or 'name,frame_count'; "
+        "or the multi-task challenge's list of images (video/00012.jpg per line)",
     )
     p.add_argument(
         "--annotated-video",

@@ -96,7 +96,9 @@ def image_of(location: str, path: Path | str, line: int) -> tuple[str, int]:
     parts = PurePosixPath(location.strip().replace("\\", "/"))
     video, stem = parts.parent.name, parts.stem
     if not video or not stem.isdigit() or int(stem) < 1 or parts.suffix.lower() != ".jpg":
-        raise InputError(f"image {location.strip()!r} is not <video>/<frame number>.jpg", path, line)
+        raise InputError(
+            f"image {location.strip()!r} is not <video>/<frame number>.jpg", path, line
+        )
     try:
         check_video_name(video, path)
     except InputError:
@@ -123,7 +125,9 @@ def _integer(field: str, name: str, allowed: range, path, line: int) -> int:
 
 def _parse_row(fields: list[str], rows: MtlRows, path, line: int) -> bool:
     """Append one row's values; True when its AUs are partly ``-1`` (read as unannotated)."""
-    rows.va.append((_number(fields[1], "valence", path, line), _number(fields[2], "arousal", path, line)))
+    rows.va.append(
+        (_number(fields[1], "valence", path, line), _number(fields[2], "arousal", path, line))
+    )
     rows.expr.append(_integer(fields[3], "expression", range(UNANNOTATED, NUM_CLASSES), path, line))
     au = [
         _integer(f, name, range(AU_UNANNOTATED, 2), path, line)
@@ -154,7 +158,9 @@ def parse_mtl(text: str, path: Path | str = "<string>") -> dict[str, MtlRows]:
             continue
         fields = [f.strip() for f in raw.split(",")]
         if len(fields) != _FIELDS:
-            raise InputError(f"{len(fields)} values, expected {_FIELDS}: {raw.strip()!r}", path, line)
+            raise InputError(
+                f"{len(fields)} values, expected {_FIELDS}: {raw.strip()!r}", path, line
+            )
         video, frame = image_of(fields[0], path, line)
         if (video, frame) in seen:
             raise InputError(f"a second row for {video}/{frame + 1:05d}.jpg", path, line)
@@ -212,9 +218,7 @@ def video_of_rows(
     )
 
 
-def build_mtl_index(
-    images_dir: Path | str, files: dict[str, Path], tasks
-) -> dict[str, FrameIndex]:
+def build_mtl_index(images_dir: Path | str, files: dict[str, Path], tasks) -> dict[str, FrameIndex]:
     """One :class:`FrameIndex` per split file, with the labels of ``tasks`` (any of expr, va,
     au); a video in both splits is an InputError."""
     images_dir = require_dir(images_dir, "the cropped_aligned folder")

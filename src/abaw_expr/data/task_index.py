@@ -55,7 +55,7 @@ def _task_folders(root: Path) -> dict[str, dict[str, Path]]:
         if not splits:
             raise InputError(f"holds neither of the split folders {', '.join(SPLITS)}", entry)
         found[task.name], where[task.name] = splits, entry.name
-    return found
+    return {name: found[name] for name in TASKS if name in found}
 
 
 def find_tasks(annotations_dir: Path | str) -> dict[str, dict[str, Path]]:

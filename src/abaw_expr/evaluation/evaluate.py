@@ -17,9 +17,19 @@ from abaw_expr.data.annotations import (
     write_labels,
 )
 from abaw_expr.data.frame_index import FrameIndex, build_split_index, build_test_index
+from abaw_expr.data.mtl import (
+    build_mtl_index,
+    build_mtl_test_index,
+    is_mtl_file,
+    is_mtl_test_list,
+    read_mtl,
+    read_mtl_test_list,
+    split_of_file,
+)
 from abaw_expr.data.task_index import build_task_index
 from abaw_expr.errors import InputError
 from abaw_expr.evaluation.metrics import binary_f1, task_scores
+from abaw_expr.evaluation.mtl import SUBMISSION, format_mtl_predictions, score_mtl
 from abaw_expr.evaluation.submission import format_submission
 from abaw_expr.inference.checkpoint import load_model
 from abaw_expr.inference.device import pick_device
@@ -33,7 +43,7 @@ from abaw_expr.writers import atomic_write_json, atomic_write_text
 log = logging.getLogger(__name__)
 
 
-def _predict_index(
+def predict_index(
     checkpoint: Path | str,
     build_index: Callable[[], FrameIndex],
     settings: InferenceSettings,
@@ -141,6 +151,10 @@ def evaluate(
     per AU on this split and saves them beside the checkpoint, for ``predict``: the score is
     then optimistic, as the thresholds were tuned on the frames it is measured on.
     """
+    if is_mtl_file(split_dir):
+        if fit_thresholds:
+            raise InputError("--fit-au-thresholds needs a split of the AU track", split_dir)
+        return evaluate_mtl(checkpoint, images_dir, split_dir, out_dir, settings)
     out_dir = Path(out_dir)
     label_files = list_label_files(split_dir)
     task, _ = read_task_file(label_files[0])
@@ -156,9 +170,7 @@ def evaluate(
         build = lambda: build_task_index(  # noqa: E731
             images_dir, {task.name: {Path(split_dir).name: Path(split_dir)}}
         )[Path(split_dir).name]
-    index, probabilities = _predict_index(
-        checkpoint, build, settings or InferenceSettings(), loaded
-    )
+    index, probabilities = predict_index(checkpoint, build, settings or InferenceSettings(), loaded)
     thresholds = load_au_thresholds(checkpoint)
     if fit_thresholds:
         if task.name != "au":
@@ -202,9 +214,12 @@ def predict_test_set(
     settings: InferenceSettings | None = None,
 ) -> int:
     """Submission files for every frame of every listed video; returns the number of videos.
-    ``settings``: how the model runs (default :class:`InferenceSettings`'s)."""
+    ``settings``: how the model runs (default :class:`InferenceSettings`'s). A list of images
+    (the multi-task challenge's) gets its one submission file, :func:`predict_mtl`."""
+    if is_mtl_test_list(videos_list):
+        return predict_mtl(checkpoint, images_dir, videos_list, out_dir, settings)
     loaded = load_model(checkpoint)
-    index, probabilities = _predict_index(
+    index, probabilities = predict_index(
         checkpoint,
         lambda: build_test_index(images_dir, videos_list),
         settings or InferenceSettings(),
@@ -214,3 +229,74 @@ def predict_test_set(
         Path(out_dir), index, probabilities, loaded[1].model.tasks, load_au_thresholds(checkpoint)
     )
     return len(index)
+
+
+# The multi-task challenge (its files: data/mtl.py, evaluation/mtl.py)
+
+
+def _checked_model(checkpoint: Path | str) -> tuple:
+    loaded = load_model(checkpoint)
+    tasks = tuple(loaded[1].model.tasks)
+    if not {"expr", "va", "au"} <= set(tasks):
+        raise InputError(
+            f"the multi-task challenge needs a model of expr, va and au; this one predicts "
+            f"{', '.join(tasks)}",
+            checkpoint,
+        )
+    return loaded, tasks
+
+
+def _rows(index: FrameIndex, values: list[np.ndarray], tasks, thresholds) -> dict:
+    """(video, frame) -> (va, expr, au) at every frame of the index that has an image."""
+    out = {}
+    for video, v in zip(index, values, strict=True):
+        va, expr, au = (task_predictions(v, tasks, t, thresholds) for t in ("va", "expr", "au"))
+        for frame in np.flatnonzero(video.has_image):
+            out[(video.name, int(frame))] = (va[frame], expr[frame], au[frame])
+    return out
+
+
+def evaluate_mtl(
+    checkpoint: Path | str,
+    images_dir: Path | str,
+    annotations: Path | str,
+    out_dir: Path | str,
+    settings: InferenceSettings | None = None,
+) -> dict:
+    """Predict every row of an MTL annotation file; write ``out_dir/predictions/mtl.csv`` in
+    its order and ``metrics.json`` with P_MTL, scored on the file as written."""
+    loaded, tasks = _checked_model(checkpoint)
+    split = split_of_file(Path(annotations))
+    build = lambda: build_mtl_index(images_dir, {split: Path(annotations)}, tasks)[split]  # noqa: E731
+    index, values = predict_index(checkpoint, build, settings or InferenceSettings(), loaded)
+    predicted = _rows(index, values, tasks, load_au_thresholds(checkpoint))
+    order = [(v, f) for v, rows in read_mtl(annotations).items() for f in rows.frames]
+    written = Path(out_dir) / "predictions" / SUBMISSION
+    atomic_write_text(
+        written, format_mtl_predictions([(v, f, *predicted[(v, f)]) for v, f in order])
+    )
+    metrics = score_mtl(written, annotations)
+    metrics["checkpoint"] = str(checkpoint)
+    atomic_write_json(Path(out_dir) / "metrics.json", metrics)
+    return metrics
+
+
+def predict_mtl(
+    checkpoint: Path | str,
+    images_dir: Path | str,
+    list_file: Path | str,
+    out_dir: Path | str,
+    settings: InferenceSettings | None = None,
+) -> int:
+    """``out_dir/mtl.csv``: the submission for every image of an MTL test list, in its order;
+    returns the number of rows."""
+    loaded, tasks = _checked_model(checkpoint)
+    build = lambda: build_mtl_test_index(images_dir, list_file)  # noqa: E731
+    index, values = predict_index(checkpoint, build, settings or InferenceSettings(), loaded)
+    predicted = _rows(index, values, tasks, load_au_thresholds(checkpoint))
+    order = [(v, f) for v, f, _ in read_mtl_test_list(list_file)]
+    atomic_write_text(
+        Path(out_dir) / SUBMISSION,
+        format_mtl_predictions([(v, f, *predicted[(v, f)]) for v, f in order]),
+    )
+    return len(order)

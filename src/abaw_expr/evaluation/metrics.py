@@ -124,3 +124,28 @@ def abaw_sum(scores_by_task: dict[str, float]) -> float:
     """ABAW's multi-task figure: mean CCC + expression macro F1 + AU mean F1, over the tracks
     given."""
     return float(sum(scores_by_task.values()))
+
+
+def mtl_scores(truth: dict[str, np.ndarray], predicted: dict[str, np.ndarray]) -> dict:
+    """ABAW's multi-task figure P_MTL = mean CCC of valence and arousal + expression macro F1
+    over the 8 classes + mean F1 over the 12 AUs, each over the rows annotated for it.
+    ``truth`` and ``predicted`` map ``va`` (rows, 2), ``expr`` (rows,) and ``au`` (rows, 12),
+    with the annotation files' markers in ``truth``."""
+    va = va_scores(truth["va"], predicted["va"])
+    expr = expression_scores(truth["expr"], predicted["expr"])
+    au = au_scores(truth["au"], predicted["au"], AU_NAMES)
+    return {
+        "track": "mtl",
+        "score": va["score"] + expr["macro_f1"] + au["score"],
+        "frames": int(len(truth["expr"])),
+        "ccc_valence": va["ccc_valence"],
+        "ccc_arousal": va["ccc_arousal"],
+        "ccc": va["score"],
+        "f1_expr": expr["macro_f1"],
+        "f1_au": au["score"],
+        "frames_va": va["frames"],
+        "frames_expr": expr["frames"],
+        "frames_au": au["frames"],
+        "per_class_f1": expr["per_class_f1"],
+        "f1_per_au": au["f1_per_au"],
+    }

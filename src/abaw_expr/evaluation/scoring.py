@@ -3,7 +3,7 @@
 The track (expression, valence-arousal or action units) is told by the annotation files'
 header. Predictions come in either submission layout: a folder of ``<video>.txt`` with the
 track's header (ABAW3), or one file ``image_location,<columns>`` with a row per frame image
-(later editions).
+(later editions). A multi-task challenge annotation file is scored with P_MTL (:mod:`.mtl`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from abaw_expr.data.annotations import list_label_files, read_task_file, read_utf8
+from abaw_expr.data.mtl import is_mtl_file
 from abaw_expr.errors import InputError
 from abaw_expr.evaluation.metrics import task_scores
+from abaw_expr.evaluation.mtl import score_mtl
 from abaw_expr.evaluation.submission import is_submission_header, parse_submission
 from abaw_expr.tasks import Task, annotated
 
@@ -116,6 +118,10 @@ def score_predictions(predictions: Path | str, split_dir: Path | str) -> dict:
     predictions = Path(predictions)
     if not predictions.exists():
         raise InputError("no such folder or file", predictions)
+    if is_mtl_file(split_dir):
+        if predictions.is_dir():
+            raise InputError("multi-task predictions are one file (image,valence,...)", predictions)
+        return score_mtl(predictions, split_dir)
     task, labels = read_split_annotations(split_dir)
     if predictions.is_dir():
         aligned = _per_video_predictions(predictions, task, labels)

@@ -63,7 +63,17 @@ import numpy as np
 from abaw_expr.data.annotations import SPLITS, format_task_file
 from abaw_expr.synthetic.sample_face import FaceParams
 from abaw_expr.synthetic.sample_plan import VideoPlan
-from abaw_expr.tasks import AU, AU_NAMES, EXPR, MTL, UNANNOTATED, VA, VA_UNANNOTATED, Task, annotated
+from abaw_expr.tasks import (
+    AU,
+    AU_NAMES,
+    EXPR,
+    MTL,
+    UNANNOTATED,
+    VA,
+    VA_UNANNOTATED,
+    Task,
+    annotated,
+)
 from abaw_expr.writers import atomic_write_text
 
 _COLUMN = {f.name: i for i, f in enumerate(fields(FaceParams))}
@@ -248,7 +258,9 @@ def write_mtl(out: Path, plans: list[tuple[str, VideoPlan]]) -> dict:
     summary = {}
     for split, file_name in MTL.files.items():
         rows = [row for s, plan in plans if s == split for row in mtl_rows(plan)]
-        atomic_write_text(out / "mtl" / file_name, ",".join(MTL.columns) + "\n" + "\n".join(rows) + "\n")
+        atomic_write_text(
+            out / "mtl" / file_name, ",".join(MTL.columns) + "\n" + "\n".join(rows) + "\n"
+        )
         summary[split] = {"videos": [p.name for s, p in plans if s == split], "rows": len(rows)}
     return summary
 
