@@ -147,5 +147,6 @@ def mtl_scores(truth: dict[str, np.ndarray], predicted: dict[str, np.ndarray]) -
         "frames_expr": expr["frames"],
         "frames_au": au["frames"],
         "per_class_f1": expr["per_class_f1"],
+        "confusion_matrix": expr["confusion_matrix"],
         "f1_per_au": au["f1_per_au"],
     }

@@ -37,6 +37,7 @@ from abaw_expr.tasks import (
     AU_NAMES,
     CLASS_NAMES,
     EXPR,
+    MTL,
     SUM_SCORE,
     TASKS,
     VA,
@@ -95,8 +96,8 @@ def write_run_report(
     monitor = run_monitor(run, tasks)
     eval_dir = Path(eval_dir) if eval_dir is not None else find_eval_dir(run_dir)
     metrics = read_eval_metrics(eval_dir) if eval_dir is not None else None
-    evaluated = TASKS[metrics["track"]] if metrics is not None else EXPR
-    if annotations_dir is None and run.get("annotations"):
+    evaluated = TASKS.get(metrics["track"]) if metrics is not None else EXPR  # None: MTL
+    if annotations_dir is None and run.get("annotations") and evaluated is not None:
         annotations_dir = label_dir(run["annotations"], evaluated)
 
     page = Page(f"Run report: {run_dir.name}", out.parent / out.stem)
@@ -112,9 +113,8 @@ def write_run_report(
         for task in tasks:
             _task_curves(page, log, task)
     _lr_figures(page, run, log)
-    page.heading(
-        "Evaluation on the validation split" + ("" if evaluated is EXPR else f": {evaluated.title}")
-    )
+    title = MTL.title if evaluated is None else evaluated.title
+    page.heading("Evaluation on the validation split" + ("" if evaluated is EXPR else f": {title}"))
     if metrics is None:
         shown = (
             "confusion matrix, per-class F1 and timelines"
@@ -125,6 +125,8 @@ def write_run_report(
             "no evaluation (pass the output folder of 'abaw-expr evaluate', or evaluate into "
             f"<run>/eval): {shown} are not shown."
         )
+    elif evaluated is None:
+        _mtl_evaluation(page, metrics, Path(eval_dir))
     elif evaluated is EXPR:
         _evaluation(page, metrics, Path(eval_dir), annotations_dir)
     elif evaluated is VA:
@@ -185,7 +187,12 @@ def _tasks_headline(
         )
     else:
         text = f"No best {html.escape(monitor)} yet ({trained}): no epoch finished its validation."
-    if metrics is not None:
+    if metrics is not None and metrics["track"] == MTL.name:
+        text += (
+            f" abaw-expr evaluate, {html.escape(MTL.title)}: P_MTL "
+            f"<b>{metrics['score']:.4f}</b> ({html.escape(_frames_of(metrics))})."
+        )
+    elif metrics is not None:
         task = TASKS[metrics["track"]]
         how = (
             f"on every annotated frame of {metrics.get('videos', '?')} videos, "
@@ -386,6 +393,22 @@ def _au_evaluation(page: Page, metrics: dict, eval_dir: Path) -> None:
     rows = [[name, percent(x)] for name, x in zip(AU_NAMES, f1, strict=True)]
     rows.append(["mean (the track's score)", percent(metrics["score"])])
     page.table(rows, header=["action unit", "F1"])
+
+
+def _mtl_evaluation(page: Page, metrics: dict, eval_dir: Path) -> None:
+    """P_MTL and its three terms, then the expression classes' and the AUs' F1."""
+    page.paragraph(html.escape(f"From {eval_dir / 'metrics.json'}: {_frames_of(metrics)}."))
+    rows = [
+        ["valence CCC", f"{metrics['ccc_valence']:.4f}"],
+        ["arousal CCC", f"{metrics['ccc_arousal']:.4f}"],
+        ["expression macro F1 (8 classes)", f"{metrics['f1_expr']:.4f}"],
+        ["AU mean F1 (12 AUs)", f"{metrics['f1_au']:.4f}"],
+        ["P_MTL = mean CCC + expression F1 + AU F1", f"{metrics['score']:.4f}"],
+    ]
+    page.table(rows, header=["term", "value"])
+    frames = np.asarray(metrics["confusion_matrix"]).sum(1)
+    page.figure("per_class_f1", figures.per_class(metrics["per_class_f1"], frames), "F1 per class.")
+    page.figure("au_f1", figures.au_f1(metrics["f1_per_au"], AU_NAMES), "F1 of each action unit.")
 
 
 def _frames_of(metrics: dict) -> str:

@@ -21,7 +21,16 @@ from typing import Any
 import yaml
 
 from abaw_expr.errors import InputError, require_dir
-from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, EXPR, NUM_CLASSES, TASKS, Task, best_epoch_key
+from abaw_expr.tasks import (
+    AU_NAMES,
+    CLASS_NAMES,
+    EXPR,
+    MTL,
+    NUM_CLASSES,
+    TASKS,
+    Task,
+    best_epoch_key,
+)
 
 # each track's validation score per epoch, as the module logs it
 
@@ -170,10 +179,15 @@ def read_eval_metrics(eval_dir: Path | str) -> dict:
         raise InputError("no metrics.json: not an 'abaw-expr evaluate' output folder", eval_dir)
     metrics = _read_json(path)
     task = metrics.get("track", "expr")
-    if task not in TASKS:
-        raise InputError(f"unknown track {task!r}: expected {', '.join(TASKS)}", path)
+    if task not in TASKS and task != MTL.name:
+        raise InputError(f"unknown track {task!r}: expected {', '.join([*TASKS, MTL.name])}", path)
     try:
-        if task == "expr":
+        if task == MTL.name:
+            keys = ("score", "ccc_valence", "ccc_arousal", "f1_expr", "f1_au")
+            checked = {k: float(metrics[k]) for k in keys}
+            checked["f1_per_au"] = [float(metrics["f1_per_au"][name]) for name in AU_NAMES]
+            checked["per_class_f1"] = [float(metrics["per_class_f1"][n]) for n in CLASS_NAMES]
+        elif task == "expr":
             checked = _expr_metrics(metrics, path)
         elif task == "va":
             checked = {k: float(metrics[k]) for k in ("ccc_valence", "ccc_arousal", "score")}
