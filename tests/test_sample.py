@@ -25,6 +25,7 @@ from abaw_expr.synthetic.sample import (
 )
 from abaw_expr.synthetic.sample_plan import plan_sample
 from abaw_expr.tasks import HEADER, NUM_CLASSES, UNANNOTATED
+from abaw_expr.writers import atomic_write_json
 
 TRAIN, VAL, FRAMES = 20, 8, 300  # the learnability check wants 20 people to learn from
 
@@ -97,7 +98,9 @@ def test_same_seed_same_bytes_any_workers(tmp_path: Path) -> None:
 # annotations and images as they were before the VA and AU tracks were added (commit 825c63a),
 # tracks and sample.json as they were before sample.py was split into drawing (sample_face),
 # planning (sample_plan) and writing (sample) (commit 72e2434). Label files and sample.json are
-# numpy and Python alone. The images are pinned twice: their pixels as drawn (``draw_video``,
+# numpy and Python alone; the multi-task files (``mtl/``) and sample.json's ``mtl`` entry were
+# added later (commit dec70ad) without changing the rest of sample.json, which stays pinned as it
+# was (``SUMMARY_BEFORE_MTL_SHA256``). The images are pinned twice: their pixels as drawn (``draw_video``,
 # before JPEG), which depend on numpy and Pillow's affine transform only (the same with numpy's
 # AVX-512 code and without it, and on Pillow 10.4, 11.3, 12.0 and 13.0), and their JPEG bytes,
 # which also depend on the libjpeg that Pillow bundles (the same on those four as well). The
@@ -106,8 +109,10 @@ def test_same_seed_same_bytes_any_workers(tmp_path: Path) -> None:
 PINNED_SHA256 = {
     "annotations": "8df3858a51ddb95bf6681b1c2b3e275d99a099393b25ceccc0f4015e43f1a908",
     "tracks": "ccd6c7d20ed1ee0c16b5becb31704ab44e72331aa130a56d51edc55e48584b9d",
-    "sample.json": "9b415826d9902d5c617f8c06a5553acb9e3f5ca03be9e320d15139f3acc452ae",
+    "mtl": "eeb9828b1f3180e4453fe559c2a0795bdd82373bd820e58fefa585fcee8e4ad5",
+    "sample.json": "5711b95982bdecfafe24091a7dd6cdc4f862ef65db7b28624552c4dd3cf5298f",
 }
+SUMMARY_BEFORE_MTL_SHA256 = "9b415826d9902d5c617f8c06a5553acb9e3f5ca03be9e320d15139f3acc452ae"
 PIXELS_SHA256 = "ac79facf1b5dc75d7d0b74e54ea0632ec0a4b5e7b894f3f944d86d160890253b"
 IMAGES_SHA256 = "ddcdeba9d6a38e8f07f80e50e1ccdb6c9ef94c0614f8b345582a2700032fe6ba"
 JPEG_BYTES_SEEN_WITH_PILLOW = ("10.4.0", "11.3.0", "12.0.0", "13.0.0")
@@ -130,6 +135,10 @@ def test_sample_unchanged_bit_for_bit(tmp_path: Path) -> None:
 
     write_sample(tmp_path, 4, 2, 120, seed=0, workers=1)
     assert {name: tree_hash(tmp_path, name) for name in PINNED_SHA256} == PINNED_SHA256
+    summary = json.loads((tmp_path / "sample.json").read_text())
+    del summary["mtl"]
+    atomic_write_json(tmp_path / "before_mtl" / "sample.json", summary)
+    assert tree_hash(tmp_path / "before_mtl", "sample.json") == SUMMARY_BEFORE_MTL_SHA256
     pixels, images = hashlib.sha256(), []
     plans, _ = plan_sample(4, 2, 120, seed=0)
     for _, plan in plans:

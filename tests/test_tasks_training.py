@@ -73,7 +73,7 @@ def test_tasks_are_found_in_either_layout(tmp_path):
     assert list(va_only) == ["va"] and set(va_only["va"]) == {"Train_Set", "Validation_Set"}
     with pytest.raises(InputError, match="no action units annotations"):
         choose_tasks(find_tasks(ann / VA.folder), ["au"], ann)
-    with pytest.raises(InputError, match="nor a track folder"):
+    with pytest.raises(InputError, match="nor a task folder"):
         find_tasks(images)
 
 

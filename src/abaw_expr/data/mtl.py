@@ -65,21 +65,17 @@ def split_of_file(path: Path) -> str:
 
 
 def is_mtl_file(path: Path | str) -> bool:
-    """Whether ``path`` is a file whose first line is the MTL annotations' header."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        first = handle.readline()
-    return _names(first) == MTL.columns
+    """Whether annotations given as ``path`` are the MTL challenge's: every other task's are
+    folders, so any file is taken for one (and its header checked when it is read)."""
+    return Path(path).is_file()
 
 
 def find_mtl(path: Path | str) -> dict[str, Path] | None:
     """``{split: file}`` when ``path`` is an MTL annotation file, or a folder holding the
     split files (directly or in ``MTL_Challenge/``); else None."""
     path = Path(path)
-    if path.is_file():
-        return {split_of_file(path): path} if is_mtl_file(path) else None
+    if is_mtl_file(path):
+        return {split_of_file(path): path}
     for folder in (path, path / MTL.folder):
         files = {s: folder / name for s, name in MTL.files.items() if (folder / name).is_file()}
         if files:

@@ -254,10 +254,18 @@ def _train_and_evaluate(config, annotations_dir, run_dir, images_dir, features_d
     return evaluate(
         best,
         images_dir,
-        Path(annotations_dir) / "Validation_Set",
+        validation_split(annotations_dir),
         run_dir / "eval",
         InferenceSettings(num_workers=config.data.num_workers),
     )
+
+
+def validation_split(annotations_dir: Path | str) -> Path:
+    """The validation split's label folder, or the multi-task challenge's validation file."""
+    from abaw_expr.data.mtl import find_mtl
+
+    mtl = find_mtl(annotations_dir) or {}
+    return mtl.get("Validation_Set", Path(annotations_dir) / "Validation_Set")
 
 
 def summarise(seeds: Sequence[int], results: Sequence[dict]) -> dict:
