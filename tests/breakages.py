@@ -557,6 +557,54 @@ BREAKAGES = (
             "tests/test_video.py::test_a_persons_features_are_their_own_frames_of_their_tracks_in_frame_order",
         ),
     ),
+    Breakage(
+        "expr-recognition-folder-dropped",
+        "ABAW5's EXPR_Recognition_Challenge is read as the expression task",
+        (
+            (
+                "src/abaw_expr/tasks.py",
+                '("EXPR_Classification_Challenge", "EXPR_Recognition_Challenge"),',
+                '("EXPR_Classification_Challenge",),',
+            ),
+        ),
+        ("tests/test_mtl.py::test_renamed_expression_folder_is_read_and_an_unknown_folder_named",),
+    ),
+    Breakage(
+        "unknown-task-folder-silent",
+        "a folder under the annotations root that is no task's is named in a warning",
+        (
+            (
+                "src/abaw_expr/data/task_index.py",
+                'log.warning("%s: ignored (%s; task folders are %s)"',
+                'log.debug("%s: ignored (%s; task folders are %s)"',
+            ),
+        ),
+        ("tests/test_mtl.py::test_renamed_expression_folder_is_read_and_an_unknown_folder_named",),
+    ),
+    Breakage(
+        "mtl-au-term-dropped",
+        "P_MTL is the sum of the VA, expression and AU terms",
+        (
+            (
+                "src/abaw_expr/evaluation/metrics.py",
+                '"score": va["score"] + expr["macro_f1"] + au["score"],',
+                '"score": va["score"] + expr["macro_f1"],',
+            ),
+        ),
+        ("tests/test_mtl.py::test_score_matches_an_independent_p_mtl",),
+    ),
+    Breakage(
+        "mtl-va-marker-refused",
+        "-5 in an MTL row marks valence-arousal as not annotated (as in the VA files)",
+        (
+            (
+                "src/abaw_expr/data/mtl.py",
+                "if not (-1.0 <= value <= 1.0 or value == VA_UNANNOTATED):",
+                "if not (-1.0 <= value <= 1.0):",
+            ),
+        ),
+        ("tests/test_mtl.py::test_markers_and_sparse_rows_become_frame_arrays",),
+    ),
 )
 
 
