@@ -177,6 +177,7 @@ def test_renamed_expression_folder_is_read_and_an_unknown_folder_named(tiny_samp
     shutil.copytree(tiny_sample / "tracks", root)
     (root / "EXPR_Classification_Challenge").rename(root / "EXPR_Recognition_Challenge")
     (root / "Some_Other_Folder").mkdir()
+    (root / "EXPR_Set" / "Training_Set").mkdir(parents=True)  # ABAW 2020's 7 classes
     done = subprocess.run(
         [sys.executable, "-m", "abaw_expr.cli", "stats", "--images",
          str(tiny_sample / "cropped_aligned"), "--annotations", str(root), "--json"],
@@ -185,7 +186,8 @@ def test_renamed_expression_folder_is_read_and_an_unknown_folder_named(tiny_samp
     stats = json.loads(done.stdout)
     assert set(stats["Train_Set"]) == {"expr", "va", "au"}
     assert stats["Train_Set"]["expr"]["annotated"] > 0
-    assert "Some_Other_Folder: ignored" in done.stderr
+    assert "Some_Other_Folder: ignored (not an ABAW task folder" in done.stderr
+    assert "EXPR_Set: ignored (ABAW 2020-2021's 7 expression classes" in done.stderr
 
 
 def test_a_root_with_no_task_is_refused_naming_what_it_holds(tmp_path, capsys):

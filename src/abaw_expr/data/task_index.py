@@ -31,6 +31,16 @@ from abaw_expr.tasks import AU, EXPR, MTL, TASKS, VA, VA_UNANNOTATED
 log = logging.getLogger(__name__)
 
 
+# ABAW 2020 and 2021 shipped their tasks in these folders, with Training_Set/: their expressions
+# have 7 classes (no Other) and their AUs are another 8, so their files are not ABAW3's tasks.
+FIRST_EDITIONS = {
+    "EXPR_Set": "ABAW 2020-2021's 7 expression classes, not ABAW3's 8",
+    "AU_Set": "ABAW 2020-2021's 8 action units, not ABAW3's 12",
+    "VA_Set": "ABAW 2020-2021's valence-arousal: to read it, rename it VA_Estimation_Challenge "
+    "and its Training_Set Train_Set",
+}
+
+
 def _splits_in(folder: Path) -> dict[str, Path]:
     return {s: folder / s for s in SPLITS if (folder / s).is_dir()}
 
@@ -45,7 +55,9 @@ def _task_folders(root: Path) -> dict[str, dict[str, Path]]:
         task = known.get(entry.name)
         if task is None:
             what = "not an ABAW task folder"
-            if find_mtl(entry):
+            if entry.name in FIRST_EDITIONS:
+                what = FIRST_EDITIONS[entry.name]
+            elif find_mtl(entry):
                 what = "the multi-task challenge's files: pass that folder alone"
             log.warning("%s: ignored (%s; task folders are %s)", entry, what, ", ".join(known))
             continue
