@@ -168,6 +168,13 @@ def test_find_mtl_takes_the_file_a_folder_or_the_challenge_folder(tmp_path):
     assert find_mtl(tmp_path) == both
     assert find_mtl(folder / MTL.files["Train_Set"]) == {"Train_Set": both["Train_Set"]}
     assert find_mtl(tmp_path / "elsewhere") is None
+    suffixed = tmp_path / "teams_copy"  # as teams' code names ABAW4's files
+    suffixed.mkdir()
+    (suffixed / "training_set_annotations_22.txt").write_text(f"{HEADER}\n{_row()}\n")
+    assert find_mtl(suffixed) == {"Train_Set": suffixed / "training_set_annotations_22.txt"}
+    (suffixed / "training_set_annotations_23.txt").write_text(f"{HEADER}\n{_row()}\n")
+    with pytest.raises(InputError, match="2 files could be training_set_annotations.txt"):
+        find_mtl(suffixed)
     with pytest.raises(InputError, match="second row"):
         parse_mtl(f"{HEADER}\n{_row()}\n{_row()}\n")
 

@@ -77,10 +77,30 @@ def find_mtl(path: Path | str) -> dict[str, Path] | None:
     if is_mtl_file(path):
         return {split_of_file(path): path}
     for folder in (path, path / MTL.folder):
-        files = {s: folder / name for s, name in MTL.files.items() if (folder / name).is_file()}
+        files = {}
+        for split, name in MTL.files.items():
+            found = _split_file(folder, name)
+            if found is not None:
+                files[split] = found
         if files:
             return files
     return None
+
+
+def _split_file(folder: Path, name: str) -> Path | None:
+    """``folder/name``, or the one file named like it with a suffix (teams' copies of ABAW4's
+    files are seen as ``training_set_annotations_22.txt``); several is an error naming them."""
+    if (folder / name).is_file():
+        return folder / name
+    if not folder.is_dir():
+        return None
+    stem = name.removesuffix(".txt")
+    like = sorted(p for p in folder.glob(f"{stem}*.txt") if p.is_file())
+    if len(like) > 1:
+        raise InputError(
+            f"{len(like)} files could be {name}: {', '.join(p.name for p in like)}", folder
+        )
+    return like[0] if like else None
 
 
 def _names(line: str) -> tuple[str, ...]:
