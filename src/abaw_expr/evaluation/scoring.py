@@ -3,7 +3,8 @@
 The track (expression, valence-arousal or action units) is told by the annotation files'
 header. Predictions come in either submission layout: a folder of ``<video>.txt`` with the
 track's header (ABAW3), or one file ``image_location,<columns>`` with a row per frame image
-(later editions).
+(later editions). A labels *file* in the C-EXPR-DB layout is scored as compound expressions
+(:mod:`.compound_file`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from abaw_expr.data.annotations import list_label_files, read_task_file, read_utf8
 from abaw_expr.errors import InputError
+from abaw_expr.evaluation.compound_file import is_compound_file, score_compound
 from abaw_expr.evaluation.metrics import task_scores
 from abaw_expr.evaluation.submission import is_submission_header, parse_submission
 from abaw_expr.tasks import Task, annotated
@@ -116,6 +118,12 @@ def score_predictions(predictions: Path | str, split_dir: Path | str) -> dict:
     predictions = Path(predictions)
     if not predictions.exists():
         raise InputError("no such folder or file", predictions)
+    if is_compound_file(split_dir):  # C-EXPR-DB labels: one file, scored in its own module
+        return score_compound(predictions, split_dir)
+    if is_compound_file(predictions):
+        raise InputError(
+            "compound-expression predictions need labels in the same layout (one file)", split_dir
+        )
     task, labels = read_split_annotations(split_dir)
     if predictions.is_dir():
         aligned = _per_video_predictions(predictions, task, labels)
