@@ -118,7 +118,8 @@ def score_predictions(predictions: Path | str, split_dir: Path | str) -> dict:
     predictions = Path(predictions)
     if not predictions.exists():
         raise InputError("no such folder or file", predictions)
-    if is_compound_file(split_dir):  # C-EXPR-DB labels: one file, scored in its own module
+    # C-EXPR-DB's labels are one file in the predictions' layout, scored in their own module
+    if is_compound_file(split_dir) or (is_compound_file(predictions) and Path(split_dir).is_file()):
         return score_compound(predictions, split_dir)
     if is_compound_file(predictions):
         raise InputError(
