@@ -91,6 +91,18 @@ def test_a_compounds_score_is_the_mean_of_its_two_classes():
     np.testing.assert_array_equal(compound_classes(probs), expected.argmax(1))
 
 
+def test_a_multi_task_checkpoints_expression_probabilities_are_its_expression_slice():
+    from abaw_expr.inference.compound import expression_probabilities
+
+    values = np.arange(3 * 22, dtype=np.float32).reshape(3, 22)  # expr 8, va 2, au 12
+    np.testing.assert_array_equal(
+        expression_probabilities(values, ("expr", "va", "au")), values[:, :8]
+    )
+    np.testing.assert_array_equal(expression_probabilities(values[:, :8], ("expr",)), values[:, :8])
+    both = np.arange(3 * 10).reshape(3, 10)  # a checkpoint of expr and va
+    np.testing.assert_array_equal(expression_probabilities(both, ("expr", "va")), both[:, :8])
+
+
 # --- predict --compound -----------------------------------------------------------------
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from abaw_expr.errors import InputError
-from abaw_expr.model.temporal import task_slices
 from abaw_expr.tasks import CLASS_NAMES
 
 # The challenge's order: class index 0..6 of the submission file (docs/data.md).
@@ -77,7 +76,11 @@ def compound_classes(probabilities: np.ndarray) -> np.ndarray:
 def expression_probabilities(values: np.ndarray, tasks) -> np.ndarray:
     """The (..., 8) expression probabilities among a checkpoint's per-frame values (see
     :func:`~abaw_expr.inference.probabilities.frame_values`)."""
-    return values if tuple(tasks) == ("expr",) else values[..., task_slices(tasks)["expr"]]
+    if tuple(tasks) == ("expr",):
+        return values
+    from abaw_expr.model.temporal import task_slices  # here: score reads this module, no torch
+
+    return values[..., task_slices(tasks)["expr"]]
 
 
 def require_expression_head(tasks, checkpoint: Path | str) -> None:
