@@ -605,6 +605,94 @@ BREAKAGES = (
         ),
         ("tests/test_mtl.py::test_markers_and_sparse_rows_become_frame_arrays",),
     ),
+    Breakage(
+        "compound-rule-one-class",
+        "a compound's score is the mean of its two classes' probabilities (the pair, not one)",
+        (
+            (
+                "src/abaw_expr/inference/compound.py",
+                "    return probabilities[..., COMPONENT_INDEX].mean(-1)\n",
+                "    return probabilities[..., COMPONENT_INDEX].max(-1)\n",
+            ),
+        ),
+        (
+            "tests/test_compound.py::test_the_rule_picks_the_compound_whose_two_classes_are_likeliest",
+        ),
+    ),
+    Breakage(
+        "compound-classes-out-of-order",
+        "the compound classes are numbered 0..6 in C-EXPR-DB's order",
+        (
+            (
+                "src/abaw_expr/inference/compound.py",
+                '    "Sadly Fearful",\n    "Sadly Angry",\n)',
+                '    "Sadly Angry",\n    "Sadly Fearful",\n)',
+            ),
+        ),
+        ("tests/test_compound.py::test_the_challenges_header_and_class_order",),
+    ),
+    Breakage(
+        "compound-f1-over-present-classes",
+        "the compound score is the macro F1 over all 7 classes (an absent class counts 0)",
+        (
+            (
+                "src/abaw_expr/evaluation/compound_file.py",
+                '        "score": float(f1.mean()),\n',
+                '        "score": float(f1[cm.sum(1) > 0].mean()),\n',
+            ),
+        ),
+        ("tests/test_compound.py::test_score_is_scikit_learns_macro_f1_over_the_seven_classes",),
+    ),
+    Breakage(
+        "compound-duplicate-row-kept",
+        "a second row for a frame in a compound file is refused, naming its line",
+        (
+            (
+                "src/abaw_expr/evaluation/compound_file.py",
+                "        if frame in frames:\n",
+                "        if frame in frames and False:\n",
+            ),
+        ),
+        ("tests/test_compound.py::test_a_bad_compound_file_exits_2_naming_the_file_and_line",),
+    ),
+    Breakage(
+        "compound-csv-from-the-expression",
+        "predict --compound's CSV and files give each frame the rule's compound class",
+        (
+            (
+                "src/abaw_expr/video/prediction.py",
+                "            None if not self.compound or probabilities is None else compound_classes(probabilities)\n",
+                "            None if not self.compound or probabilities is None else probabilities.argmax(1) % 7\n",
+            ),
+        ),
+        (
+            "tests/test_compound.py::test_predict_a_video_adds_compound_columns_and_the_submission_file",
+        ),
+    ),
+    Breakage(
+        "test-list-trusts-the-container",
+        "test-list counts a video's frames by decoding them, not as its container declares",
+        (
+            (
+                "src/abaw_expr/video/frame_counts.py",
+                "        while capture.grab():\n            count += 1\n",
+                "        count = info.declared_frames or sum(1 for _ in iter(capture.grab, False))\n",
+            ),
+        ),
+        ("tests/test_frame_counts.py::test_every_video_gets_its_decoded_frame_count",),
+    ),
+    Breakage(
+        "test-list-sides-unknown",
+        "test-list gives <name>_left and <name>_right the frame count of <name>'s video",
+        (
+            (
+                "src/abaw_expr/video/frame_counts.py",
+                "    for side in SIDES:\n",
+                "    for side in ():\n",
+            ),
+        ),
+        ("tests/test_frame_counts.py::test_abaws_names_take_left_and_right_from_the_pairs_video",),
+    ),
 )
 
 

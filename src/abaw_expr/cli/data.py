@@ -135,6 +135,24 @@ def run_preprocess(args: argparse.Namespace) -> int:
     return report_failures(args.command, result.failed)
 
 
+def test_list_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--videos", type=Path, required=True, help="the folder of source videos")
+    p.add_argument("--out", type=Path, required=True, help="the list to write: name,frame_count")
+    p.add_argument(
+        "--names",
+        type=Path,
+        help="ABAW's list of test names: one line each, <name>_left and <name>_right "
+        "counted from <name>'s video (default: every video of the folder, by its name)",
+    )
+
+
+def run_test_list(args: argparse.Namespace) -> None:
+    from abaw_expr.video.frame_counts import write_test_list
+
+    counts = write_test_list(args.videos, args.out, args.names)
+    print(f"{len(counts)} videos, {sum(counts.values())} frames -> {args.out}")
+
+
 def extract_arguments(p: argparse.ArgumentParser) -> None:
     config_args(p)
     p.add_argument("--images", type=Path, required=True)
@@ -185,6 +203,13 @@ GROUP = Group(
             preprocess_arguments,
             run_preprocess,
             inputs=(("video", "file or folder"),),
+        ),
+        Command(
+            "test-list",
+            "a test set's name,frame_count list, frames counted by decoding its source videos",
+            test_list_arguments,
+            run_test_list,
+            inputs=(("videos", "folder"), ("names", "file")),
         ),
         Command(
             "extract",

@@ -4,6 +4,7 @@ submission files (or videos' predictions), and reports on runs."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from abaw_expr.cli.arguments import (
@@ -115,7 +116,8 @@ def score_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         required=True,
         help="one split folder of <video>.txt (its header tells the track: EXPR, VA or AU), "
-        "or a multi-task challenge annotation file",
+        "a multi-task challenge annotation file, or a C-EXPR-DB labels file "
+        "(image_location,Fearfully_Surprised,...) for compound expressions",
     )
     p.add_argument("--json", action="store_true")
 
@@ -146,6 +148,12 @@ def predict_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write <video>.annotated.mp4 with the face box and predictions drawn on",
     )
+    p.add_argument(
+        "--compound",
+        action="store_true",
+        help="also C-EXPR-DB's compound-expression file (ABAW6/7), zero-shot from the "
+        "expression probabilities; with --video, compound columns in each CSV too",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     shard_arg(p)
     faces_arg(p)
@@ -170,9 +178,12 @@ def run_predict(args: argparse.Namespace) -> int:
     from abaw_expr.evaluation.evaluate import predict_test_set
 
     n = predict_test_set(
-        args.checkpoint, args.images, args.videos, args.out, inference_settings(args)
-    )
+        args.checkpoint, args.images, args.videos, args.out, inference_settings(args),
+        compound=args.compound,
+    )  # fmt: skip
     print(f"wrote predictions for {n} videos to {args.out}")
+    if args.compound:
+        print(f"compound expressions: {args.out / 'compound.csv'}")
     return 0
 
 
@@ -186,6 +197,7 @@ def _predict_videos(args: argparse.Namespace) -> int:
         annotated_video=args.annotated_video,
         shard=parse_shard(args.shard),
         overwrite=args.overwrite,
+        compound=args.compound,
     )
     settings = inference_settings(args)
     options = face_options(args)
@@ -208,6 +220,17 @@ def _predict_videos(args: argparse.Namespace) -> int:
         )
     if run.skipped:
         print(f"{len(run.skipped)} videos already done in {args.out} (--overwrite redoes them)")
+    if args.compound:
+        from abaw_expr.video.outputs import write_compound_submission
+
+        written = write_compound_submission(args.out)
+        if written is not None:
+            print(f"compound expressions of {written[1]} videos: {written[0]}")
+        for stem in run.skipped:  # finished by a run without --compound
+            if not any((args.out / "compound").glob(f"{stem}*.csv")):
+                print(
+                    f"warning: {stem} has no compound rows (--overwrite redoes it)", file=sys.stderr
+                )
     return report_failures(args.command, run.failed)
 
 

@@ -28,10 +28,16 @@ from abaw_expr.data.mtl import (
 )
 from abaw_expr.data.task_index import build_task_index
 from abaw_expr.errors import InputError
+from abaw_expr.evaluation.compound_file import format_compound_file
 from abaw_expr.evaluation.metrics import binary_f1, task_scores
 from abaw_expr.evaluation.mtl import SUBMISSION, format_mtl_predictions, score_mtl
 from abaw_expr.evaluation.submission import format_submission
 from abaw_expr.inference.checkpoint import load_model
+from abaw_expr.inference.compound import (
+    compound_classes,
+    expression_probabilities,
+    require_expression_head,
+)
 from abaw_expr.inference.device import pick_device
 from abaw_expr.inference.probabilities import predict_probabilities
 from abaw_expr.inference.settings import InferenceSettings
@@ -212,22 +218,37 @@ def predict_test_set(
     videos_list: Path | str,
     out_dir: Path | str,
     settings: InferenceSettings | None = None,
+    compound: bool = False,
 ) -> int:
     """Submission files for every frame of every listed video; returns the number of videos.
     ``settings``: how the model runs (default :class:`InferenceSettings`'s). A list of images
-    (the multi-task challenge's) gets its one submission file, :func:`predict_mtl`."""
+    (the multi-task challenge's) gets its one submission file, :func:`predict_mtl`.
+    ``compound``: also ``out_dir/compound.csv``, C-EXPR-DB's file
+    (:mod:`abaw_expr.inference.compound`'s rule)."""
     if is_mtl_test_list(videos_list):
+        if compound:
+            raise InputError(
+                "--compound takes a list of videos, not the multi-task challenge's list of images",
+                videos_list,
+            )
         return predict_mtl(checkpoint, images_dir, videos_list, out_dir, settings)
     loaded = load_model(checkpoint)
+    if compound:
+        require_expression_head(loaded[1].model.tasks, checkpoint)
     index, probabilities = predict_index(
         checkpoint,
         lambda: build_test_index(images_dir, videos_list),
         settings or InferenceSettings(),
         loaded,
     )
-    write_predictions(
-        Path(out_dir), index, probabilities, loaded[1].model.tasks, load_au_thresholds(checkpoint)
-    )
+    tasks = loaded[1].model.tasks
+    write_predictions(Path(out_dir), index, probabilities, tasks, load_au_thresholds(checkpoint))
+    if compound:
+        classes = {
+            video.name: compound_classes(expression_probabilities(values, tasks))
+            for video, values in zip(index, probabilities, strict=True)
+        }
+        atomic_write_text(Path(out_dir) / "compound.csv", format_compound_file(classes))
     return len(index)
 
 

@@ -3,7 +3,8 @@
 The track (expression, valence-arousal or action units) is told by the annotation files'
 header. Predictions come in either submission layout: a folder of ``<video>.txt`` with the
 track's header (ABAW3), or one file ``image_location,<columns>`` with a row per frame image
-(later editions). A multi-task challenge annotation file is scored with P_MTL (:mod:`.mtl`).
+(later editions). A multi-task challenge annotation file is scored with P_MTL (:mod:`.mtl`), a
+labels *file* in the C-EXPR-DB layout as compound expressions (:mod:`.compound_file`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from abaw_expr.data.annotations import list_label_files, read_task_file, read_utf8
 from abaw_expr.data.mtl import is_mtl_file
 from abaw_expr.errors import InputError
+from abaw_expr.evaluation.compound_file import is_compound_file, score_compound
 from abaw_expr.evaluation.metrics import task_scores
 from abaw_expr.evaluation.mtl import score_mtl
 from abaw_expr.evaluation.submission import is_submission_header, parse_submission
@@ -118,6 +120,13 @@ def score_predictions(predictions: Path | str, split_dir: Path | str) -> dict:
     predictions = Path(predictions)
     if not predictions.exists():
         raise InputError("no such folder or file", predictions)
+    # C-EXPR-DB's labels are one file in the predictions' layout, scored in their own module
+    if is_compound_file(split_dir) or (is_compound_file(predictions) and Path(split_dir).is_file()):
+        return score_compound(predictions, split_dir)
+    if is_compound_file(predictions):
+        raise InputError(
+            "compound-expression predictions need labels in the same layout (one file)", split_dir
+        )
     if is_mtl_file(split_dir):
         if predictions.is_dir():
             raise InputError("multi-task predictions are one file (image,valence,...)", predictions)

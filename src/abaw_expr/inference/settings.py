@@ -50,10 +50,12 @@ class VideoSettings:
 
     ``annotated_video``: also write ``<video>.annotated.mp4``; ``progress``: a progress bar per
     video; ``shard``: only shard ``(K, N)`` of a folder's videos; ``overwrite``: redo videos an
-    earlier run finished.
+    earlier run finished; ``compound``: also the compound-expression columns and files
+    (:mod:`abaw_expr.inference.compound`).
     """
 
     annotated_video: bool = False
     progress: bool = True
     shard: tuple[int, int] | None = None
     overwrite: bool = False
+    compound: bool = False

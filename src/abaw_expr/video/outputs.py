@@ -15,9 +15,17 @@ What a checkpoint predicts decides the columns of ``<video>.csv`` after
   ``AU1_prob,...,AU26_prob``, the probabilities themselves: they show how sure each call
   is, and let a user pick other thresholds without running the model again.
 
+With ``predict --compound`` the expression columns are followed by
+``compound,compound_expression`` (the compound class 0..6 and its name) and the 7 compounds'
+scores, named as in C-EXPR-DB's header (``Fearfully_Surprised,...``): each the mean of its two
+classes' probabilities (:mod:`abaw_expr.inference.compound`).
+
 The ABAW submission files follow ``predict --images``: the expression track alone writes
 ``<video>.txt`` (one label per frame); other checkpoints write ``<track>/<video>.txt`` for
-each of their tracks, in ABAW3's per-video layout of that track.
+each of their tracks, in ABAW3's per-video layout of that track. With ``--compound``,
+``compound/<video>.csv`` holds the video's rows of C-EXPR-DB's one-file layout, and
+:func:`write_compound_submission` joins every such file of the output folder into
+``compound.csv``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,12 @@ import cv2
 import numpy as np
 
 from abaw_expr.data.annotations import format_task_file, write_labels
+from abaw_expr.evaluation.compound_file import (
+    COMPOUND_HEADER,
+    format_compound_file,
+    read_compound_file,
+)
+from abaw_expr.inference.compound import COMPOUND_COLUMNS, COMPOUND_NAMES
 from abaw_expr.report.timeline import CLASS_COLOURS, plot_timeline
 from abaw_expr.tasks import AU_NAMES, CLASS_NAMES, TASKS, VA_NAMES
 from abaw_expr.video.batch import record_path, source_stamp
@@ -41,13 +55,16 @@ from abaw_expr.video.tracks import STATUS_NAMES, FaceOptions
 from abaw_expr.writers import atomic_write, atomic_write_json, atomic_write_text
 
 AU_PROBABILITY_COLUMNS = tuple(f"{name}_prob" for name in AU_NAMES)
+COMPOUND_DIR = "compound"  # predict --compound: compound/<video>.csv per video
 
 
-def prediction_columns(tasks) -> list[str]:
+def prediction_columns(tasks, compound: bool = False) -> list[str]:
     """The header of ``<video>.csv`` for a checkpoint of ``tasks`` (see the module's text)."""
     columns = ["frame", "time_s", "face", "status"]
     if "expr" in tasks:
         columns += ["label", "expression", *CLASS_NAMES]
+    if compound and "expr" in tasks:
+        columns += ["compound", "compound_expression", *COMPOUND_COLUMNS]
     if "va" in tasks:
         columns += list(VA_NAMES)
     if "au" in tasks:
@@ -59,8 +76,9 @@ def prediction_csv(prediction: VideoPrediction) -> str:
     faces = prediction.faces
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(prediction_columns(prediction.tasks))
+    writer.writerow(prediction_columns(prediction.tasks, prediction.compound))
     labels, probs = prediction.labels, prediction.probabilities
+    compound, scores = prediction.compound_labels, prediction.compound_scores
     va, aus, au_probs = prediction.va, prediction.aus, prediction.au_probabilities
     for i in range(faces.num_frames):
         row = [
@@ -71,6 +89,8 @@ def prediction_csv(prediction: VideoPrediction) -> str:
         ]
         if labels is not None:
             row += [int(labels[i]), CLASS_NAMES[labels[i]], *(f"{p:.5f}" for p in probs[i])]
+        if compound is not None:
+            row += [int(compound[i]), COMPOUND_NAMES[compound[i]], *(f"{p:.5f}" for p in scores[i])]
         if va is not None:
             row += [f"{v:.5f}" for v in va[i]]
         if aus is not None:
@@ -100,6 +120,9 @@ def write_outputs(
         else:
             text = format_task_file(TASKS[task], prediction.track(task))
             atomic_write_text(out_dir / path, text)
+    if prediction.compound_labels is not None:
+        text = format_compound_file({name: prediction.compound_labels})
+        atomic_write_text(out_dir / COMPOUND_DIR / f"{name}.csv", text)
     status = prediction.faces.has_face
     title = f"{name}: {int(status.sum())} of {len(status)} frames with a face"
     plot_timeline(
@@ -114,6 +137,24 @@ def write_outputs(
     if annotated_video:
         write_annotated_video(prediction, video, out_dir / f"{name}.annotated.mp4")
     prediction.seconds["write"] = time.perf_counter() - start
+
+
+def write_compound_submission(out_dir: Path) -> tuple[Path, int] | None:
+    """``out_dir/compound.csv``: every ``compound/<video>.csv`` of the folder in one file, as
+    C-EXPR-DB takes it (so a resumed or sharded run's videos are all in it); the path and the
+    number of videos, or None where there is no such file."""
+    parts = sorted((Path(out_dir) / COMPOUND_DIR).glob("*.csv"))
+    if not parts:
+        return None
+    rows = {}
+    for part in parts:
+        rows.update(read_compound_file(part))
+    lines = [COMPOUND_HEADER]
+    for video in sorted(rows):
+        lines += [f"{video}/{f:05d}.jpg,{c}" for f, (c, _) in sorted(rows[video].items())]
+    path = Path(out_dir) / "compound.csv"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path, len(rows)
 
 
 def _hex_to_bgr(colour: str) -> tuple[int, int, int]:

@@ -29,6 +29,7 @@ from abaw_expr.data.feature_cache import FEATURE_DIM
 from abaw_expr.data.images import eval_transform
 from abaw_expr.errors import InputError
 from abaw_expr.inference.checkpoint import load_model
+from abaw_expr.inference.compound import require_expression_head
 from abaw_expr.inference.device import pick_device
 from abaw_expr.inference.engine import BackboneRunner, engine_beside_faces
 from abaw_expr.inference.probabilities import checked_stride, window_probabilities
@@ -331,6 +332,8 @@ def predict_videos(
         if not videos:
             return run
         model, config = _load_video_model(checkpoint)
+        if video_settings.compound:
+            require_expression_head(_tasks(model), checkpoint)
         options.size = config.data.image_size
         if ahead is not None and not ahead.serves(videos, options):
             ahead.close()  # it guessed the crop size (or the videos) wrong: start it again
@@ -351,6 +354,8 @@ def predict_videos(
                 log.error("%s", err)
                 run.failed[str(video)] = str(err)
                 continue
+            for prediction in predictions:
+                prediction.compound = video_settings.compound
             _write_files(predictions, video, out_dir, options, video_settings.annotated_video)
             run.predictions.extend(predictions)
     return run

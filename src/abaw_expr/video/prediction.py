@@ -9,6 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from abaw_expr.evaluation.evaluate import task_predictions
+from abaw_expr.inference.compound import compound_classes, compound_scores
 from abaw_expr.model.temporal import task_slices
 from abaw_expr.video.tracks import VideoFaces
 
@@ -25,6 +26,7 @@ class VideoPrediction:
     seconds: dict[str, float] = field(default_factory=dict)  # decode, faces, model, write
     tasks: tuple[str, ...] = ("expr",)
     au_thresholds: np.ndarray | None = None  # fitted by evaluate --fit-au-thresholds; else 0.5
+    compound: bool = False  # predict --compound: its outputs add the compound expressions
 
     def _part(self, task: str) -> np.ndarray | None:
         if task not in self.tasks:
@@ -66,3 +68,19 @@ class VideoPrediction:
     def aus(self) -> np.ndarray | None:
         """(n, 12) int8: 1 where an AU is on."""
         return self._predicted("au")
+
+    @cached_property
+    def compound_scores(self) -> np.ndarray | None:
+        """(n, 7) each compound's score (:mod:`abaw_expr.inference.compound`), where asked."""
+        probabilities = self.probabilities
+        return (
+            None if not self.compound or probabilities is None else compound_scores(probabilities)
+        )
+
+    @property
+    def compound_labels(self) -> np.ndarray | None:
+        """(n,) compound class 0..6 per frame, where asked."""
+        probabilities = self.probabilities
+        return (
+            None if not self.compound or probabilities is None else compound_classes(probabilities)
+        )
