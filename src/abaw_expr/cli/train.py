@@ -174,6 +174,20 @@ def run_describe_model(args: argparse.Namespace) -> None:
     print_result(result, args.json, json.dumps(result, indent=2))
 
 
+def describe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint file (.ckpt)")
+    p.add_argument("--json", action="store_true", help="print the record as one line of JSON")
+
+
+def run_describe(args: argparse.Namespace) -> None:
+    from abaw_expr.inference.checkpoint import read_checkpoint
+    from abaw_expr.inference.provenance import format_provenance, model_warning, read_provenance
+
+    record = read_provenance(read_checkpoint(args.checkpoint))
+    result = {**record, "model_warning": model_warning(record)}
+    print_result(result, args.json, f"{args.checkpoint}\n{format_provenance(record)}")
+
+
 GROUP = Group(
     "Train",
     (
@@ -190,6 +204,13 @@ GROUP = Group(
             ablate_arguments,
             run_ablate,
             inputs=_TRAINING_INPUTS,
+        ),
+        Command(
+            "describe",
+            "where a checkpoint's model comes from: data, backbone, tasks, code, validation scores",
+            describe_arguments,
+            run_describe,
+            inputs=(("checkpoint", "file"),),
         ),
         Command(
             "describe-model",

@@ -24,6 +24,7 @@ from abaw_expr.evaluation.submission import format_submission
 from abaw_expr.inference.checkpoint import load_model
 from abaw_expr.inference.device import pick_device
 from abaw_expr.inference.probabilities import predict_probabilities
+from abaw_expr.inference.provenance import warn_if_toy
 from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.inference.thresholds import au_thresholds_file, load_au_thresholds
 from abaw_expr.model.temporal import task_slices
@@ -204,6 +205,7 @@ def predict_test_set(
     """Submission files for every frame of every listed video; returns the number of videos.
     ``settings``: how the model runs (default :class:`InferenceSettings`'s)."""
     loaded = load_model(checkpoint)
+    warn_if_toy(loaded[0])
     index, probabilities = _predict_index(
         checkpoint,
         lambda: build_test_index(images_dir, videos_list),
