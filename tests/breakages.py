@@ -557,6 +557,92 @@ BREAKAGES = (
             "tests/test_video.py::test_a_persons_features_are_their_own_frames_of_their_tracks_in_frame_order",
         ),
     ),
+    Breakage(
+        "checkpoint-without-provenance",
+        "every checkpoint records where its model comes from, with its validation scores",
+        (
+            (
+                "src/abaw_expr/training/module.py",
+                '        record = getattr(self, "provenance", None)\n',
+                "        record = None\n",
+            ),
+        ),
+        (
+            "tests/test_provenance.py::"
+            "test_a_trained_checkpoint_records_its_data_backbone_tasks_code_and_scores",
+        ),
+    ),
+    Breakage(
+        "sample-not-recognised",
+        "a model trained on the synthetic sample is known as one (its sample.json)",
+        (
+            (
+                "src/abaw_expr/inference/provenance.py",
+                "    for folder in [path, *path.parents][:4]:\n",
+                "    for folder in [path, *path.parents][:0]:\n",
+            ),
+        ),
+        (
+            "tests/test_provenance.py::"
+            "test_data_from_outside_the_sample_is_the_users_annotations_with_a_hash_of_its_files",
+        ),
+    ),
+    Breakage(
+        "toy-model-not-warned",
+        "predict --images, predict --video and serve warn once of a model that never saw a real face",
+        (
+            (
+                "src/abaw_expr/inference/provenance.py",
+                '        log.warning("%s", warning)\n',
+                '        log.info("%s", warning)\n',
+            ),
+        ),
+        (
+            "tests/test_provenance.py::test_predict_from_images_warns_once_of_a_toy",
+            "tests/test_provenance.py::test_predict_from_video_warns_once_and_records_it",
+        ),
+    ),
+    Breakage(
+        "toy-model-no-banner",
+        "serve's page shows a toy model's warning as a banner, and result.json carries it",
+        (
+            (
+                "src/abaw_expr/serve/app.py",
+                '    page = page.replace("{{MODEL_WARNING}}", banner)\n',
+                '    page = page.replace("{{MODEL_WARNING}}", "")\n',
+            ),
+        ),
+        (
+            "tests/test_provenance.py::test_serve_shows_a_toys_warning_as_a_banner_and_in_result_json",
+        ),
+    ),
+    Breakage(
+        "annotated-video-in-expression-colours",
+        "--annotated-video: one video per input, every person's box in their own colour",
+        (
+            (
+                "src/abaw_expr/video/outputs.py",
+                '            _draw_person(bgr, prediction, i, person_colour(k), f"{name}: ")\n',
+                '            _draw_person(bgr, prediction, i, None, f"{name}: ")\n',
+            ),
+        ),
+        (
+            "tests/test_annotated_video.py::"
+            "test_one_annotated_video_holds_every_persons_box_in_their_colour",
+        ),
+    ),
+    Breakage(
+        "option-without-help",
+        "every option of every command has a help line",
+        (
+            (
+                "src/abaw_expr/cli/videos.py",
+                '    p.add_argument("--opset", type=int, default=18, help="the ONNX opset (default 18)")\n',
+                '    p.add_argument("--opset", type=int, default=18)\n',
+            ),
+        ),
+        ("tests/test_cli.py::test_every_option_of_every_command_has_a_help_line",),
+    ),
 )
 
 

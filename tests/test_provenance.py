@@ -91,6 +91,7 @@ def test_data_from_outside_the_sample_is_the_users_annotations_with_a_hash_of_it
 def test_the_backbone_is_imagenet_random_or_a_file_with_its_hash(tmp_path):
     assert backbone_record("imagenet") == {"weights": "imagenet"}
     assert backbone_record("none") == {"weights": "random"}
+    assert backbone_record("imagenet_v1") == {"weights": "imagenet", "version": "imagenet_v1"}
     weights = tmp_path / "b.safetensors"
     weights.write_bytes(b"some weights")
     assert backbone_record(str(weights)) == {

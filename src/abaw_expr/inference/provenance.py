@@ -9,8 +9,9 @@
   path, which may name the user), and ``label_files`` with ``files_sha256``, a hash of the
   sorted list of label files (relative path and size), which tells two data sets apart
   without holding them;
-- ``backbone``: ``weights`` is ``imagenet``, ``random`` (``none``) or ``file``, with the file's
-  name and SHA-256;
+- ``backbone``: ``weights`` is ``imagenet`` (with ``version`` for ``imagenet_v1`` or
+  ``_v2``), ``random`` (``none``) or ``file``, with the file's name and SHA-256 (a file is
+  taken as trained weights: its hash is recorded, its content not judged);
 - ``tasks``, ``code`` (package version and git commit, ``unknown`` outside a git checkout),
   ``validation`` (the validation scores of the epoch the checkpoint was written at) and
   ``epoch``.
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
 SYNTHETIC = "synthetic sample"
+IMAGENET = ("imagenet", "imagenet_v1", "imagenet_v2")  # model.backbone's names for them
 MODEL_WARNING = (
     "this model has never seen a real face: its labels on real video are not meaningful "
     "(trained on {why}); see docs/videos.md#where-a-model-comes-from"
@@ -120,8 +122,13 @@ def data_record(
 def backbone_record(weights: str) -> dict:
     """The ``backbone`` part: ``imagenet``, ``random``, or a ``file`` with its SHA-256."""
     value = str(weights).strip()
-    if value.lower() in ("imagenet", "none"):
-        return {"weights": "imagenet" if value.lower() == "imagenet" else "random"}
+    if value.lower() == "none":
+        return {"weights": "random"}
+    if value.lower() in IMAGENET:
+        return {
+            "weights": "imagenet",
+            **({"version": value.lower()} if value.lower() != "imagenet" else {}),
+        }
     path = Path(value).expanduser()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -155,7 +162,7 @@ def read_provenance(checkpoint: dict) -> dict:
     config = checkpoint.get("hyper_parameters", {}).get("config", {})
     weights = str(config.get("model", {}).get("backbone_weights", UNKNOWN))
     backbone = {"weights": UNKNOWN}
-    if weights.lower() in ("imagenet", "none"):
+    if weights.lower() in ("none", *IMAGENET):
         backbone = backbone_record(weights)
     return {"origin": UNKNOWN, "data": {"kind": UNKNOWN}, "backbone": backbone}
 
