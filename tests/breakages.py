@@ -643,6 +643,51 @@ BREAKAGES = (
         ),
         ("tests/test_cli.py::test_every_option_of_every_command_has_a_help_line",),
     ),
+    Breakage(
+        "serve-people-unsorted",
+        "serve's page lists people by time in view, the longest first",
+        (
+            (
+                "src/abaw_expr/serve/page.html",
+                "  people = result.people.slice().sort((a, b) => inView(b) - inView(a));",
+                "  people = result.people.slice();",
+            ),
+        ),
+        (
+            "tests/test_serve_people.py::"
+            "test_people_by_time_in_view_the_brief_folded_and_one_picked",
+        ),
+    ),
+    Breakage(
+        "serve-brief-people-not-folded",
+        "serve's page folds the people in view for under a second",
+        (
+            (
+                "src/abaw_expr/serve/page.html",
+                "const BRIEF_S = 1.0;",
+                "const BRIEF_S = 0.0;",
+            ),
+        ),
+        (
+            "tests/test_serve_people.py::"
+            "test_people_by_time_in_view_the_brief_folded_and_one_picked",
+        ),
+    ),
+    Breakage(
+        "serve-picked-box-not-highlighted",
+        "serve's page draws the picked person's box bold and the others' faint",
+        (
+            (
+                "src/abaw_expr/serve/page.html",
+                "    ctx.globalAlpha = faint ? 0.35 : 1;\n",
+                "    ctx.globalAlpha = 1;\n",
+            ),
+        ),
+        (
+            "tests/test_serve_people.py::"
+            "test_people_by_time_in_view_the_brief_folded_and_one_picked",
+        ),
+    ),
 )
 
 

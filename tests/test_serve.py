@@ -315,7 +315,7 @@ def test_the_page_shows_every_person_in_a_real_browser(browser, trained_run, peo
                 f"timeline{suffix}",
             )
             assert painted > 0.5 * 940 * 150
-            assert page.inner_text(f"#person-title{suffix}") == person["name"]
+            assert page.inner_text(f"#person-title{suffix} .name") == person["name"]
             swatch = page.eval_on_selector(
                 f"#person-title{suffix} i", "e => getComputedStyle(e).backgroundColor"
             )
