@@ -83,7 +83,7 @@ def main() -> None:
                 if job["state"] != "done":
                     raise SystemExit(f"the job failed: {job['error']}")
             start = time.perf_counter()
-            write_annotated_video(prediction, clip, root / "old.webm", max_width=960)
+            write_annotated_video([prediction], clip, root / "old.webm", max_width=960)
             render.append(time.perf_counter() - start)
         finally:
             app.cleanup()

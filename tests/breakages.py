@@ -693,6 +693,137 @@ BREAKAGES = (
         ),
         ("tests/test_frame_counts.py::test_abaws_names_take_left_and_right_from_the_pairs_video",),
     ),
+    Breakage(
+        "checkpoint-without-provenance",
+        "every checkpoint records where its model comes from, with its validation scores",
+        (
+            (
+                "src/abaw_expr/training/module.py",
+                '        record = getattr(self, "provenance", None)\n',
+                "        record = None\n",
+            ),
+        ),
+        (
+            "tests/test_provenance.py::"
+            "test_a_trained_checkpoint_records_its_data_backbone_tasks_code_and_scores",
+        ),
+    ),
+    Breakage(
+        "sample-not-recognised",
+        "a model trained on the synthetic sample is known as one (its sample.json)",
+        (
+            (
+                "src/abaw_expr/inference/provenance.py",
+                "    for folder in [path, *path.parents][:4]:\n",
+                "    for folder in [path, *path.parents][:0]:\n",
+            ),
+        ),
+        (
+            "tests/test_provenance.py::"
+            "test_data_from_outside_the_sample_is_the_users_annotations_with_a_hash_of_its_files",
+        ),
+    ),
+    Breakage(
+        "toy-model-not-warned",
+        "predict --images, predict --video and serve warn once of a model that never saw a real face",
+        (
+            (
+                "src/abaw_expr/inference/provenance.py",
+                '        log.warning("%s", warning)\n',
+                '        log.info("%s", warning)\n',
+            ),
+        ),
+        (
+            "tests/test_provenance.py::test_predict_from_images_warns_once_of_a_toy",
+            "tests/test_provenance.py::test_predict_from_video_warns_once_and_records_it",
+        ),
+    ),
+    Breakage(
+        "toy-model-no-banner",
+        "serve's page shows a toy model's warning as a banner, and result.json carries it",
+        (
+            (
+                "src/abaw_expr/serve/app.py",
+                '    page = page.replace("{{MODEL_WARNING}}", banner)\n',
+                '    page = page.replace("{{MODEL_WARNING}}", "")\n',
+            ),
+        ),
+        (
+            "tests/test_provenance.py::test_serve_shows_a_toys_warning_as_a_banner_and_in_result_json",
+        ),
+    ),
+    Breakage(
+        "annotated-video-in-expression-colours",
+        "--annotated-video: one video per input, every person's box in their own colour",
+        (
+            (
+                "src/abaw_expr/video/outputs.py",
+                '            _draw_person(bgr, prediction, i, person_colour(k), f"{name}: ")\n',
+                '            _draw_person(bgr, prediction, i, None, f"{name}: ")\n',
+            ),
+        ),
+        (
+            "tests/test_annotated_video.py::"
+            "test_one_annotated_video_holds_every_persons_box_in_their_colour",
+        ),
+    ),
+    Breakage(
+        "option-without-help",
+        "every option of every command has a help line",
+        (
+            (
+                "src/abaw_expr/cli/videos.py",
+                '    p.add_argument("--opset", type=int, default=18, help="the ONNX opset (default 18)")\n',
+                '    p.add_argument("--opset", type=int, default=18)\n',
+            ),
+        ),
+        ("tests/test_cli.py::test_every_option_of_every_command_has_a_help_line",),
+    ),
+    Breakage(
+        "serve-people-unsorted",
+        "serve's page lists people by time in view, the longest first",
+        (
+            (
+                "src/abaw_expr/serve/page.html",
+                "  people = result.people.slice().sort((a, b) => inView(b) - inView(a));",
+                "  people = result.people.slice();",
+            ),
+        ),
+        (
+            "tests/test_serve_people.py::"
+            "test_people_by_time_in_view_the_brief_folded_and_one_picked",
+        ),
+    ),
+    Breakage(
+        "serve-brief-people-not-folded",
+        "serve's page folds the people in view for under a second",
+        (
+            (
+                "src/abaw_expr/serve/page.html",
+                "const BRIEF_S = 1.0;",
+                "const BRIEF_S = 0.0;",
+            ),
+        ),
+        (
+            "tests/test_serve_people.py::"
+            "test_people_by_time_in_view_the_brief_folded_and_one_picked",
+        ),
+    ),
+    Breakage(
+        "serve-picked-box-not-highlighted",
+        "serve's page draws the picked person's box bold and the others' faint",
+        (
+            (
+                "src/abaw_expr/serve/page.html",
+                "    ctx.globalAlpha = faint ? 0.35 : 1;\n",
+                "    ctx.globalAlpha = 1;\n",
+            ),
+        ),
+        (
+            "tests/test_serve_people.py::"
+            "test_people_by_time_in_view_the_brief_folded_and_one_picked",
+        ),
+    ),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from abaw_expr.cli import main
+from abaw_expr.cli import build_parser, main
 from abaw_expr.config import load_config
 from abaw_expr.model import count_parameters
 from abaw_expr.training.module import build_model
@@ -324,3 +325,28 @@ def test_python_m_runs_the_command():
         [sys.executable, "-m", "abaw_expr.cli", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0 and "Evaluate and submit:" in done.stdout, done.stderr
+
+
+def _options_without_help(parser: argparse.ArgumentParser) -> list[str]:
+    """``command --option`` (or ``command NAME``) of every argument of every command whose
+    help is missing or empty; ``--help`` itself is argparse's own."""
+    missing = []
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in [("abaw-expr", parser), *sub.choices.items()]:
+        for action in command._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            if not (action.help or "").strip():
+                label = action.option_strings[-1] if action.option_strings else action.dest
+                missing.append(f"{name} {label}")
+    return missing
+
+
+def test_every_option_of_every_command_has_a_help_line():
+    """``abaw-expr COMMAND --help`` explains every option it lists."""
+    parser = build_parser()
+    assert _options_without_help(parser) == []
+    # the walk sees every command and every option (a walk that saw none would pass)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"train", "predict", "serve", "describe", "demo"} <= set(sub.choices)
+    assert "--checkpoint" in sub.choices["serve"]._option_string_actions

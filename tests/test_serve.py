@@ -17,8 +17,8 @@ import pytest
 
 from abaw_expr.cli import main
 from abaw_expr.serve import create_app
-from abaw_expr.serve.jobs import PERSON_COLOURS
 from abaw_expr.synthetic.video import write_synthetic_video
+from abaw_expr.video.outputs import PERSON_COLOURS
 from abaw_expr.video.tracks import FaceOptions
 
 from .conftest import CPU_EAGER, wait_for_job
@@ -315,7 +315,7 @@ def test_the_page_shows_every_person_in_a_real_browser(browser, trained_run, peo
                 f"timeline{suffix}",
             )
             assert painted > 0.5 * 940 * 150
-            assert page.inner_text(f"#person-title{suffix}") == person["name"]
+            assert page.inner_text(f"#person-title{suffix} .name") == person["name"]
             swatch = page.eval_on_selector(
                 f"#person-title{suffix} i", "e => getComputedStyle(e).backgroundColor"
             )
@@ -384,7 +384,7 @@ def test_only_the_newest_keep_jobs_are_kept_and_a_running_one_never_goes(tmp_pat
 
 
 def test_person_colours_are_distinct_then_start_again_from_the_first():
-    from abaw_expr.serve.jobs import person_colour
+    from abaw_expr.video.outputs import person_colour
 
     n = len(PERSON_COLOURS)
     first = [person_colour(k) for k in range(n)]

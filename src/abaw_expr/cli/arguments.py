@@ -8,6 +8,10 @@ from pathlib import Path
 
 from abaw_expr.errors import InputError
 
+JSON_HELP = "print the result as one line of JSON"
+DEVICE_HELP = "where the model runs: auto (default: CUDA where there is one), cpu, cuda or cuda:N"
+CHECKPOINT_HELP = "a checkpoint from 'abaw-expr train' (its best.ckpt)"
+
 
 def config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML config (defaults: the paper's recipe)")

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from abaw_expr.cli.arguments import (
+    DEVICE_HELP,
+    JSON_HELP,
     config_args,
     engine_arg,
     engine_of,
@@ -21,12 +23,19 @@ from abaw_expr.cli.command import Command, Group, print_result, report_failures
 
 
 def sample_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="a new or empty folder, or an earlier sample (which is replaced)",
+    )
     p.add_argument("--videos", type=int, default=30, help="training videos (default 30)")
     p.add_argument("--val-videos", type=int, default=10, help="validation videos (default 10)")
     p.add_argument("--frames", type=int, default=300, help="frames per video (default 300)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--seed", type=int, default=0, help="the same seed writes the same files (default 0)"
+    )
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_sample(args: argparse.Namespace) -> None:
@@ -58,7 +67,7 @@ def stats_arguments(p: argparse.ArgumentParser) -> None:
         help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders, or the "
         "multi-task challenge's annotation file or its folder",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_stats(args: argparse.Namespace) -> None:
@@ -115,7 +124,12 @@ def _print_task_stats(args: argparse.Namespace, tasks: dict) -> None:
 
 def preprocess_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", type=Path, required=True, help="a video file or a folder of them")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for cropped_aligned/<video>/ (the face crops) and faces/<video>.json",
+    )
     shard_arg(p)
     faces_arg(p)
     face_args(p)
@@ -155,11 +169,18 @@ def run_test_list(args: argparse.Namespace) -> None:
 
 def extract_arguments(p: argparse.ArgumentParser) -> None:
     config_args(p)
-    p.add_argument("--images", type=Path, required=True)
-    p.add_argument("--annotations", type=Path, required=True)
+    p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders",
+    )
     p.add_argument("--out", type=Path, required=True, help="cache folder")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--batch-size", type=int, default=128, help="face images per backbone batch (default 128)"
+    )
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (default 2)")
     engine_arg(p)
 

@@ -9,9 +9,16 @@ from abaw_expr.cli.command import Command, Group
 
 
 def demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo_out"),
+        help="folder for everything the demo writes (default demo_out)",
+    )
+    p.add_argument("--epochs", type=int, help="epochs of each head (default: the demo's, 8)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the sample, backbone and runs (default 0)"
+    )
 
 
 def run_demo(args: argparse.Namespace) -> None:

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 from abaw_expr.cli.arguments import (
+    CHECKPOINT_HELP,
+    DEVICE_HELP,
+    JSON_HELP,
     engine_arg,
     face_args,
     face_options,
@@ -47,7 +50,7 @@ def format_scores(scores: dict) -> str:
 
 def _prediction_arguments(p: argparse.ArgumentParser) -> None:
     """The options evaluate and predict share, after their own."""
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output folder for the prediction files")
     p.add_argument(
         "--stride", type=int, help="window step (default: the run's data.eval_stride, 32)"
     )
@@ -57,13 +60,13 @@ def _prediction_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="moving average of the probabilities over K frames",
     )
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (default 2)")
     engine_arg(p)
 
 
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
     p.add_argument("--images", type=Path, required=True, help="the cropped_aligned folder")
     p.add_argument(
         "--annotations",
@@ -78,7 +81,7 @@ def evaluate_arguments(p: argparse.ArgumentParser) -> None:
         help="an AU split: fit one threshold per AU on it (an optimistic score there), "
         "saved beside the checkpoint for predict",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     _prediction_arguments(p)
 
 
@@ -119,7 +122,7 @@ def score_arguments(p: argparse.ArgumentParser) -> None:
         "a multi-task challenge annotation file, or a C-EXPR-DB labels file "
         "(image_location,Fearfully_Surprised,...) for compound expressions",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_score(args: argparse.Namespace) -> None:
@@ -130,7 +133,7 @@ def run_score(args: argparse.Namespace) -> None:
 
 
 def predict_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
     p.add_argument(
         "--video",
         type=Path,
@@ -154,7 +157,9 @@ def predict_arguments(p: argparse.ArgumentParser) -> None:
         help="also C-EXPR-DB's compound-expression file (ABAW6/7), zero-shot from the "
         "expression probabilities; with --video, compound columns in each CSV too",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="face crops per backbone batch (default 64)"
+    )
     shard_arg(p)
     faces_arg(p)
     p.add_argument(

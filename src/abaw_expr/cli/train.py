@@ -6,11 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from abaw_expr.cli.arguments import config_args, load_config
+from abaw_expr.cli.arguments import JSON_HELP, config_args, load_config
 from abaw_expr.cli.command import Command, Group, print_result
 from abaw_expr.config import VARIANTS
 from abaw_expr.errors import InputError
 
+EPOCHS_HELP = "training epochs (default: the config's trainer.epochs, 30)"
 _TRAINING_INPUTS = (
     ("config", "file"),
     ("images", "folder"),
@@ -66,18 +67,25 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
         "multi-task challenge's folder of split files",
     )
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument("--variant", choices=VARIANTS)
+    p.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        help="the model: combine (the paper's: features + attention + Transformer) or an "
+        "ablation of it (default: the config's model.variant, combine)",
+    )
     p.add_argument(
         "--tracks",
         help="ABAW tracks to train, some of expr,va,au (default: every track the data hold)",
     )
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int, help=EPOCHS_HELP)
+    p.add_argument("--seed", type=int, help="the run's seed (default: trainer.seed, 42)")
     p.add_argument(
         "--auto-lr", action="store_true", help="run Lightning's learning-rate finder first"
     )
     p.add_argument("--devices", help="'auto', a count or a list like 0,1")
-    p.add_argument("--num-nodes", type=int)
+    p.add_argument(
+        "--num-nodes", type=int, help="machines of a multi-machine (DDP) run (default 1)"
+    )
     p.add_argument("--strategy", help="auto | ddp | ddp_spawn | fsdp ...")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -135,9 +143,9 @@ def ablate_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     p.add_argument("--seed", type=int, help="the first seed (default trainer.seed); then +1, ...")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     p.add_argument("--resume", action="store_true", help="finish an interrupted ablation")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_ablate(args: argparse.Namespace) -> None:
@@ -163,10 +171,14 @@ def run_ablate(args: argparse.Namespace) -> None:
 
 
 def describe_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", default="combine", choices=VARIANTS)
-    p.add_argument("--frames", type=int, default=64)
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--variant", default="combine", choices=VARIANTS, help="the model (default combine)"
+    )
+    p.add_argument(
+        "--frames", type=int, default=64, help="frames per window of the input (default 64)"
+    )
+    p.add_argument("--batch", type=int, default=2, help="windows in the input (default 2)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_describe_model(args: argparse.Namespace) -> None:
@@ -174,6 +186,20 @@ def run_describe_model(args: argparse.Namespace) -> None:
 
     result = describe_model(args.variant, frames=args.frames, batch=args.batch)
     print_result(result, args.json, json.dumps(result, indent=2))
+
+
+def describe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint file (.ckpt)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def run_describe(args: argparse.Namespace) -> None:
+    from abaw_expr.inference.checkpoint import read_checkpoint
+    from abaw_expr.inference.provenance import format_provenance, model_warning, read_provenance
+
+    record = read_provenance(read_checkpoint(args.checkpoint))
+    result = {**record, "model_warning": model_warning(record)}
+    print_result(result, args.json, f"{args.checkpoint}\n{format_provenance(record)}")
 
 
 GROUP = Group(
@@ -192,6 +218,13 @@ GROUP = Group(
             ablate_arguments,
             run_ablate,
             inputs=_TRAINING_INPUTS,
+        ),
+        Command(
+            "describe",
+            "where a checkpoint's model comes from: data, backbone, tasks, code, validation scores",
+            describe_arguments,
+            run_describe,
+            inputs=(("checkpoint", "file"),),
         ),
         Command(
             "describe-model",

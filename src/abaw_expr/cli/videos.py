@@ -6,17 +6,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from abaw_expr.cli.arguments import face_args, face_options, faces_arg, inference_settings
+from abaw_expr.cli.arguments import (
+    CHECKPOINT_HELP,
+    DEVICE_HELP,
+    face_args,
+    face_options,
+    faces_arg,
+    inference_settings,
+)
 from abaw_expr.cli.command import Command, Group
 
 
 def serve_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1: this machine only")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-upload-mb", type=int, default=500)
-    p.add_argument("--smooth", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--port", type=int, default=8000, help="default 8000; 0: any free port")
+    p.add_argument(
+        "--max-upload-mb", type=int, default=500, help="largest video accepted (default 500 MB)"
+    )
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=0,
+        help="moving average of the probabilities over K frames (default 0: none)",
+    )
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     faces_arg(p)  # every person by default, as predict --video
     face_args(p)
 
@@ -35,9 +49,9 @@ def run_serve(args: argparse.Namespace) -> None:
 
 
 def export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--opset", type=int, default=18, help="the ONNX opset (default 18)")
 
 
 def run_export(args: argparse.Namespace) -> None:

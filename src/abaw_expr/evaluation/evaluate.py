@@ -40,6 +40,7 @@ from abaw_expr.inference.compound import (
 )
 from abaw_expr.inference.device import pick_device
 from abaw_expr.inference.probabilities import predict_probabilities
+from abaw_expr.inference.provenance import warn_if_toy
 from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.inference.thresholds import au_thresholds_file, load_au_thresholds
 from abaw_expr.model.temporal import task_slices
@@ -233,6 +234,7 @@ def predict_test_set(
             )
         return predict_mtl(checkpoint, images_dir, videos_list, out_dir, settings)
     loaded = load_model(checkpoint)
+    warn_if_toy(loaded[0])
     if compound:
         require_expression_head(loaded[1].model.tasks, checkpoint)
     index, probabilities = predict_index(
@@ -312,6 +314,7 @@ def predict_mtl(
     """``out_dir/mtl.csv``: the submission for every image of an MTL test list, in its order;
     returns the number of rows."""
     loaded, tasks = _checked_model(checkpoint)
+    warn_if_toy(loaded[0])
     build = lambda: build_mtl_test_index(images_dir, list_file)  # noqa: E731
     index, values = predict_index(checkpoint, build, settings or InferenceSettings(), loaded)
     predicted = _rows(index, values, tasks, load_au_thresholds(checkpoint))

@@ -9,6 +9,7 @@ import torch
 
 from abaw_expr.config import Config, config_from_dict
 from abaw_expr.errors import InputError, require_file
+from abaw_expr.inference.provenance import read_provenance
 from abaw_expr.model.build import build_model
 from abaw_expr.model.temporal import ExpressionModel
 
@@ -41,9 +42,11 @@ def load_model(path: Path | str) -> tuple[ExpressionModel, Config]:
     """The trained model (eval mode, on CPU) and the config it was trained with.
 
     The backbone is built empty (``backbone_weights`` is not re-downloaded): the checkpoint
-    holds its trained weights.
+    holds its trained weights. ``model.provenance`` is where the model comes from
+    (:func:`~abaw_expr.inference.provenance.read_provenance`).
     """
     checkpoint = read_checkpoint(path)
+    provenance = read_provenance(checkpoint)
     hparams = checkpoint["hyper_parameters"]
     config = config_from_dict(hparams["config"])
     config.model.backbone_weights = "none"
@@ -62,14 +65,17 @@ def load_model(path: Path | str) -> tuple[ExpressionModel, Config]:
             f"checkpoint does not fit the model (missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})",
             path,
         )
+    model.provenance = provenance
     return model.eval(), config
 
 
-def save_model_checkpoint(model: ExpressionModel, config: Config, path: Path | str) -> None:
+def save_model_checkpoint(
+    model: ExpressionModel, config: Config, path: Path | str, provenance: dict | None = None
+) -> None:
     """A checkpoint that :func:`load_model` reads, without a training run (benchmarks, tests).
 
     Holds what Lightning's checkpoints hold for the model: its weights under ``model.`` and the
-    config as hyper-parameters.
+    config as hyper-parameters; and ``provenance``, where given (else it reads as unknown).
     """
     from abaw_expr.writers import atomic_write
 
@@ -80,4 +86,6 @@ def save_model_checkpoint(model: ExpressionModel, config: Config, path: Path | s
             "with_backbone": model.backbone is not None,
         },
     }
+    if provenance is not None:
+        checkpoint["provenance"] = provenance
     atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))

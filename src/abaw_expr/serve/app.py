@@ -6,6 +6,7 @@ video suffix, and are stored in a temporary folder that is removed when the serv
 
 from __future__ import annotations
 
+import html
 import shutil
 import tempfile
 from importlib import resources
@@ -34,6 +35,14 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_mb * 2**20
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+    warning = runner.model_fields["model_warning"]
+    banner = (
+        f'<div class="model-warning" id="model-warning" role="alert"><b>Warning:</b> '
+        f"{html.escape(warning)}</div>"
+        if warning
+        else ""
+    )
+    page = page.replace("{{MODEL_WARNING}}", banner)
 
     @app.get("/")
     def index():

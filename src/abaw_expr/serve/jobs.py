@@ -32,11 +32,17 @@ from abaw_expr.errors import InputError
 from abaw_expr.inference.checkpoint import load_model
 from abaw_expr.inference.device import pick_device
 from abaw_expr.inference.engine import BackboneRunner, engine_beside_faces
+from abaw_expr.inference.provenance import model_fields, warn_if_toy
 from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.inference.thresholds import load_au_thresholds
 from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
 from abaw_expr.video.batch import record_path
-from abaw_expr.video.outputs import submission_files, write_outputs, write_record
+from abaw_expr.video.outputs import (
+    person_colour,
+    submission_files,
+    write_outputs,
+    write_record,
+)
 from abaw_expr.video.predict import checkpoint_settings, predict_people, predict_video
 from abaw_expr.video.prediction import VideoPrediction
 from abaw_expr.video.preview import PreviewEncoder
@@ -49,8 +55,6 @@ PREVIEW = "preview.webm"  # VP8: what browsers play, whatever the upload's codec
 PREVIEW_WIDTH = 960  # wider uploads are scaled down for the page
 RESULT = "result.json"  # what the page draws: every person's boxes and tracks
 RESERVED = ("result", "preview", "upload")  # video names that get a suffix
-# person k's colour (k = 0, 1, ...; then again from the first): unlike the expressions' colours
-PERSON_COLOURS = ("#ff7f0e", "#00c853", "#2979ff", "#ff1744", "#d500f9", "#ffd600", "#00b8d4")
 
 
 @dataclass
@@ -89,6 +93,8 @@ class JobRunner:
             raise InputError(
                 "this checkpoint has no backbone and cannot predict from video", checkpoint
             )
+        warn_if_toy(self.model)  # once, when the server starts
+        self.model_fields = model_fields(self.model)
         self.device = pick_device(settings.device)
         self.model.to(self.device).eval()
         self.backbone = BackboneRunner(
@@ -177,8 +183,8 @@ class JobRunner:
                 predictions = [predictions]
             job.state = "finishing"
             for prediction in predictions:
-                write_outputs(prediction, video, folder)
-            write_record(predictions, video, folder, self.options)
+                write_outputs(prediction, folder)
+            write_record(predictions, video, folder, self.options, self.model_fields)
         except BaseException:
             preview.abort()
             raise
@@ -196,6 +202,7 @@ class JobRunner:
             "height": preview.source_size[1],
             **result_tracks(predictions[0], person=False),
             "people": people,
+            **self.model_fields,  # the page shows model_warning as a banner
         }
         # compact: long videos give long per-frame lists, and the page loads the whole file
         atomic_write_text(folder / RESULT, json.dumps(result, separators=(",", ":")))
@@ -206,11 +213,6 @@ class JobRunner:
             "result": RESULT,
         }
         job.state = "done"
-
-
-def person_colour(k: int) -> str:
-    """Person k's colour: their box on the page and the title of their timelines."""
-    return PERSON_COLOURS[k % len(PERSON_COLOURS)]
 
 
 def person_files(prediction: VideoPrediction) -> dict[str, str]:

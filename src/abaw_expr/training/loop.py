@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -27,6 +26,7 @@ from abaw_expr import __version__
 from abaw_expr.config import Config, save_config
 from abaw_expr.data.datamodule import ExpressionDataModule
 from abaw_expr.errors import InputError
+from abaw_expr.inference.provenance import git_commit, training_record
 from abaw_expr.tasks import EXPR
 from abaw_expr.training.module import ExpressionModule
 from abaw_expr.writers import atomic_write, atomic_write_json
@@ -76,20 +76,6 @@ def data_tasks(annotations_dir: Path | str, features_dir: Path | str | None = No
 
     found = find_tasks(annotations_dir)
     return [t for t in ("expr", "va", "au") if t in found]
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=5,
-        )
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def precision_for(config: Config) -> str:
@@ -192,6 +178,7 @@ def train(
     if is_global_zero():
         datamodule.prepare_data()  # reads every label file (Lightning's own call is then free)
     module = ExpressionModule(config.to_dict())
+    module.provenance = training_record(config, annotations_dir, images_dir, features_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     run_file = out_dir / "run.json"

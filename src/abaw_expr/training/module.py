@@ -116,6 +116,19 @@ class ExpressionModule(L.LightningModule):
             # In place: the state dict keeps its keys, checkpoints stay loadable without compile.
             self.model.backbone.compile()
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Every checkpoint records where its model comes from (``self.provenance``, set by the
+        training loop) and the validation scores of the epoch it is written at."""
+        record = getattr(self, "provenance", None)
+        if record is None:
+            return
+        metrics = self.trainer.callback_metrics if self._trainer else {}
+        checkpoint["provenance"] = {
+            **record,
+            "validation": {k: float(v) for k, v in metrics.items() if k.startswith("val/")},
+            "epoch": self.current_epoch,
+        }
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(x, mask)
 

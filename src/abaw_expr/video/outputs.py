@@ -1,6 +1,6 @@
 """A video's prediction files: ``<video>.csv`` (every frame: time, face status, then the
 checkpoint's tracks), the ABAW submission files, ``<video>.png`` (timeline), on request
-``<video>.annotated.mp4``, and last the video's ``<video>.json`` record of its people.
+``<video>.annotated.mp4`` (one per video, every person's box on it), and last the video's ``<video>.json`` record of its people.
 
 What a checkpoint predicts decides the columns of ``<video>.csv`` after
 ``frame,time_s,face,status``:
@@ -54,6 +54,8 @@ from abaw_expr.video.reader import read_frames
 from abaw_expr.video.tracks import STATUS_NAMES, FaceOptions
 from abaw_expr.writers import atomic_write, atomic_write_json, atomic_write_text
 
+# person k's colour (k = 0, 1, ...; then again from the first): unlike the expressions' colours
+PERSON_COLOURS = ("#ff7f0e", "#00c853", "#2979ff", "#ff1744", "#d500f9", "#ffd600", "#00b8d4")
 AU_PROBABILITY_COLUMNS = tuple(f"{name}_prob" for name in AU_NAMES)
 COMPOUND_DIR = "compound"  # predict --compound: compound/<video>.csv per video
 
@@ -108,9 +110,8 @@ def submission_files(prediction: VideoPrediction) -> dict[str, str]:
     return {task: f"{task}/{name}.txt" for task in prediction.tasks}
 
 
-def write_outputs(
-    prediction: VideoPrediction, video: Path, out_dir: Path, annotated_video: bool = False
-) -> None:
+def write_outputs(prediction: VideoPrediction, out_dir: Path) -> None:
+    """One person's files: ``<name>.csv``, the submission files and ``<name>.png``."""
     start = time.perf_counter()
     name = prediction.name
     atomic_write_text(out_dir / f"{name}.csv", prediction_csv(prediction))
@@ -134,8 +135,6 @@ def write_outputs(
         va=prediction.va,
         aus=prediction.aus,
     )
-    if annotated_video:
-        write_annotated_video(prediction, video, out_dir / f"{name}.annotated.mp4")
     prediction.seconds["write"] = time.perf_counter() - start
 
 
@@ -190,23 +189,73 @@ def _caption(image: np.ndarray, text: str, origin: tuple[int, int], colour) -> N
     cv2.putText(image, text, origin, font, 0.65, colour, 2, cv2.LINE_AA)
 
 
-def write_annotated_video(
-    prediction: VideoPrediction, video: Path, path: Path, max_width: int = 0
+def person_colour(k: int) -> str:
+    """Person k's colour (hex): their box on ``serve``'s page and in the annotated video, and the
+    title of their timelines."""
+    return PERSON_COLOURS[k % len(PERSON_COLOURS)]
+
+
+def _draw_person(
+    bgr: np.ndarray, prediction: VideoPrediction, i: int, colour_hex: str | None, label: str
 ) -> None:
-    """A copy of ``video`` with the subject's box and predictions drawn on (a second decode).
+    """One person's box and captions in frame ``i`` (a face there): ``colour_hex`` the box's
+    colour (None: the expression's), ``label`` written before the first caption."""
+    height, width = bgr.shape[:2]
+    (text, *more), expression_colour = frame_caption(prediction, i)
+    colour = _hex_to_bgr(colour_hex or expression_colour)
+    x0, y0, x1, y1 = (int(round(v)) for v in prediction.faces.boxes[i])
+    cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
+    _caption(bgr, label + text, (x0, max(y0 - 8, 18)), colour)
+    # the other tracks under the box, the lowest line inside the frame
+    top = min(y1 + 22, height - 6 - 22 * (len(more) - 1))
+    for k, line in enumerate(more):
+        x = max(min(x0, width - _text_width(line) - 2), 2)
+        _caption(bgr, line, (x, top + 22 * k), colour)
+
+
+def _draw_frame(bgr: np.ndarray, predictions: list[VideoPrediction], i: int, stem: str) -> None:
+    """Every person's box in frame ``i``, as ``serve``'s page draws them: one person in the
+    expression's colour; several, each in their own colour, named (``left: Happiness 0.83``)."""
+    several = len(predictions) > 1
+    shown = 0
+    for k, prediction in enumerate(predictions):
+        if i >= prediction.faces.num_frames or not prediction.faces.has_face[i]:
+            continue
+        shown += 1
+        name = prediction.name.removeprefix(f"{stem}_")
+        if several:
+            _draw_person(bgr, prediction, i, person_colour(k), f"{name}: ")
+        else:
+            _draw_person(bgr, prediction, i, None, "")
+    if shown:
+        return
+    if several:
+        _caption(bgr, "no face", (10, 26), (220, 220, 220))
+        return
+    (text, *more), _ = frame_caption(predictions[0], i)
+    _caption(bgr, f"no face ({text})", (10, 26), (220, 220, 220))
+    for k, line in enumerate(more, start=1):
+        _caption(bgr, line, (10, 26 + 24 * k), (220, 220, 220))
+
+
+def write_annotated_video(
+    predictions: list[VideoPrediction], video: Path, path: Path, max_width: int = 0
+) -> None:
+    """A copy of ``video`` with every person's box and predictions drawn on (a second decode):
+    one file per video, whatever the number of people (see :func:`_draw_frame`).
 
     ``.mp4`` is written as MPEG-4 Part 2, ``.webm`` as VP8 (what browsers play);
     ``max_width`` scales wider videos down."""
     fourcc = "VP80" if path.suffix.lower() == ".webm" else "mp4v"
-    faces = prediction.faces
-    fps = faces.info.fps or 25.0
+    frames = max(p.faces.num_frames for p in predictions)
+    fps = predictions[0].faces.info.fps or 25.0
 
     def write(tmp: Path) -> None:
         writer = None
         try:
             for frame in read_frames(video):
                 i = frame.number - 1
-                if i >= faces.num_frames:
+                if i >= frames:
                     break
                 bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
                 if writer is None:
@@ -217,21 +266,7 @@ def write_annotated_video(
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
                     if not writer.isOpened():
                         raise OSError(f"OpenCV cannot write {fourcc} video to {tmp}")
-                (text, *more), hex_colour = frame_caption(prediction, i)
-                colour = _hex_to_bgr(hex_colour)
-                if faces.has_face[i]:
-                    x0, y0, x1, y1 = (int(round(v)) for v in faces.boxes[i])
-                    cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
-                    _caption(bgr, text, (x0, max(y0 - 8, 18)), colour)
-                    # the other tracks under the box, the lowest line inside the frame
-                    top = min(y1 + 22, height - 6 - 22 * (len(more) - 1))
-                    for k, line in enumerate(more):
-                        x = max(min(x0, width - _text_width(line) - 2), 2)
-                        _caption(bgr, line, (x, top + 22 * k), colour)
-                else:
-                    _caption(bgr, f"no face ({text})", (10, 26), (220, 220, 220))
-                    for k, line in enumerate(more, start=1):
-                        _caption(bgr, line, (10, 26 + 24 * k), (220, 220, 220))
+                _draw_frame(bgr, predictions, i, video.stem)
                 if size != (width, height):
                     bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
                 writer.write(bgr)
@@ -242,6 +277,11 @@ def write_annotated_video(
     atomic_write(path, write, suffix=f".tmp{path.suffix}")
 
 
+def annotated_video_path(out_dir: Path, video: Path) -> Path:
+    """``<video>.annotated.mp4``: one per input video."""
+    return out_dir / f"{video.stem}.annotated.mp4"
+
+
 def frame_ranges(mask: np.ndarray) -> list[list[int]]:
     """The runs of True in ``mask`` as ``[first, last]`` 1-based frame numbers."""
     edges = np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]]))
@@ -250,9 +290,15 @@ def frame_ranges(mask: np.ndarray) -> list[list[int]]:
 
 
 def write_record(
-    predictions: list[VideoPrediction], video: Path, out_dir: Path, options: FaceOptions
+    predictions: list[VideoPrediction],
+    video: Path,
+    out_dir: Path,
+    options: FaceOptions,
+    model: dict | None = None,
 ) -> None:
-    """``<video>.json``: the video's people (their output names and face frames), last."""
+    """``<video>.json``: the video's people (their output names and face frames), last;
+    ``model``: what it says of the model (``model`` and ``model_warning``, see
+    :func:`~abaw_expr.inference.provenance.model_fields`)."""
     faces = predictions[0].faces
     record = {
         "video": video.stem,
@@ -271,6 +317,7 @@ def write_record(
             for p in predictions
         ],
         "options": asdict(options),
+        **(model or {}),
         **source_stamp(video),
     }
     atomic_write_json(record_path(out_dir, video.stem), record)

@@ -33,12 +33,18 @@ from abaw_expr.inference.compound import require_expression_head
 from abaw_expr.inference.device import pick_device
 from abaw_expr.inference.engine import BackboneRunner, engine_beside_faces
 from abaw_expr.inference.probabilities import checked_stride, window_probabilities
+from abaw_expr.inference.provenance import model_fields, warn_if_toy
 from abaw_expr.inference.settings import InferenceSettings, VideoSettings
 from abaw_expr.inference.thresholds import load_au_thresholds
 from abaw_expr.model.temporal import ExpressionModel
 from abaw_expr.video.batch import pending_videos
 from abaw_expr.video.face_process import FacePassProcess
-from abaw_expr.video.outputs import write_outputs, write_record
+from abaw_expr.video.outputs import (
+    annotated_video_path,
+    write_annotated_video,
+    write_outputs,
+    write_record,
+)
 from abaw_expr.video.prediction import VideoPrediction
 from abaw_expr.video.tracks import FaceOptions, VideoFaces, track_people, track_video
 
@@ -260,6 +266,7 @@ def _load_video_model(checkpoint: Path | str) -> tuple[ExpressionModel, object]:
             "this checkpoint has no backbone and cannot predict from video", checkpoint
         )
     model.au_thresholds = load_au_thresholds(checkpoint)  # the predictions' AU thresholds
+    warn_if_toy(model)
     return model, config
 
 
@@ -287,11 +294,18 @@ def _write_files(
     out_dir: Path,
     options: FaceOptions,
     annotated_video: bool,
+    model: ExpressionModel,
 ) -> None:
-    """Every person's files, then the video's record (last: it marks the video done)."""
+    """Every person's files and the video's one annotated copy, then the video's record (last:
+    it marks the video done)."""
     for prediction in predictions:
-        write_outputs(prediction, video, out_dir, annotated_video)
-    write_record(predictions, video, out_dir, options)
+        write_outputs(prediction, out_dir)
+    if annotated_video:
+        start = time.perf_counter()
+        write_annotated_video(predictions, video, annotated_video_path(out_dir, video))
+        for prediction in predictions:
+            prediction.seconds["write"] += time.perf_counter() - start
+    write_record(predictions, video, out_dir, options, model_fields(model))
 
 
 def predict_videos(
@@ -356,6 +370,8 @@ def predict_videos(
                 continue
             for prediction in predictions:
                 prediction.compound = video_settings.compound
-            _write_files(predictions, video, out_dir, options, video_settings.annotated_video)
+            _write_files(
+                predictions, video, out_dir, options, video_settings.annotated_video, model
+            )
             run.predictions.extend(predictions)
     return run
