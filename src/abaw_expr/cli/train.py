@@ -164,6 +164,11 @@ def run_ablate(args: argparse.Namespace) -> None:
 
 def describe_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default="combine", choices=VARIANTS)
+    p.add_argument(
+        "--backbone",
+        default="regnet_y_1_6gf",
+        help="regnet_y_1_6gf (the paper's) or timm:<architecture>, e.g. timm:efficientnet_b0",
+    )
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--json", action="store_true")
@@ -172,7 +177,9 @@ def describe_model_arguments(p: argparse.ArgumentParser) -> None:
 def run_describe_model(args: argparse.Namespace) -> None:
     from abaw_expr.model.describe import describe_model
 
-    result = describe_model(args.variant, frames=args.frames, batch=args.batch)
+    result = describe_model(
+        args.variant, frames=args.frames, batch=args.batch, backbone=args.backbone
+    )
     print_result(result, args.json, json.dumps(result, indent=2))
 
 
