@@ -1,7 +1,8 @@
 """Any timm architecture as the frame encoder: an image batch in, one pooled feature per image out.
 
-``timm.create_model(name, num_classes=0)`` gives the pooled feature (``num_features`` wide:
-1280 for efficientnet_b0, 768 for vit_base_patch16_224). The rest of abaw-expr hands every
+``timm.create_model(name, num_classes=0)`` gives the pooled feature (``num_features`` wide,
+or ``head_hidden_size`` where a layer follows the pooling: 1280 for efficientnet_b0, 768 for
+vit_base_patch16_224, 1024 for mobilenetv3_small_050). The rest of abaw-expr hands every
 backbone 112x112 crops, normalised with ImageNet's mean and deviation
 (:mod:`abaw_expr.data.normalize`). :class:`TimmFeatures` turns them, on the device and inside
 its ``forward`` (so inside a compiled or exported graph too), into what the model was
@@ -68,7 +69,9 @@ class TimmFeatures(nn.Module):
                 f"cannot get the pretrained weights of {self.name} ({first}); "
                 "pass a local state-dict file instead"
             ) from None
-        self.feature_dim = int(self.net.num_features)
+        # what the model returns without a classifier: num_features, or the width of a head
+        # layer after the pooling (MobileNetV3's conv_head), which timm calls head_hidden_size
+        self.feature_dim = int(getattr(self.net, "head_hidden_size", None) or self.net.num_features)
         data = timm.data.resolve_data_config({}, model=self.net)
         self.input_size = tuple(int(s) for s in data["input_size"][1:])
         self.interpolation = "bicubic" if data.get("interpolation") == "bicubic" else "bilinear"
