@@ -51,8 +51,8 @@ def _check_legacy(features_dir: Path, cached: str, backbone: str, weights: str) 
         )
     if weights.strip().lower() == "none":
         raise InputError(
-            "this cache predates reproducible random backbones: its 'none' backbone cannot be "
-            "drawn again; extract again, or pass the backbone's file as --backbone-weights"
+            "this cache predates reproducible random backbones, and for it 'none' draws new "
+            "random ones: extract again, or pass the backbone's file as --backbone-weights"
         )
     if cached != backbone_id(weights):
         raise InputError(
