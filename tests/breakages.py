@@ -824,6 +824,68 @@ BREAKAGES = (
             "test_people_by_time_in_view_the_brief_folded_and_one_picked",
         ),
     ),
+    Breakage(
+        "backbone-none-unseeded",
+        "--backbone-weights none draws the backbone from the run's seed: two runs, one backbone",
+        (
+            (
+                "src/abaw_expr/model/backbones.py",
+                "            torch.manual_seed(seed)\n",
+                "            torch.seed()\n",
+            ),
+        ),
+        (
+            "tests/test_backbones.py::test_none_is_drawn_from_the_seed_and_leaves_the_global_generator_alone",
+            "tests/test_backbones.py::test_random_extraction_is_reproducible_resumes_consistently_and_refuses_another_backbone",
+        ),
+    ),
+    Breakage(
+        "feature-cache-mixes-backbones",
+        "a feature cache made by another backbone or other weights is refused, never resumed",
+        (
+            (
+                "src/abaw_expr/data/feature_cache.py",
+                "            if old_backbone != backbone_id or old_dim != feature_dim:\n",
+                "            if old_dim != feature_dim:\n",
+            ),
+        ),
+        (
+            "tests/test_backbones.py::test_random_extraction_is_reproducible_resumes_consistently_and_refuses_another_backbone",
+        ),
+    ),
+    Breakage(
+        "head-only-training-on-another-backbone",
+        "head-only training refuses a cache that another backbone (or other weights) made",
+        (
+            (
+                "src/abaw_expr/training/cache_check.py",
+                "    if identity != cache.backbone:\n",
+                "    if identity.split()[0] != cache.backbone.split()[0]:\n",
+            ),
+        ),
+        (
+            "tests/test_backbones.py::test_head_only_training_evaluate_and_predict_video_with_a_timm_backbone",
+        ),
+    ),
+    Breakage(
+        "backbone-file-mismatch-loaded",
+        "a weights file that does not fit the timm architecture is refused, naming the first key",
+        (
+            (
+                "src/abaw_expr/model/timm_backbone.py",
+                "    if problems:\n        raise InputError(\n",
+                "    if problems and False:\n        raise InputError(\n",
+            ),
+            (
+                "src/abaw_expr/model/timm_backbone.py",
+                "    model.net.load_state_dict(state)\n",
+                "    model.net.load_state_dict(state, strict=False)\n",
+            ),
+        ),
+        (
+            "tests/test_backbones.py::test_a_state_dict_file_of_the_architecture_loads_and_a_regnet_one_is_refused",
+        ),
+    ),
 )
 
 

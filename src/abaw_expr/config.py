@@ -41,7 +41,11 @@ VARIANTS: tuple[str, ...] = ("combine", "only_att", "only_trans", "no_att_trans"
 @dataclass
 class ModelConfig:
     variant: str = "combine"  # one of VARIANTS
-    backbone_weights: str = "imagenet"  # imagenet | none | PATH to a state dict
+    # Beyond the paper: the frame encoder, regnet_y_1_6gf (the paper's) or timm:<name> (issue 36)
+    backbone: str = "regnet_y_1_6gf"
+    backbone_weights: str = "imagenet"  # imagenet | pretrained | none | PATH to a state dict
+    # backbone_weights=none: the seed its random weights are drawn with; -1 = trainer.seed
+    backbone_seed: int = -1
     frozen_stages: int = 2  # of [stem, block1..block4]; 2 = stem + block1 (authors)
     heads: int = 2
     head_dim: int = 64
@@ -199,6 +203,11 @@ def validate(config: Config) -> None:
             "model.variant must be combine, only_att, only_trans or no_att_trans",
         ),
         (0 <= config.model.frozen_stages <= 5, "model.frozen_stages must be 0..5"),
+        (
+            config.model.backbone.strip().lower() == "regnet_y_1_6gf"
+            or config.model.backbone.strip().lower().startswith("timm:"),
+            "model.backbone must be regnet_y_1_6gf or timm:<architecture>",
+        ),
         (
             config.model.positional in ("none", "relative"),
             "model.positional must be none (the paper) or relative",

@@ -21,7 +21,16 @@ def config_args(p: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one setting, e.g. optim.lr=3e-4",
     )
-    p.add_argument("--backbone-weights", help="imagenet | none | PATH to a state dict")
+    p.add_argument(
+        "--backbone",
+        help="the frame encoder: regnet_y_1_6gf (the paper's, the default) or "
+        "timm:<architecture>, e.g. timm:efficientnet_b0 (docs/backbones.md)",
+    )
+    p.add_argument(
+        "--backbone-weights",
+        help="imagenet | pretrained (the library's download) | none (random, drawn with the "
+        "run's seed) | PATH to a state dict (.safetensors, .pt, .pth)",
+    )
 
 
 def load_config(args: argparse.Namespace):
@@ -36,6 +45,7 @@ def load_config(args: argparse.Namespace):
         ("strategy", "trainer.strategy"),
         ("epochs", "trainer.epochs"),
         ("variant", "model.variant"),
+        ("backbone", "model.backbone"),
         ("backbone_weights", "model.backbone_weights"),
         ("seed", "trainer.seed"),
     ):

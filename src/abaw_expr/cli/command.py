@@ -73,8 +73,9 @@ def check_inputs(args: argparse.Namespace) -> None:
         engine_of(args)  # --calibration: a folder, and only with --engine int8
     for name, kind, flag in getattr(args, "input_paths", ()):
         value = getattr(args, name, None)
-        if kind == "weights":  # imagenet | none | a file
-            if value is None or value.strip().lower() in ("imagenet", "none"):
+        if kind == "weights":  # imagenet | pretrained | none | a file
+            words = ("imagenet", "imagenet_v1", "imagenet_v2", "pretrained", "none")
+            if value is None or value.strip().lower() in words:
                 continue
             kind = "file"
         for path in value if isinstance(value, list) else [value]:

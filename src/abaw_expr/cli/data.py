@@ -182,10 +182,16 @@ def extract_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (default 2)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="--backbone-weights none: the seed of the random backbone (default: trainer.seed, 42)",
+    )
     engine_arg(p)
 
 
 def run_extract(args: argparse.Namespace) -> None:
+    from abaw_expr.model.build import backbone_seed
     from abaw_expr.training.extraction import extract
 
     config = load_config(args)
@@ -198,6 +204,8 @@ def run_extract(args: argparse.Namespace) -> None:
         device=args.device,
         num_workers=args.workers,
         engine=engine_of(args),
+        backbone=config.model.backbone,
+        seed=backbone_seed(config),
     )
     print(f"features written to {args.out}")
 

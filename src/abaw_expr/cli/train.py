@@ -175,6 +175,11 @@ def describe_model_arguments(p: argparse.ArgumentParser) -> None:
         "--variant", default="combine", choices=VARIANTS, help="the model (default combine)"
     )
     p.add_argument(
+        "--backbone",
+        default="regnet_y_1_6gf",
+        help="regnet_y_1_6gf (the paper's) or timm:<architecture>, e.g. timm:efficientnet_b0",
+    )
+    p.add_argument(
         "--frames", type=int, default=64, help="frames per window of the input (default 64)"
     )
     p.add_argument("--batch", type=int, default=2, help="windows in the input (default 2)")
@@ -184,7 +189,9 @@ def describe_model_arguments(p: argparse.ArgumentParser) -> None:
 def run_describe_model(args: argparse.Namespace) -> None:
     from abaw_expr.model.describe import describe_model
 
-    result = describe_model(args.variant, frames=args.frames, batch=args.batch)
+    result = describe_model(
+        args.variant, frames=args.frames, batch=args.batch, backbone=args.backbone
+    )
     print_result(result, args.json, json.dumps(result, indent=2))
 
 

@@ -2,8 +2,10 @@
 
 One folder per split::
 
-    CACHE/<split>/index.npz     names, frame counts, row offsets, labels, has_image, backbone id
-    CACHE/<split>/features.f16  float16 rows of 888, one row per video frame (zeros where no face)
+    CACHE/<split>/index.npz     names, frame counts, row offsets, labels, has_image, backbone id,
+                                feature width (absent: 888), seed of a random backbone (-1: none)
+    CACHE/<split>/features.f16  float16 rows of the backbone's width (888 for RegNetY), one row per
+                                video frame (zeros where no face)
     CACHE/<split>/done.npy      which videos are complete
 
 ``features.f16`` is memory-mapped, so training reads only what it needs and memory does not
@@ -27,6 +29,8 @@ from abaw_expr.errors import InputError
 from abaw_expr.writers import atomic_write
 
 FEATURE_DIM = 888  # RegNetY-1.6GF's pooled feature; the model checks it matches
+# The backbone id of a cache made since issue 36: "<backbone> sha256:<digest of its weights as
+# loaded>" (abaw_expr.model.backbones.backbone_identity); before, the weights' name or file.
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -96,6 +100,8 @@ class FeatureCache:
             }
             self.total = int(data["lengths"].sum())
             self.backbone = str(data["backbone"])
+            self.feature_dim = int(data["dim"]) if "dim" in data else FEATURE_DIM
+            self.backbone_seed = int(data["backbone_seed"]) if "backbone_seed" in data else -1
         done = np.load(self.split_dir / "done.npy")
         if not done.all():
             raise InputError(
@@ -112,7 +118,7 @@ class FeatureCache:
                 self.split_dir / "features.f16",
                 dtype=np.float16,
                 mode="r",
-                shape=(self.total, FEATURE_DIM),
+                shape=(self.total, self.feature_dim),
             )
         return self._rows
 
@@ -127,7 +133,15 @@ class CacheWriter:
     and a video is committed with :meth:`finish` once all its rows are in.
     """
 
-    def __init__(self, out_dir: Path | str, index: FrameIndex, backbone_id: str, images_dir):
+    def __init__(
+        self,
+        out_dir: Path | str,
+        index: FrameIndex,
+        backbone_id: str,
+        images_dir,
+        feature_dim: int = FEATURE_DIM,
+        backbone_seed: int = -1,
+    ):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         lengths = np.array([v.num_frames for v in index], dtype=np.int64)
@@ -142,19 +156,21 @@ class CacheWriter:
                     old["lengths"], lengths
                 )
                 old_backbone = str(old["backbone"])
+                old_dim = int(old["dim"]) if "dim" in old else FEATURE_DIM
             if not same:
                 raise InputError(
                     "holds a cache of another data set; choose an empty folder", self.out_dir
                 )
-            if old_backbone != backbone_id:
+            if old_backbone != backbone_id or old_dim != feature_dim:
                 raise InputError(
-                    f"holds features of backbone {old_backbone!r}, not {backbone_id!r}; choose an empty folder",
+                    f"holds features of backbone {old_backbone!r}, not {backbone_id!r} (another "
+                    "backbone or other weights); choose an empty folder",
                     self.out_dir,
                 )
             self.done = np.load(self.done_file)
         else:
             rows = np.memmap(
-                rows_file, dtype=np.float16, mode="w+", shape=(max(total, 1), FEATURE_DIM)
+                rows_file, dtype=np.float16, mode="w+", shape=(max(total, 1), feature_dim)
             )
             del rows
             self.done = np.zeros(len(index), dtype=bool)
@@ -171,12 +187,14 @@ class CacheWriter:
                     if index.videos and getattr(index.videos[0], task) is not None
                 },
                 backbone=np.array(backbone_id),
+                dim=np.array(feature_dim),
+                backbone_seed=np.array(backbone_seed),
                 images_dir=np.array(str(Path(images_dir).resolve())),
             )
             _save_npy(self.done_file, self.done)
         self.pending = [pos for pos in range(len(index)) if not self.done[pos]]
         self.rows = np.memmap(
-            rows_file, dtype=np.float16, mode="r+", shape=(max(total, 1), FEATURE_DIM)
+            rows_file, dtype=np.float16, mode="r+", shape=(max(total, 1), feature_dim)
         )
         self._unreadable: list[int] = []
 
@@ -201,7 +219,8 @@ class CacheWriter:
 
 
 def backbone_id(weights: str) -> str:
-    """Identity of a backbone's weights, so a cache is never resumed with other features."""
+    """The identity caches recorded before issue 36 (the weights' name, or the file's hash);
+    still what the synthetic probes record, and what a cache of that time is checked by."""
     path = Path(weights).expanduser()
     if path.is_file():
         digest = hashlib.sha256()

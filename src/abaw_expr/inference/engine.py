@@ -93,7 +93,12 @@ def engine_beside_faces(engine: str) -> str:
 
 
 class BackboneRunner:
-    """``runner(images)`` -> (n, 888) float32 features on the runner's device."""
+    """``runner(images)`` -> (n, feature_dim) float32 features on the runner's device (888
+    for RegNetY).
+
+    An engine that cannot take the backbone (an ONNX export or an int8 quantisation that
+    fails, as some timm architectures may) says so in a warning and the runner goes on eagerly.
+    """
 
     def __init__(
         self,
@@ -108,6 +113,7 @@ class BackboneRunner:
         self.device = torch.device(device)
         self.cuda_bf16 = cuda_bf16  # False: float32 on CUDA too (feature caches)
         self.backbone = backbone.to(self.device).eval()
+        self.feature_dim = int(getattr(backbone, "feature_dim", 888))
         self.batch_size = batch_size
         self.chunk = chunk_size(self.device, batch_size)
         engine, calibration_dir = split_engine(engine)
@@ -115,7 +121,7 @@ class BackboneRunner:
         self._compiled = (
             torch.compile(self.backbone, dynamic=False) if self.engine == "compile" else None
         )
-        self._session = onnx_session(self.backbone) if self.engine == "onnxruntime" else None
+        self._session = self._onnx_or_eager() if self.engine == "onnxruntime" else None
         # int8: quantised on the first call, on ``calibration`` (faces, or a folder of face
         # images: ``engine="int8:DIR"``) or on that call's first faces
         self.calibration = calibration if calibration is not None else calibration_dir
@@ -127,6 +133,18 @@ class BackboneRunner:
         self.channels_last = self.engine in ("eager", "int8") and self.device.type == "cpu"
         if self.channels_last:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
+
+    def _onnx_or_eager(self):
+        try:
+            return onnx_session(self.backbone)
+        except InputError:  # ONNX Runtime is not installed: the user asked for it by name
+            raise
+        except Exception as err:  # the exporter or the runtime refuses this backbone
+            log.warning(
+                "ONNX Runtime cannot take this backbone (%s); running it eagerly", _first(err)
+            )
+            self.engine = "eager"
+            return None
 
     def loader_batch_size(self, batch_size: int) -> int:
         """``batch_size`` rounded up to whole chunks, so that only a job's last batch is padded."""
@@ -167,7 +185,14 @@ class BackboneRunner:
             if len(faces) < self.chunk:
                 faces = torch.cat([faces, faces[-1:].expand(self.chunk - len(faces), -1, -1, -1)])
         faces = faces.float().contiguous()
-        session = int8_session(cached_int8_graph(self.backbone, faces, self.chunk))
+        try:
+            session = int8_session(cached_int8_graph(self.backbone, faces, self.chunk))
+        except InputError:
+            raise
+        except Exception as err:  # the exporter or the quantiser refuses this backbone
+            log.warning("int8 cannot take this backbone (%s); it runs in float32", _first(err))
+            self.engine = "eager"
+            return
         int8 = np.concatenate(
             [
                 session.run(None, {"images": c.contiguous().numpy()})[0]
@@ -214,6 +239,11 @@ class BackboneRunner:
             return self.backbone(chunk).float()
         with autocast_for(self.device):
             return self.backbone(chunk).float()
+
+
+def _first(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def onnx_session(backbone: torch.nn.Module):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from abaw_expr.data.feature_cache import FEATURE_DIM, FeatureCache
+from abaw_expr.data.feature_cache import FeatureCache
 from abaw_expr.data.frame_index import FrameIndex, VideoFrames
 from abaw_expr.data.images import FrameImages
 from abaw_expr.data.windows import make_windows
@@ -67,7 +67,7 @@ def frame_features(
 ) -> tuple[np.ndarray, torch.Tensor]:
     """Backbone features of every readable face image of a video, once per frame.
 
-    Returns the frame numbers and their (n, 888) features; unreadable images are dropped.
+    Returns the frame numbers and their (n, feature_dim) features; unreadable images are dropped.
     """
     frames = np.flatnonzero(video.has_image)
     items = [(int(f), 0, video.path(int(f))) for f in frames]
@@ -81,7 +81,7 @@ def frame_features(
         chunks.append(backbone(images[ok]))
         kept.append(frame_ids[ok].numpy())
     if not chunks:
-        return np.zeros(0, np.int64), torch.zeros(0, FEATURE_DIM, device=device)
+        return np.zeros(0, np.int64), torch.zeros(0, backbone.feature_dim, device=device)
     return np.concatenate(kept), torch.cat(chunks)
 
 

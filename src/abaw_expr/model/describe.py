@@ -10,11 +10,16 @@ from abaw_expr.model.temporal import count_parameters
 
 
 def describe_model(
-    variant: str = "combine", frames: int = 64, batch: int = 2, image_size: int = 112
+    variant: str = "combine",
+    frames: int = 64,
+    batch: int = 2,
+    image_size: int = 112,
+    backbone: str = "regnet_y_1_6gf",
 ) -> dict:
     """Counts per part and the output shape of a random (batch, frames, 3, size, size) input."""
     config = Config()
     config.model.variant = variant
+    config.model.backbone = backbone
     config.model.backbone_weights = "none"
     model = build_model(config).eval()
     with torch.inference_mode():
@@ -22,6 +27,7 @@ def describe_model(
     counts = count_parameters(model)
     return {
         "variant": variant,
+        "backbone": config.model.backbone,
         "parameters": {k: counts[k] for k in ("backbone", "attention", "encoder", "head", "total")},
         "feature_dim": model.head.feature_dim,
         "output": list(out.shape),

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 
 from abaw_expr.config import VARIANTS
 from abaw_expr.errors import InputError
-from abaw_expr.model.backbone import FEATURE_DIM, RegNetFeatures
+from abaw_expr.model.backbone import FEATURE_DIM
 from abaw_expr.tasks import AU_NAMES, NUM_CLASSES, TASKS
 
 # The outputs of each task, in the order the head concatenates them.
@@ -237,7 +237,7 @@ class TemporalHead(nn.Module):
 class ExpressionModel(nn.Module):
     """Backbone (optional) + temporal head: frames or cached features -> per-frame logits."""
 
-    def __init__(self, backbone: RegNetFeatures | None, head: TemporalHead):
+    def __init__(self, backbone: nn.Module | None, head: TemporalHead):
         super().__init__()
         self.backbone = backbone
         self.head = head

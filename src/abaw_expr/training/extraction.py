@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from abaw_expr.data.feature_cache import CacheWriter, FeatureCache, backbone_id
+from abaw_expr.data.feature_cache import CacheWriter, FeatureCache
 from abaw_expr.data.frame_index import FrameIndex
 from abaw_expr.data.images import FrameImages
 from abaw_expr.inference.engine import BackboneRunner
@@ -34,11 +34,14 @@ def extract_split(
     device: str | torch.device = "cpu",
     engine: str = "auto",
     runner: BackboneRunner | None = None,
+    backbone_seed: int = -1,
 ) -> FeatureCache:
     """Run ``backbone`` over every face image of ``index`` and store the features (resumable).
 
-    ``runner``: a runner of ``backbone`` to reuse (one compiled graph for every split)."""
-    writer = CacheWriter(out_dir, index, backbone_id, images_dir)
+    ``runner``: a runner of ``backbone`` to reuse (one compiled graph for every split);
+    ``backbone_seed``: the seed a random backbone was drawn with, recorded for training."""
+    width = getattr(backbone, "feature_dim", 888)
+    writer = CacheWriter(out_dir, index, backbone_id, images_dir, width, backbone_seed)
     if writer.pending:
         log.info(
             "extracting %s: %d of %d videos to do",
@@ -81,14 +84,17 @@ def extract(
     num_workers: int = 2,
     image_size: int = 112,
     engine: str = "auto",
+    backbone: str = "regnet_y_1_6gf",
+    seed: int = 42,
 ) -> dict[str, FeatureCache]:
     """Extract features of every split under ``annotations_dir`` into ``out_dir/<split>/``.
 
     ``annotations_dir`` is one track's folder or the folder of ABAW's track folders; the cache
-    holds the labels of every track found, so one extraction serves training on any of them."""
+    holds the labels of every track found, so one extraction serves training on any of them.
+    ``backbone`` is ``model.backbone``; ``weights="none"`` draws it with ``seed``."""
     from abaw_expr.data.frame_index import build_split_index
     from abaw_expr.data.task_index import build_task_index, find_tasks
-    from abaw_expr.model.backbone import build_backbone
+    from abaw_expr.model.backbones import backbone_identity, make_backbone
 
     tasks = find_tasks(annotations_dir)
     if list(tasks) == ["expr"]:
@@ -100,7 +106,10 @@ def extract(
         indexes = build_task_index(images_dir, tasks)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    backbone = build_backbone(weights, frozen_stages=5)
+    name = backbone
+    backbone = make_backbone(name, weights, frozen_stages=5, seed=seed)
+    identity = backbone_identity(name, backbone)  # of the weights as loaded, before any engine
+    drawn = seed if weights.strip().lower() == "none" else -1
     frames = sum(int(v.has_image.sum()) for index in indexes.values() for v in index.videos)
     runner = BackboneRunner(backbone, device, engine, batch_size, frames, cuda_bf16=False)
     caches = {}
@@ -109,7 +118,7 @@ def extract(
             index,
             backbone,
             Path(out_dir) / split,
-            backbone_id(weights),
+            identity,
             images_dir,
             batch_size,
             num_workers,
@@ -117,5 +126,6 @@ def extract(
             device,
             engine,
             runner,
+            drawn,
         )
     return caches

@@ -28,6 +28,7 @@ from abaw_expr.data.datamodule import ExpressionDataModule
 from abaw_expr.errors import InputError
 from abaw_expr.inference.provenance import git_commit, training_record
 from abaw_expr.tasks import EXPR
+from abaw_expr.training.cache_check import check_features_match
 from abaw_expr.training.module import ExpressionModule
 from abaw_expr.writers import atomic_write, atomic_write_json
 
@@ -124,24 +125,6 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> Path | None
     return None
 
 
-def check_features_match(features_dir: Path, weights: str) -> None:
-    """The checkpoint embeds ``model.backbone_weights``: they must be the weights that made the cache."""
-    from abaw_expr.data.feature_cache import FeatureCache, backbone_id
-
-    cached = FeatureCache(features_dir / "Train_Set").backbone
-    if weights.strip().lower() == "none":
-        raise InputError(
-            "training on cached features needs the backbone weights that made them, and 'none' draws new "
-            "random ones: save that backbone to a file and pass it as --backbone-weights to extract and train"
-        )
-    if cached != backbone_id(weights):
-        raise InputError(
-            f"features were extracted with backbone {cached!r}, but model.backbone_weights is {weights!r}; "
-            "pass the same --backbone-weights as to 'abaw-expr extract'",
-            features_dir,
-        )
-
-
 def train(
     config: Config,
     annotations_dir: Path | str,
@@ -158,7 +141,7 @@ def train(
     _check_logger(config)
     ckpt_path = prepare_run_dir(out_dir, resume, overwrite)
     if features_dir is not None:
-        check_features_match(Path(features_dir), config.model.backbone_weights)
+        check_features_match(Path(features_dir), config)
     if features_dir is not None and config.model.frozen_stages != 5:
         log.info("training on cached features: the backbone is not trained (model.frozen_stages=5)")
         config.model.frozen_stages = 5

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from abaw_expr.data.feature_cache import FEATURE_DIM
 from abaw_expr.data.images import eval_transform
 from abaw_expr.errors import InputError
 from abaw_expr.inference.checkpoint import load_model
@@ -96,7 +95,7 @@ class _BackboneBatcher:
             self._worker.shutdown(wait=True, cancel_futures=True)
         frames = np.asarray(self.numbers, np.int64) - 1
         if not features:
-            return frames, torch.zeros(0, FEATURE_DIM, device=self.device)
+            return frames, torch.zeros(0, self.backbone.feature_dim, device=self.device)
         return frames, torch.cat(features)
 
 
@@ -187,15 +186,16 @@ def predict_video(
 
 
 def _person_features(
-    faces: VideoFaces, parts: list[tuple[np.ndarray, torch.Tensor]], device: torch.device
+    faces: VideoFaces,
+    parts: list[tuple[np.ndarray, torch.Tensor]],
+    device: torch.device,
+    width: int,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """One person's backbone features and 0-based frames, in frame order, from the features
     of their tracks: only their own frames, as a track cut in two (split_mixed_tracks) serves
     two people."""
     frames = np.concatenate([f for f, _ in parts]) if parts else np.zeros(0, np.int64)
-    features = (
-        torch.cat([x for _, x in parts]) if parts else torch.zeros(0, FEATURE_DIM, device=device)
-    )
+    features = torch.cat([x for _, x in parts]) if parts else torch.zeros(0, width, device=device)
     order = np.argsort(frames, kind="stable")
     order = order[faces.has_face[frames[order]]]
     return features[torch.from_numpy(order).to(features.device)], frames[order]
@@ -238,7 +238,7 @@ def predict_people(
     for faces, tracks in people:
         start = time.perf_counter()
         parts = [by_track[t] for t in tracks if t in by_track]
-        features, frames = _person_features(faces, parts, device)
+        features, frames = _person_features(faces, parts, device, model.head.feature_dim)
         probs = _head_values(model, features, frames, faces, seq_len, settings, video)
         model_seconds += time.perf_counter() - start
         thresholds = getattr(model, "au_thresholds", None)
