@@ -55,7 +55,7 @@ def test_a_trained_checkpoint_records_its_data_backbone_tasks_code_and_scores(
         assert record["data"]["folder"] == "annotations"
         assert record["data"]["label_files"] == len(files) > 0
         assert len(record["data"]["files_sha256"]) == 64
-        assert record["backbone"] == {"weights": "random"}
+        assert record["backbone"] == {"architecture": "regnet_y_1_6gf", "weights": "random"}
         assert record["tasks"] == ["expr"]
         assert record["code"]["version"] and record["code"]["git_commit"]
         run = json.loads((trained_run / "run.json").read_text())
@@ -91,6 +91,7 @@ def test_data_from_outside_the_sample_is_the_users_annotations_with_a_hash_of_it
 def test_the_backbone_is_imagenet_random_or_a_file_with_its_hash(tmp_path):
     assert backbone_record("imagenet") == {"weights": "imagenet"}
     assert backbone_record("none") == {"weights": "random"}
+    assert backbone_record("pretrained") == {"weights": "pretrained"}  # timm's own download
     assert backbone_record("imagenet_v1") == {"weights": "imagenet", "version": "imagenet_v1"}
     weights = tmp_path / "b.safetensors"
     weights.write_bytes(b"some weights")
@@ -111,7 +112,10 @@ def test_a_checkpoint_without_a_record_loads_and_reads_as_unknown(tmp_path, caps
     save_model_checkpoint(model, config, tmp_path / "old.ckpt")
     loaded, _ = load_model(tmp_path / "old.ckpt")
     assert loaded.provenance["origin"] == "unknown"
-    assert loaded.provenance["backbone"] == {"weights": "imagenet"}
+    assert loaded.provenance["backbone"] == {
+        "weights": "imagenet",
+        "architecture": "regnet_y_1_6gf",
+    }
     assert model_warning(loaded.provenance) is None
     assert main(["describe", "--checkpoint", str(tmp_path / "old.ckpt")]) == 0
     out = capsys.readouterr().out
@@ -122,12 +126,13 @@ def test_describe_shows_the_record_and_the_warning(trained_run, capsys):
     assert main(["describe", "--checkpoint", str(trained_run / "best.ckpt")]) == 0
     out = capsys.readouterr().out
     assert "data: synthetic sample, folder 'annotations'" in out
-    assert "backbone: random" in out and "tasks: expr" in out
+    assert "backbone: regnet_y_1_6gf, weights random" in out and "tasks: expr" in out
     assert "validation (epoch 0): " in out and "val/macro_f1" in out
     assert f"warning: {NEVER_SEEN}" in out
     assert main(["describe", "--checkpoint", str(trained_run / "best.ckpt"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["data"]["kind"] == "synthetic sample"
+    assert result["backbone"]["architecture"] == "regnet_y_1_6gf"
     assert result["model_warning"].startswith(NEVER_SEEN)
 
 
@@ -215,7 +220,7 @@ def test_serve_shows_a_toys_warning_as_a_banner_and_in_result_json(
             assert result["model_warning"] is None and result["model"] == REAL
         else:
             assert result["model_warning"].startswith(NEVER_SEEN)
-            assert result["model"]["backbone"] == {"weights": "random"}
+            assert result["model"]["backbone"] == {"architecture": "regnet_y_1_6gf", "weights": "random"}
         assert len(_warnings(caplog)) == (0 if real else 1)  # not again per video
     finally:
         app.cleanup()

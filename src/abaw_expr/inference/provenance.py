@@ -124,6 +124,8 @@ def backbone_record(weights: str) -> dict:
     value = str(weights).strip()
     if value.lower() == "none":
         return {"weights": "random"}
+    if value.lower() == "pretrained":  # the library's own download (timm's default tag)
+        return {"weights": "pretrained"}
     if value.lower() in IMAGENET:
         return {
             "weights": "imagenet",
@@ -147,7 +149,10 @@ def training_record(
     adds the validation scores)."""
     return {
         "data": data_record(annotations_dir, images_dir, features_dir),
-        "backbone": backbone_record(config.model.backbone_weights),
+        "backbone": {
+            "architecture": config.model.backbone,
+            **backbone_record(config.model.backbone_weights),
+        },
         "tasks": list(config.model.tasks),
         "code": {"version": __version__, "git_commit": git_commit()},
     }
@@ -162,8 +167,9 @@ def read_provenance(checkpoint: dict) -> dict:
     config = checkpoint.get("hyper_parameters", {}).get("config", {})
     weights = str(config.get("model", {}).get("backbone_weights", UNKNOWN))
     backbone = {"weights": UNKNOWN}
-    if weights.lower() in ("none", *IMAGENET):
+    if weights.lower() in ("none", "pretrained", *IMAGENET):
         backbone = backbone_record(weights)
+    backbone["architecture"] = config.get("model", {}).get("backbone", "regnet_y_1_6gf")
     return {"origin": UNKNOWN, "data": {"kind": UNKNOWN}, "backbone": backbone}
 
 
@@ -195,7 +201,8 @@ def format_provenance(record: dict) -> str:
     weights = backbone.get("weights", UNKNOWN)
     if weights == "file":
         weights = f"file {backbone.get('file')!r} (sha256 {str(backbone.get('sha256'))[:16]})"
-    lines.append(f"backbone: {weights}")
+    architecture = backbone.get("architecture", "regnet_y_1_6gf")
+    lines.append(f"backbone: {architecture}, weights {weights}")
     if "tasks" in record:
         lines.append(f"tasks: {', '.join(record['tasks'])}")
     if "code" in record:
