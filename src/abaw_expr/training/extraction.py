@@ -34,10 +34,12 @@ def extract_split(
     device: str | torch.device = "cpu",
     engine: str = "auto",
     runner: BackboneRunner | None = None,
+    bar=None,
 ) -> FeatureCache:
     """Run ``backbone`` over every face image of ``index`` and store the features (resumable).
 
-    ``runner``: a runner of ``backbone`` to reuse (one compiled graph for every split)."""
+    ``runner``: a runner of ``backbone`` to reuse (one compiled graph for every split); ``bar``:
+    a tqdm bar to advance by the frames done."""
     writer = CacheWriter(out_dir, index, backbone_id, images_dir)
     if writer.pending:
         log.info(
@@ -52,6 +54,8 @@ def extract_split(
         for f in np.flatnonzero(index.videos[pos].has_image)
     ]
     remaining = {pos: int(index.videos[pos].has_image.sum()) for pos in writer.pending}
+    if bar is not None:  # the videos an earlier run finished
+        bar.update(sum(int(v.has_image.sum()) for v in index.videos) - len(items))
     for pos in [p for p, n in remaining.items() if n == 0]:
         writer.finish(pos)
     if runner is None:  # float32 on CUDA too: a cache is read by many trainings
@@ -63,6 +67,8 @@ def extract_split(
     )
     for images, row_ids, video_pos, ok in loader:
         writer.write(row_ids.numpy(), runner(images).cpu().numpy(), ok.numpy())
+        if bar is not None:
+            bar.update(len(row_ids))
         for pos in video_pos.tolist():
             remaining[pos] -= 1
             if remaining[pos] == 0:
@@ -81,11 +87,14 @@ def extract(
     num_workers: int = 2,
     image_size: int = 112,
     engine: str = "auto",
+    progress: bool = False,
 ) -> dict[str, FeatureCache]:
     """Extract features of every split under ``annotations_dir`` into ``out_dir/<split>/``.
 
     ``annotations_dir`` is one track's folder or the folder of ABAW's track folders; the cache
-    holds the labels of every track found, so one extraction serves training on any of them."""
+    holds the labels of every track found, so one extraction serves training on any of them.
+    ``progress``: one bar over every split's frames (frames a resumed run finished count as
+    done)."""
     from abaw_expr.data.frame_index import build_split_index
     from abaw_expr.data.task_index import build_task_index, find_tasks
     from abaw_expr.model.backbone import build_backbone
@@ -103,6 +112,11 @@ def extract(
     backbone = build_backbone(weights, frozen_stages=5)
     frames = sum(int(v.has_image.sum()) for index in indexes.values() for v in index.videos)
     runner = BackboneRunner(backbone, device, engine, batch_size, frames, cuda_bf16=False)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=frames, desc="features", unit="frame")
     caches = {}
     for split, index in indexes.items():
         caches[split] = extract_split(
@@ -117,5 +131,8 @@ def extract(
             device,
             engine,
             runner,
+            bar,
         )
+    if bar is not None:
+        bar.close()
     return caches
