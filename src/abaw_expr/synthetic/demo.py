@@ -17,7 +17,7 @@ temporal model learns.
    three tracks (expressions, valence-arousal, action units: the sample's ``tracks/``),
    trained on all at once, which costs about what the expression track alone does; the
    paper's loss for expressions, optimiser, scheduler, sequence length 64 and batch 16, for
-   8 epochs: what fits the demo's 6 minutes on a 2-core CPU, where a step of the combine head
+   8 epochs: what fits the demo's 3 minutes on a 2-core CPU, where a step of the combine head
    takes ~0.23 s (the best epoch is the last for about half of the runs; README).
 4. *Evaluate*: each checkpoint on every annotated validation frame, from the cached features
    (the frozen backbone runs once, in stage 2), writing the ABAW prediction files and
@@ -70,8 +70,8 @@ VARIANTS = tuple(HEADS)
 SEEDS = 3
 EPOCHS = 8
 # A smaller sample than ``abaw-expr sample`` writes (30 + 10 videos): the frozen backbone's
-# features cost ~16 ms a frame on a 2-core CPU, and the demo must fit in 6 minutes there.
-SAMPLE = {"train_videos": 20, "val_videos": 8, "frames": 300}
+# features cost ~16 ms a frame on a 2-core CPU, and the demo must fit in 3 minutes there.
+SAMPLE = {"train_videos": 16, "val_videos": 8, "frames": 200}
 
 
 def calibration_faces(images: Path, split_dir: Path, every: int = 16) -> torch.Tensor:
@@ -225,7 +225,7 @@ def _feature_stage(sample: Path, out: Path, seed: int, show: bool) -> tuple[Path
     stage_line(show, 2, "the backbone's feature of every frame, cached")
     features = out / "features"
     shutil.rmtree(features, ignore_errors=True)
-    # eager (channels-last): on a fresh clone, compiling costs more than it saves on 7,800 frames
+    # eager (channels-last): on a fresh clone, compiling costs more than it saves on 4,400 frames
     extract(
         images,
         sample / "tracks",
