@@ -6,9 +6,10 @@ Every backbone has random weights (``--backbone-weights none``, seed 0) and runs
 runs it on a CPU: ``BackboneRunner``'s eager engine (channels-last), 112x112 ImageNet-normalised
 crops in, a timm model resizing them to its own input size inside its forward. Figures on a
 shared machine move from run to run, so the ratio to RegNetY measured in the same run is the
-figure to read. ``--smoke`` also extracts a small synthetic sample with a random
-efficientnet_b0 and trains the head on it over three seeds: a check of the whole path that
-says nothing about Aff-Wild2.
+figure to read. ``--smoke`` also makes a random efficientnet_b0 as the demo makes its RegNetY
+(seeded, its feature scale calibrated on training faces), caches a small synthetic sample's
+features with it and trains the demo's three-task head on them over three seeds: a check of
+the whole path that says nothing about Aff-Wild2.
 """
 
 from __future__ import annotations
@@ -53,28 +54,46 @@ def speeds(batch: int) -> dict:
     return table
 
 
-def smoke(seeds=(0, 1, 2)) -> dict:
-    """A random efficientnet_b0 on a small synthetic sample: extract, head-only train, F1."""
-    from abaw_expr.config import Config
+def prepare_smoke(root: Path, name: str) -> None:
+    """A random ``name`` as the demo makes its RegNetY (seeded, its feature scale calibrated on
+    training faces, saved to ``root/backbone.safetensors``) and a small sample's features."""
+    from safetensors.torch import save_file
+
+    from abaw_expr.model.backbone import calibrate_feature_scale
+    from abaw_expr.model.backbones import make_backbone
+    from abaw_expr.synthetic.demo import calibration_faces
     from abaw_expr.synthetic.sample import write_sample
     from abaw_expr.training.extraction import extract
-    from abaw_expr.training.loop import train
 
-    root = Path(tempfile.mkdtemp(prefix="abaw-backbones-"))
-    write_sample(root / "s", train_videos=6, val_videos=3, frames=200, seed=3, workers=0)
-    extract(root / "s" / "cropped_aligned", root / "s" / "annotations", root / "f", "none",
-            num_workers=1, engine="eager", backbone="timm:efficientnet_b0", seed=0)  # fmt: skip
-    scores = {}
-    for seed in seeds:
-        config = Config()
-        config.model.backbone, config.model.backbone_weights = "timm:efficientnet_b0", "none"
-        config.trainer.seed, config.trainer.epochs = seed, 15
-        config.data.num_workers = 0
-        run = train(config, root / "s" / "annotations", root / f"run{seed}",
-                    features_dir=root / "f", enable_progress_bar=False)  # fmt: skip
-        scores[seed] = round(run["best_macro_f1"], 4)
-        print(f"seed {seed}: best validation macro F1 {scores[seed]}", flush=True)
-    return {"sample": "6 train / 3 validation videos of 200 frames", "macro_f1": scores}
+    write_sample(root / "s", train_videos=12, val_videos=4, frames=200, seed=3, workers=0)
+    images = root / "s" / "cropped_aligned"
+    backbone = make_backbone(name, "none", frozen_stages=5, seed=0)
+    faces = calibration_faces(images, root / "s" / "annotations" / "Train_Set")
+    calibrate_feature_scale(backbone, faces)
+    weights = root / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(weights))
+    extract(images, root / "s" / "tracks", root / "f", str(weights), num_workers=1,
+            engine="eager", backbone=name)  # fmt: skip
+
+
+def smoke(seeds: int = 3, name: str = "timm:efficientnet_b0", root: Path | None = None) -> dict:
+    """The demo's head recipe (three tasks, 8 epochs) on the features of a random ``name``,
+    over ``seeds`` seeds; ``root``: the folder of an earlier run, its features reused."""
+    from abaw_expr.synthetic.demo import head_stage_config
+    from abaw_expr.training.ablation import ablate, pm
+
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="abaw-backbones-"))
+        prepare_smoke(root, name)
+    config = head_stage_config("combine", root / "backbone.safetensors", 0, 8)
+    config.model.backbone = name
+    tracks = root / "s" / "tracks"
+    table = ablate(config, tracks, root / "runs", ["combine"], seeds, features_dir=root / "f")
+    row = table["arms"]["combine"]["tracks"]
+    return {
+        "smoke sample": "12 train / 4 validation videos of 200 frames",
+        **{f"smoke {task}": pm(row[task]["score_stats"]) for task in ("expr", "va", "au")},
+    }
 
 
 def main() -> None:

@@ -5,11 +5,14 @@ and in compare.html."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from abaw_expr.synthetic.demo import run_demo
 from abaw_expr.tasks import CLASS_NAMES
 from abaw_expr.training.ablation import pm
 
@@ -28,12 +31,51 @@ VERDICTS = {
 }
 
 
+# `abaw-expr demo` itself (its logging set up by the CLI), made small through run_demo's defaults
+DEMO_SCRIPT = """
+import sys
+import abaw_expr.synthetic.demo as demo
+from abaw_expr.cli import main
+demo.run_demo.__kwdefaults__.update(
+    sample_size={"train_videos": 3, "val_videos": 2, "frames": 100}, seeds=2, video=False
+)
+sys.exit(main(["demo", "--out", sys.argv[1], "--epochs", "1"]))
+"""
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
-    size = {"train_videos": 3, "val_videos": 2, "frames": 100}
-    summary = run_demo(out, epochs=1, sample_size=size, seeds=2, video=False)
-    return out, summary
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", DEMO_SCRIPT, str(out)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, done.stdout, done.stderr
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run):
+    out, stdout, _ = demo_run
+    return out, stdout.removesuffix("\n")
+
+
+def test_the_demo_says_its_stages_and_nothing_from_the_libraries_beneath(demo_run):
+    """stdout is the summary alone; stderr holds the demo's stage lines, its progress bars and
+    our own warnings, no line of Lightning (tips, "GPU available", trainer chatter) and no
+    deprecation warning."""
+    out, stdout, stderr = demo_run
+    assert stdout == (out / "summary.txt").read_text()
+    pieces = [x.strip() for x in re.split(r"[\r\n]+", stderr) if x.strip()]
+    stages = [x for x in pieces if re.match(r"\[\d/5\] ", x)]
+    assert [x[:5] for x in stages] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]"]
+    bars = [x for x in pieces if re.match(r"(features|heads): +\d+%\|", x)]
+    assert {x.split(":")[0] for x in bars} == {"features", "heads"}
+    assert any(x.startswith("heads: 100%") and "6/6" in x for x in bars)
+    # our own warnings (this tiny sample leaves classes out) pass, each once
+    ours = [x for x in pieces if x.startswith("WARNING abaw_expr.")]
+    assert len(ours) == len(set(ours))
+    assert [x for x in pieces if x not in stages + bars + ours] == []
 
 
 def cells(summary: str, title: str) -> list[str]:

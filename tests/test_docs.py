@@ -495,3 +495,107 @@ def test_github_slugs():
 def test_the_readme_is_a_landing_page():
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) < 200, f"README.md has {len(lines)} lines"
+
+
+# The figures the pages quote, each recorded once in RESULTS.md's table "The figures the docs
+# quote": the row's first words -> the pattern of a quote on a page (its groups written as the
+# table writes the value) and the pages not searched for it: speed.md is the page of every
+# speed figure, each dated, on several machines.
+FIGURES = {
+    "the demo's own run": (r"[Tt]he demo's own run took (\d+ min \d+ s)", "{0}", ()),
+    "the demo summary the README shows": (r"summary of (commit [0-9a-f]{7,})", "{0}", ()),
+    "the test suite": (r"(\d+) tests took (\d+ min \d+ s)", "{0} tests in {1}", ()),
+    "`predict --video`": (
+        r"`predict --video`[^.]*?(\d+(?:\.\d+)?) frames/s",
+        "{0} frames/s",
+        ("speed.md",),
+    ),
+}
+
+
+def recorded_figures() -> dict[str, str]:
+    """RESULTS.md's table of the figures the docs quote: row title -> value."""
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    section = text.split("## The figures the docs quote", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): cells[1].strip() for cells in rows[1:]}
+
+
+def quoted_figures(pages_: list[Path]) -> list[tuple[str, str, str]]:
+    """(figure, value as quoted, page) for every quote of a FIGURES figure on ``pages_``."""
+    found = []
+    for page in pages_:
+        text = " ".join(page.read_text(encoding="utf-8").split())  # quotes may wrap
+        for figure, (pattern, form, skipped) in FIGURES.items():
+            for match in re.finditer(pattern, text) if page.name not in skipped else ():
+                found.append((figure, form.format(*match.groups()), page.name))
+    return found
+
+
+def figure_disagreements(pages_: list[Path], recorded: dict[str, str]) -> list[str]:
+    table = {next(t for t in recorded if t.startswith(f)): f for f in FIGURES}
+    values = {figure: recorded[title] for title, figure in table.items()}
+    problems = [
+        f"{page}: {figure} {value!r}, recorded {values[figure]!r}"
+        for figure, value, page in quoted_figures(pages_)
+        if value != values[figure]
+    ]
+    quoted = {figure for figure, _, _ in quoted_figures(pages_)}
+    problems += [f"{figure}: quoted nowhere" for figure in FIGURES if figure not in quoted]
+    # a copy in other words: a count of tests, or a duration on the demo's pages, that is none
+    # of the recorded figures
+    counts = {v.split()[0] for v in recorded.values() if v.endswith(" s") and " tests " in v}
+    durations = {m for v in recorded.values() for m in re.findall(r"\d+ min \d+ s", v)}
+    for page in pages_:
+        text = " ".join(page.read_text(encoding="utf-8").split())
+        problems += [
+            f"{page.name}: {n} tests"
+            for n in re.findall(r"\b(\d+) tests\b", text)
+            if n not in counts
+        ]
+        if page.name in ("README.md", "demo.md"):
+            problems += [
+                f"{page.name}: {d}"
+                for d in re.findall(r"\b\d+(?:\.\d+)? min(?: \d+ s)?\b", text)
+                if d not in durations
+            ]
+    return problems
+
+
+def test_every_figure_the_pages_quote_is_the_recorded_one():
+    """Demo time, demo summary, test count and time, `predict --video` speed: each recorded
+    once (RESULTS.md, with machine and date); a page that quotes one quotes that."""
+    recorded = recorded_figures()
+    assert all(any(t.startswith(f) for t in recorded) for f in FIGURES), recorded
+    assert figure_disagreements(command_pages(), recorded) == []
+
+
+def test_the_figure_check_on_made_up_pages(tmp_path):
+    recorded = {
+        "the demo's own run (x)": "2 min 40 s",
+        "the demo summary the README shows": "commit abcdef1",
+        "the test suite (x)": "954 tests in 9 min 47 s",
+        "`predict --video`, x": "79.9 frames/s",
+    }
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "The demo's own run took 2 min 40 s. The summary of commit abcdef1:\n"
+        "the 954 tests took 9 min\n47 s. `predict --video` runs 79.9 frames/s.\n"
+    )
+    assert figure_disagreements([readme], recorded) == []
+    demo = tmp_path / "demo.md"
+    demo.write_text("The demo's own run took 3 min 15 s; about 5.5 min with the install.\n")
+    other = tmp_path / "videos.md"
+    other.write_text(
+        "the 910 tests; so `predict --video`\nran 58 frames/s, the summary of commit 81220dd\n"
+    )
+    assert figure_disagreements([readme, demo, other], recorded) == [
+        "demo.md: the demo's own run '3 min 15 s', recorded '2 min 40 s'",
+        "videos.md: the demo summary the README shows 'commit 81220dd', recorded 'commit abcdef1'",
+        "videos.md: `predict --video` '58 frames/s', recorded '79.9 frames/s'",
+        "demo.md: 3 min 15 s",
+        "demo.md: 5.5 min",
+        "videos.md: 910 tests",
+    ]
+    nowhere = [x for x in figure_disagreements([other], recorded) if "quoted nowhere" in x]
+    assert nowhere == ["the demo's own run: quoted nowhere", "the test suite: quoted nowhere"]

@@ -220,7 +220,10 @@ def test_serve_shows_a_toys_warning_as_a_banner_and_in_result_json(
             assert result["model_warning"] is None and result["model"] == REAL
         else:
             assert result["model_warning"].startswith(NEVER_SEEN)
-            assert result["model"]["backbone"] == {"architecture": "regnet_y_1_6gf", "weights": "random"}
+            assert result["model"]["backbone"] == {
+                "architecture": "regnet_y_1_6gf",
+                "weights": "random",
+            }
         assert len(_warnings(caplog)) == (0 if real else 1)  # not again per video
     finally:
         app.cleanup()

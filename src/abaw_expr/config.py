@@ -93,6 +93,7 @@ class TrainerConfig:
     logger: str = "csv"  # csv | tensorboard
     log_every_n_steps: int = 10  # also how often the host reads the loss (NaN guard)
     limit_train_batches: float = 1.0
+    save_last: bool = True  # last.ckpt every epoch, for --resume (the demo, never resumed: off)
     channels_last: bool = False  # backbone memory layout in training (benchmarks/gpu_train.py)
     compile: bool = False  # torch.compile the backbone for training (benchmarks/gpu_train.py)
 

@@ -24,7 +24,8 @@ def demo_arguments(p: argparse.ArgumentParser) -> None:
 def run_demo(args: argparse.Namespace) -> None:
     from abaw_expr.synthetic.demo import run_demo
 
-    summary = run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    # a line and a bar per stage on stderr, nothing from the libraries beneath unless -v
+    summary = run_demo(args.out, epochs=args.epochs, seed=args.seed, quiet=not args.verbose)
     print(summary)
 
 

@@ -17,7 +17,7 @@ temporal model learns.
    three tracks (expressions, valence-arousal, action units: the sample's ``tracks/``),
    trained on all at once, which costs about what the expression track alone does; the
    paper's loss for expressions, optimiser, scheduler, sequence length 64 and batch 16, for
-   8 epochs: what fits the demo's 6 minutes on a 2-core CPU, where a step of the combine head
+   8 epochs: what fits the demo's 3 minutes on a 2-core CPU, where a step of the combine head
    takes ~0.23 s (the best epoch is the last for about half of the runs; README).
 4. *Evaluate*: each checkpoint on every annotated validation frame, from the cached features
    (the frozen backbone runs once, in stage 2), writing the ABAW prediction files and
@@ -35,7 +35,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +70,8 @@ VARIANTS = tuple(HEADS)
 SEEDS = 3
 EPOCHS = 8
 # A smaller sample than ``abaw-expr sample`` writes (30 + 10 videos): the frozen backbone's
-# features cost ~16 ms a frame on a 2-core CPU, and the demo must fit in 6 minutes there.
-SAMPLE = {"train_videos": 20, "val_videos": 8, "frames": 300}
-
-log = logging.getLogger(__name__)
+# features cost ~16 ms a frame on a 2-core CPU, and the demo must fit in 3 minutes there.
+SAMPLE = {"train_videos": 16, "val_videos": 8, "frames": 200}
 
 
 def calibration_faces(images: Path, split_dir: Path, every: int = 16) -> torch.Tensor:
@@ -95,6 +96,7 @@ def head_stage_config(variant: str, backbone_file: Path, seed: int, epochs: int)
     config.trainer.epochs = epochs
     config.trainer.seed = seed
     config.trainer.log_every_n_steps = 5
+    config.trainer.save_last = False  # last.ckpt is for --resume, which the demo never does
     return config
 
 
@@ -178,7 +180,7 @@ def seed_table(run_dirs: list[Path], names: list[str]) -> str:
     return text_table(header, rows)
 
 
-def video_stage(checkpoint: Path, out: Path, seed: int) -> dict:
+def video_stage(checkpoint: Path, out: Path, seed: int, show: bool = False) -> dict:
     """Write a synthetic 640x360 video (a sample face that leaves for a second), predict every
     frame of it from the file, and score the frames where the face is in view."""
     from abaw_expr.evaluation.metrics import expression_scores
@@ -194,7 +196,7 @@ def video_stage(checkpoint: Path, out: Path, seed: int) -> dict:
         clip,
         out,
         settings=InferenceSettings(device="cpu"),
-        video_settings=VideoSettings(progress=False),
+        video_settings=VideoSettings(progress=show),
     )
     seconds = time.time() - start
     prediction = run.predictions[0]
@@ -210,10 +212,9 @@ def video_stage(checkpoint: Path, out: Path, seed: int) -> dict:
     }
 
 
-def _feature_stage(sample: Path, out: Path, seed: int) -> tuple[Path, Path]:
+def _feature_stage(sample: Path, out: Path, seed: int, show: bool) -> tuple[Path, Path]:
     """Stages 1-2: a seeded random backbone, frozen and saved; the sample's features cached."""
     images, annotations = sample / "cropped_aligned", sample / "annotations"
-    log.info("stage 1/5: a seeded random RegNetY-1.6GF backbone, frozen")
     torch.manual_seed(seed)
     backbone = build_backbone("none", frozen_stages=5)
     calibrate_feature_scale(backbone, calibration_faces(images, annotations / "Train_Set"))
@@ -221,21 +222,107 @@ def _feature_stage(sample: Path, out: Path, seed: int) -> tuple[Path, Path]:
     state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
     atomic_write(backbone_file, lambda tmp: save_file(state, str(tmp)))
 
-    log.info("stage 2/5: caching backbone features")
+    stage_line(show, 2, "the backbone's feature of every frame, cached")
     features = out / "features"
     shutil.rmtree(features, ignore_errors=True)
-    # eager (channels-last): on a fresh clone, compiling costs more than it saves on 7,800 frames
-    extract(images, sample / "tracks", features, str(backbone_file), num_workers=1, engine="eager")
+    # eager (channels-last): on a fresh clone, compiling costs more than it saves on 4,400 frames
+    extract(
+        images,
+        sample / "tracks",
+        features,
+        str(backbone_file),
+        num_workers=1,
+        engine="eager",
+        progress=show,
+    )
     return features, backbone_file
 
 
-def _head_stage(config: Config, tasks: Path, features: Path, runs_dir: Path, seeds: int) -> dict:
-    """Stages 3-4: every head over ``seeds`` seeds on the cached features, each evaluated; the
+def _head_stage(
+    config: Config, tasks: Path, features: Path, runs_dir: Path, seeds: int, show: bool
+) -> dict:
+    """Stage 3: every head over ``seeds`` seeds on the cached features, each evaluated; the
     ablation's arms."""
-    log.info("stage 3-4/5: the heads %s, %d seeds each, evaluated", ", ".join(VARIANTS), seeds)
+    stage_line(
+        show,
+        3,
+        f"{len(VARIANTS)} heads ({', '.join(VARIANTS)}) x {seeds} seeds, one model for the "
+        f"{len(TASKS)} tasks each, trained and evaluated",
+    )
     shutil.rmtree(runs_dir, ignore_errors=True)
-    table = ablate(config, tasks, runs_dir, VARIANTS, seeds, features_dir=features)
+    with stage_bar(show, "heads", len(VARIANTS) * seeds, "run") as bar:
+        table = ablate(
+            config,
+            tasks,
+            runs_dir,
+            VARIANTS,
+            seeds,
+            features_dir=features,
+            on_run=lambda arm, seed, metrics: bar.update(),
+        )
     return table["arms"]
+
+
+def stage_line(show: bool, number: int, text: str) -> None:
+    """The demo's own line for a stage, on stderr (stdout carries the summary)."""
+    if show:
+        print(f"[{number}/5] {text}", file=sys.stderr, flush=True)
+
+
+def stage_bar(show: bool, name: str, total: int, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit=unit, disable=not show)
+
+
+# The loggers of the libraries under the demo; quiet, they say only errors.
+LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "torch", "matplotlib")
+
+
+class _OncePerMessage(logging.Filter):
+    """Lets each distinct message through once: the demo's nine runs read the same sample."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+@contextmanager
+def quiet_libraries(quiet: bool = True):
+    """While the demo runs: the libraries beneath it say only errors (no Lightning tips, no
+    "GPU available", no deprecation warnings), our modules only warnings, each once.
+    ``quiet=False`` (``abaw-expr -v demo``) leaves everything as it is."""
+    if not quiet:
+        yield
+        return
+    import lightning.pytorch  # noqa: F401  (importing it sets its loggers' level: ours come after)
+
+    ours = logging.getLogger("abaw_expr")
+    levels = {name: logging.getLogger(name).level for name in (*LIBRARY_LOGGERS, ours.name)}
+    once = _OncePerMessage()
+    handlers = logging.getLogger().handlers
+    try:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        ours.setLevel(logging.WARNING)
+        for handler in handlers:
+            handler.addFilter(once)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore")
+            warnings.filterwarnings("default", module="abaw_expr")
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        for handler in handlers:
+            handler.removeFilter(once)
 
 
 def run_demo(
@@ -248,32 +335,49 @@ def run_demo(
     sample_size: dict | None = None,
     seeds: int = SEEDS,
     video: bool = True,
+    quiet: bool = False,
 ) -> str:
     """Run the five stages into ``out_dir``; return the text of ``summary.txt``.
 
-    ``sample_size`` (``write_sample``'s sizes; default :data:`SAMPLE`), ``seeds`` and
-    ``video=False`` (no video stage) make a smaller demo, for the tests."""
-    out = Path(out_dir)
+    ``progress``: a line and a bar per stage on stderr; ``quiet``: nothing else there
+    (:func:`quiet_libraries`). ``sample_size`` (``write_sample``'s sizes; default
+    :data:`SAMPLE`), ``seeds`` and ``video=False`` (no video stage) make a smaller demo, for
+    the tests."""
+    with quiet_libraries(quiet):
+        return _run_stages(
+            Path(out_dir), epochs or EPOCHS, seed, progress, sample_size or SAMPLE, seeds, video
+        )
+
+
+def _run_stages(
+    out: Path, epochs: int, seed: int, show: bool, size: dict, seeds: int, video: bool
+) -> str:
     started = time.time()
     sample = out / "sample"
+    stage_line(
+        show,
+        1,
+        f"the synthetic sample ({size['train_videos']} + {size['val_videos']} videos of "
+        f"{size['frames']} frames) and a seeded random RegNetY-1.6GF backbone, frozen",
+    )
     if not (sample / "sample.json").is_file():
-        log.info("writing the sample data set to %s", sample)
-        write_sample(sample, seed=seed, **(sample_size or SAMPLE))
+        write_sample(sample, seed=seed, **size)
     tasks = sample / "tracks"  # the three tasks in ABAW's layout
     timings = {}
 
     t = time.time()
-    features, backbone_file = _feature_stage(sample, out, seed)
+    features, backbone_file = _feature_stage(sample, out, seed, show)
     timings["features"] = time.time() - t
 
     t = time.time()
     runs_dir = out / "runs"
-    config = head_stage_config("combine", backbone_file, seed, epochs or EPOCHS)
-    arms = _head_stage(config, tasks, features, runs_dir, seeds)
+    config = head_stage_config("combine", backbone_file, seed, epochs)
+    arms = _head_stage(config, tasks, features, runs_dir, seeds, show)
     timings["train+evaluate"] = time.time() - t
     first = {v: runs_dir / v / f"seed{seed}" for v in VARIANTS}
     best = out / "best.ckpt"
     atomic_write(best, lambda tmp: shutil.copyfile(first["combine"] / "best.ckpt", tmp))
+    stage_line(show, 4, "report.html (the paper's head, seed 0) and compare.html (every run)")
     write_run_report(first["combine"], out=out / "report.html")  # finds its eval/
     all_runs = [runs_dir / v / f"seed{s}" for v in VARIANTS for s in arms[v]["seeds"]]
     compare_runs(all_runs, out / "compare.html")
@@ -281,8 +385,8 @@ def run_demo(
     lines = ["abaw-expr demo on the embedded synthetic sample (not Aff-Wild2)", *head_lines(arms)]
     if video:
         t = time.time()
-        log.info("stage 5/5: a video file through 'predict --video' with the combine model")
-        clip = video_stage(best, out / "video", seed)
+        stage_line(show, 5, "a drawn 640x360 video through 'predict --video' with that model")
+        clip = video_stage(best, out / "video", seed, show)
         timings["video"] = time.time() - t
         lines.append(
             f"video file: {clip['frames']} frames at 640x360, the face found in {clip['found']} of the {clip['visible']} where it is in view, {clip['invented']} where it is not; "

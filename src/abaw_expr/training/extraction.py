@@ -35,11 +35,13 @@ def extract_split(
     engine: str = "auto",
     runner: BackboneRunner | None = None,
     backbone_seed: int = -1,
+    bar=None,
 ) -> FeatureCache:
     """Run ``backbone`` over every face image of ``index`` and store the features (resumable).
 
     ``runner``: a runner of ``backbone`` to reuse (one compiled graph for every split);
-    ``backbone_seed``: the seed a random backbone was drawn with, recorded for training."""
+    ``backbone_seed``: the seed a random backbone was drawn with, recorded for training;
+    ``bar``: a tqdm bar to advance by the frames done."""
     width = getattr(backbone, "feature_dim", 888)
     writer = CacheWriter(out_dir, index, backbone_id, images_dir, width, backbone_seed)
     if writer.pending:
@@ -55,6 +57,8 @@ def extract_split(
         for f in np.flatnonzero(index.videos[pos].has_image)
     ]
     remaining = {pos: int(index.videos[pos].has_image.sum()) for pos in writer.pending}
+    if bar is not None:  # the videos an earlier run finished
+        bar.update(sum(int(v.has_image.sum()) for v in index.videos) - len(items))
     for pos in [p for p, n in remaining.items() if n == 0]:
         writer.finish(pos)
     if runner is None:  # float32 on CUDA too: a cache is read by many trainings
@@ -66,6 +70,8 @@ def extract_split(
     )
     for images, row_ids, video_pos, ok in loader:
         writer.write(row_ids.numpy(), runner(images).cpu().numpy(), ok.numpy())
+        if bar is not None:
+            bar.update(len(row_ids))
         for pos in video_pos.tolist():
             remaining[pos] -= 1
             if remaining[pos] == 0:
@@ -86,12 +92,15 @@ def extract(
     engine: str = "auto",
     backbone: str = "regnet_y_1_6gf",
     seed: int = 42,
+    progress: bool = False,
 ) -> dict[str, FeatureCache]:
     """Extract features of every split under ``annotations_dir`` into ``out_dir/<split>/``.
 
     ``annotations_dir`` is one track's folder or the folder of ABAW's track folders; the cache
     holds the labels of every track found, so one extraction serves training on any of them.
-    ``backbone`` is ``model.backbone``; ``weights="none"`` draws it with ``seed``."""
+    ``backbone`` is ``model.backbone``; ``weights="none"`` draws it with ``seed``.
+    ``progress``: one bar over every split's frames (frames a resumed run finished count as
+    done)."""
     from abaw_expr.data.frame_index import build_split_index
     from abaw_expr.data.task_index import build_task_index, find_tasks
     from abaw_expr.model.backbones import backbone_identity, make_backbone
@@ -112,6 +121,11 @@ def extract(
     drawn = seed if weights.strip().lower() == "none" else -1
     frames = sum(int(v.has_image.sum()) for index in indexes.values() for v in index.videos)
     runner = BackboneRunner(backbone, device, engine, batch_size, frames, cuda_bf16=False)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=frames, desc="features", unit="frame")
     caches = {}
     for split, index in indexes.items():
         caches[split] = extract_split(
@@ -127,5 +141,8 @@ def extract(
             engine,
             runner,
             drawn,
+            bar,
         )
+    if bar is not None:
+        bar.close()
     return caches

@@ -267,7 +267,7 @@ def _build_trainer(
         logger=logger,
         callbacks=[
             checkpoint,
-            last,
+            *([last] if t.save_last else []),
             LearningRateMonitor("epoch"),
             StepSeed(config.trainer.seed),
             *(callbacks or []),
