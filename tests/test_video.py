@@ -499,8 +499,8 @@ def test_a_persons_features_are_their_own_frames_of_their_tracks_in_frame_order(
         (np.array([5, 1, 3]), torch.tensor([[50.0], [10.0], [30.0]])),
         (np.array([6, 2, 4]), torch.tensor([[60.0], [20.0], [40.0]])),
     ]
-    features, frames = _person_features(faces, parts, torch.device("cpu"))
+    features, frames = _person_features(faces, parts, torch.device("cpu"), 1)
     assert frames.tolist() == [1, 2, 5, 6]
     assert features[:, 0].tolist() == [10.0, 20.0, 50.0, 60.0]
-    features, frames = _person_features(faces, [], torch.device("cpu"))
-    assert frames.tolist() == [] and features.shape[0] == 0
+    features, frames = _person_features(faces, [], torch.device("cpu"), 888)
+    assert frames.tolist() == [] and features.shape == (0, 888)  # the backbone's width

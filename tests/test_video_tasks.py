@@ -49,7 +49,9 @@ def clip(tmp_path_factory) -> Path:
 
 def _checkpoint(path: Path, tasks: tuple[str, ...]) -> Path:
     """An untrained model of ``tasks`` whose one window holds every face frame of the clip."""
-    torch.manual_seed(0)
+    # a head init under which the clip's AU probabilities cross THRESHOLDS both ways against
+    # 0.5 (what _assert_called_at needs); a random backbone draws from its own generator
+    torch.manual_seed(2)
     config = tiny_config(model__tasks=list(tasks), data__seq_len=64, data__eval_stride=64)
     model = build_model(config)
     with torch.no_grad():  # spread valence and arousal inside [-1, 1], AU probabilities off 0.5
