@@ -57,6 +57,15 @@ def load_config(args: argparse.Namespace):
     return load_config(args.config, overrides)
 
 
+def smooth_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=0,
+        help="moving average of the probabilities over K frames (default 0: none)",
+    )
+
+
 def engine_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",

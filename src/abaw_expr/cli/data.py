@@ -21,6 +21,11 @@ from abaw_expr.cli.arguments import (
 )
 from abaw_expr.cli.command import Command, Group, print_result, report_failures
 
+ANNOTATIONS_HELP = (
+    "folder holding Train_Set/ and Validation_Set/, or ABAW's track folders, or the multi-task "
+    "challenge's annotation file or its folder"
+)
+
 
 def sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -64,8 +69,7 @@ def stats_arguments(p: argparse.ArgumentParser) -> None:
         "--annotations",
         type=Path,
         required=True,
-        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders, or the "
-        "multi-task challenge's annotation file or its folder",
+        help=ANNOTATIONS_HELP,
     )
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
@@ -174,7 +178,7 @@ def extract_arguments(p: argparse.ArgumentParser) -> None:
         "--annotations",
         type=Path,
         required=True,
-        help="folder holding Train_Set/ and Validation_Set/, or ABAW's track folders",
+        help=ANNOTATIONS_HELP,
     )
     p.add_argument("--out", type=Path, required=True, help="cache folder")
     p.add_argument(

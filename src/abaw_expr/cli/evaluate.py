@@ -17,6 +17,7 @@ from abaw_expr.cli.arguments import (
     faces_arg,
     inference_settings,
     shard_arg,
+    smooth_arg,
 )
 from abaw_expr.cli.command import Command, Group, print_result, report_failures
 from abaw_expr.errors import InputError
@@ -54,12 +55,7 @@ def _prediction_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stride", type=int, help="window step (default: the run's data.eval_stride, 32)"
     )
-    p.add_argument(
-        "--smooth",
-        type=int,
-        default=0,
-        help="moving average of the probabilities over K frames",
-    )
+    smooth_arg(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (default 2)")
     engine_arg(p)

@@ -13,6 +13,7 @@ from abaw_expr.cli.arguments import (
     face_options,
     faces_arg,
     inference_settings,
+    smooth_arg,
 )
 from abaw_expr.cli.command import Command, Group
 
@@ -24,12 +25,7 @@ def serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-upload-mb", type=int, default=500, help="largest video accepted (default 500 MB)"
     )
-    p.add_argument(
-        "--smooth",
-        type=int,
-        default=0,
-        help="moving average of the probabilities over K frames (default 0: none)",
-    )
+    smooth_arg(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     faces_arg(p)  # every person by default, as predict --video
     face_args(p)

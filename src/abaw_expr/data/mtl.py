@@ -26,6 +26,7 @@ line, in the order the submission must follow.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -154,20 +155,13 @@ def _parse_row(fields: list[str], rows: MtlRows, path, line: int) -> bool:
     return partial
 
 
-def parse_mtl(text: str, path: Path | str = "<string>") -> dict[str, MtlRows]:
-    """Per video (in the order first seen), its rows of an MTL annotation file.
-
-    Tolerated: a UTF-8 BOM, Windows line endings, blank lines, spaces around values. Anything
-    else (a wrong header, a short row, an expression of 9, an AU of 2, a frame listed twice)
-    is an :class:`InputError` naming the file and line.
-    """
-    lines = text.removeprefix("\ufeff").splitlines()
-    if not lines or _names(lines[0]) != MTL.columns:
-        got = lines[0].strip() if lines else ""
-        raise InputError(f"bad header {got!r}: expected {','.join(MTL.columns)!r}", path, 1)
-    videos: dict[str, MtlRows] = {}
+def image_rows(
+    lines: list[str], path: Path | str
+) -> Iterator[tuple[int, list[str], tuple[str, int]]]:
+    """(line number, fields, (video, 0-based frame)) of each row after the header of a file in
+    the MTL layout (annotations or predictions): blank lines skipped; a row of another width,
+    a bad image name or an image given twice is an :class:`InputError` naming the line."""
     seen: set[tuple[str, int]] = set()
-    partial = 0
     for i, raw in enumerate(lines[1:]):
         line = i + 2
         if not raw.strip():
@@ -181,6 +175,23 @@ def parse_mtl(text: str, path: Path | str = "<string>") -> dict[str, MtlRows]:
         if (video, frame) in seen:
             raise InputError(f"a second row for {video}/{frame + 1:05d}.jpg", path, line)
         seen.add((video, frame))
+        yield line, fields, (video, frame)
+
+
+def parse_mtl(text: str, path: Path | str = "<string>") -> dict[str, MtlRows]:
+    """Per video (in the order first seen), its rows of an MTL annotation file.
+
+    Tolerated: a UTF-8 BOM, Windows line endings, blank lines, spaces around values. Anything
+    else (a wrong header, a short row, an expression of 9, an AU of 2, a frame listed twice)
+    is an :class:`InputError` naming the file and line.
+    """
+    lines = text.removeprefix("\ufeff").splitlines()
+    if not lines or _names(lines[0]) != MTL.columns:
+        got = lines[0].strip() if lines else ""
+        raise InputError(f"bad header {got!r}: expected {','.join(MTL.columns)!r}", path, 1)
+    videos: dict[str, MtlRows] = {}
+    partial = 0
+    for line, fields, (video, frame) in image_rows(lines, path):
         rows = videos.setdefault(video, MtlRows([], [], [], [], []))
         rows.lines.append(line)
         rows.frames.append(frame)

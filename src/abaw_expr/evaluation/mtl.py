@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from abaw_expr.data.annotations import read_utf8
-from abaw_expr.data.mtl import image_of, read_mtl
+from abaw_expr.data.mtl import image_rows, read_mtl
 from abaw_expr.errors import InputError
 from abaw_expr.evaluation.metrics import mtl_scores
 from abaw_expr.tasks import AU_NAMES, MTL, NUM_CLASSES
@@ -27,7 +27,6 @@ from abaw_expr.tasks import AU_NAMES, MTL, NUM_CLASSES
 log = logging.getLogger(__name__)
 
 SUBMISSION = "mtl.csv"  # the file evaluate and predict write
-_FIELDS = len(MTL.columns)  # image, 2 VA, 1 expression, 12 AUs
 
 
 def is_mtl_predictions(first_line: str) -> bool:
@@ -57,20 +56,7 @@ def parse_mtl_predictions(text: str, path="<string>") -> dict[tuple[str, int], t
     lines = text.removeprefix("\ufeff").splitlines()
     if not lines or not is_mtl_predictions(lines[0]):
         raise InputError(f"expected the header {','.join(MTL.submission_columns)!r}", path, 1)
-    rows: dict[tuple[str, int], tuple] = {}
-    for i, raw in enumerate(lines[1:]):
-        line = i + 2
-        if not raw.strip():
-            continue
-        fields = [f.strip() for f in raw.split(",")]
-        if len(fields) != _FIELDS:
-            raise InputError(
-                f"{len(fields)} values, expected {_FIELDS}: {raw.strip()!r}", path, line
-            )
-        image = image_of(fields[0], path, line)
-        if image in rows:
-            raise InputError(f"a second row for {fields[0]}", path, line)
-        rows[image] = _row(fields, path, line)
+    rows = {image: _row(fields, path, line) for line, fields, image in image_rows(lines, path)}
     if not rows:
         raise InputError("the file has a header but no rows", path, 2)
     return rows

@@ -34,6 +34,7 @@ import torch
 
 from abaw_expr.errors import InputError
 from abaw_expr.inference.int8 import MIN_COSINE
+from abaw_expr.model.backbones import backbone_width
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class BackboneRunner:
         self.device = torch.device(device)
         self.cuda_bf16 = cuda_bf16  # False: float32 on CUDA too (feature caches)
         self.backbone = backbone.to(self.device).eval()
-        self.feature_dim = int(getattr(backbone, "feature_dim", 888))
+        self.feature_dim = backbone_width(backbone)
         self.batch_size = batch_size
         self.chunk = chunk_size(self.device, batch_size)
         engine, calibration_dir = split_engine(engine)

@@ -119,15 +119,22 @@ def build_backbone(
         state = _download_imagenet(IMAGENET_WEIGHTS[key])
         _load_into(model, state, source=f"torchvision {IMAGENET_WEIGHTS[key]}")
         return model
+    path = weights_file(weights, "'imagenet', 'imagenet_v1', 'none'")
+    _load_into(model, _read_state_dict(path), source=str(path))
+    return model
+
+
+def weights_file(weights: str, words: str) -> Path:
+    """The local weights file ``weights`` names; an InputError saying what else it could be
+    (``words``) when there is no such file."""
     path = Path(weights).expanduser()
     if not path.is_file():
         raise InputError(
-            "backbone weights must be 'imagenet', 'imagenet_v1', 'none' or an existing "
-            ".pth/.pt/.safetensors file; no such file",
+            f"backbone weights must be {words} or an existing .pth/.pt/.safetensors file; "
+            "no such file",
             path=weights,
         )
-    _load_into(model, _read_state_dict(path), source=str(path))
-    return model
+    return path
 
 
 @torch.inference_mode()

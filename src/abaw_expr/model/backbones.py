@@ -19,13 +19,18 @@ it, and a cache made by another backbone is refused.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from abaw_expr.errors import InputError
-from abaw_expr.model.backbone import FEATURE_DIM, IMAGENET_WEIGHTS, _read_state_dict, build_backbone
+from abaw_expr.model.backbone import (
+    FEATURE_DIM,
+    IMAGENET_WEIGHTS,
+    _read_state_dict,
+    build_backbone,
+    weights_file,
+)
 from abaw_expr.model.timm_backbone import (
     TIMM_PREFIX,
     TimmFeatures,
@@ -73,19 +78,14 @@ def make_backbone(
         return model
     if key in IMAGENET_WEIGHTS:
         raise InputError(f"--backbone-weights {weights}: only for {DEFAULT_BACKBONE}; use imagenet")
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise InputError(
-            "backbone weights must be 'imagenet', 'pretrained', 'none' or an existing "
-            ".pth/.pt/.safetensors file; no such file",
-            path=weights,
-        )
+    path = weights_file(weights, "'imagenet', 'pretrained', 'none'")
     load_timm_state(model, _read_state_dict(path), source=str(path))
     return model
 
 
 def backbone_width(backbone: nn.Module) -> int:
-    return int(backbone.feature_dim)
+    """The width of ``backbone``'s feature (RegNetY's 888 for a module that does not say)."""
+    return int(getattr(backbone, "feature_dim", FEATURE_DIM))
 
 
 def weights_digest(backbone: nn.Module) -> str:

@@ -42,8 +42,11 @@ def extract_split(
     ``runner``: a runner of ``backbone`` to reuse (one compiled graph for every split);
     ``backbone_seed``: the seed a random backbone was drawn with, recorded for training;
     ``bar``: a tqdm bar to advance by the frames done."""
-    width = getattr(backbone, "feature_dim", 888)
-    writer = CacheWriter(out_dir, index, backbone_id, images_dir, width, backbone_seed)
+    from abaw_expr.model.backbones import backbone_width
+
+    writer = CacheWriter(
+        out_dir, index, backbone_id, images_dir, backbone_width(backbone), backbone_seed
+    )
     if writer.pending:
         log.info(
             "extracting %s: %d of %d videos to do",
