@@ -129,6 +129,9 @@ def test_a_live_row_holds_the_causal_values_of_its_persons_faces(talk, checkpoin
             break
         number += 1
         predictor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), number, number / 25, time.perf_counter())
+        # every row made so far is on disk already, not in a buffer (a killed run keeps it)
+        on_disk = sum(len(_rows(path)) for path in tmp_path.glob("talk_*.csv"))
+        assert on_disk == len(predictor.latencies)
     predictor.close()
     assert sorted(given) == [0, 1]
     for person, features in given.items():

@@ -48,6 +48,7 @@ class LiveFaces:
     faces: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
     placed: dict[int, int] = field(default_factory=dict)
     ended: list[int] = field(default_factory=list)
+    person_of: dict[int, int | None] = field(default_factory=dict)  # of each face's track, then
 
 
 class LivePeople:

@@ -34,7 +34,7 @@ from abaw_expr.evaluation.evaluate import task_predictions
 from abaw_expr.inference.causal import window_end_values
 from abaw_expr.inference.engine import BackboneRunner
 from abaw_expr.model.temporal import ExpressionModel, task_slices
-from abaw_expr.video.live.people import LivePeople
+from abaw_expr.video.live.people import LiveFaces, LivePeople
 from abaw_expr.video.outputs import PERSON_COLOURS, frame_row, prediction_columns
 from abaw_expr.video.tracks import FaceOptions
 
@@ -99,7 +99,20 @@ class LivePredictor:
     def __call__(
         self, rgb: np.ndarray, number: int, time_s: float, arrival: float
     ) -> list[LiveFace]:
+        return self.predict(self.see(rgb), number, time_s, arrival)
+
+    def see(self, rgb: np.ndarray) -> LiveFaces:
+        """The first stage, the faces of a frame: :meth:`predict` takes it on. The two may run
+        in two threads, one frame apart (``live`` does), as nothing of one is the other's."""
         seen = self.people(rgb)
+        seen.person_of = {tid: self.people.person_of.get(tid) for tid in seen.faces}
+        return seen
+
+    def predict(
+        self, seen: LiveFaces, number: int, time_s: float, arrival: float
+    ) -> list[LiveFace]:
+        """The second stage: the backbone on the faces :meth:`see` gave, each person's window,
+        their rows written."""
         if seen.cut:
             self.cuts.append(number)
         tracks = list(seen.faces)
@@ -109,7 +122,7 @@ class LivePredictor:
         for k, tid in enumerate(tracks):
             box = [float(v) for v in seen.faces[tid][0]]
             face = _Face(number, time_s, arrival, box, features[k])
-            person = self.people.person_of.get(tid)
+            person = seen.person_of[tid]
             if person is None:
                 self.pending.setdefault(tid, []).append(face)
                 continue

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -140,6 +141,20 @@ def _run(checkpoint, source, out_dir, options, settings, realtime, status, stop)
     show = sys.stderr.isatty() if status is None else status
     line = _Status(name, show)
     processed, first, last, stopped_by, signalled = 0, None, None, "end", []
+    model_stage = ThreadPoolExecutor(1, thread_name_prefix="live-model")
+    running: Future | None = None  # the model stage of the frame before: one at a time
+
+    def finished(step: Future | None) -> None:
+        nonlocal processed, first, last
+        if step is None:
+            return
+        faces = step.result()
+        processed += 1
+        last = time.perf_counter()
+        first = first or last
+        latencies = [float(face.row["latency_ms"]) for face in faces]
+        line(last, latencies, len(faces), frames.frames_in - processed)
+
     with _stop_on_sigterm(stop, signalled):
         try:
             while not stop.is_set():
@@ -148,17 +163,19 @@ def _run(checkpoint, source, out_dir, options, settings, realtime, status, stop)
                     if frames.ended:
                         break
                     continue
-                written = len(predictor.latencies)
-                faces = predictor(frame.rgb, frame.number, frame.time_s, frame.arrival)
-                processed += 1
-                last = time.perf_counter()
-                first = first or last
-                line(last, predictor.latencies[written:], len(faces), frames.frames_in - processed)
+                seen = predictor.see(frame.rgb)  # while the model runs on the frame before
+                finished(running)
+                running = model_stage.submit(
+                    predictor.predict, seen, frame.number, frame.time_s, frame.arrival
+                )
             else:
                 stopped_by = signalled[0] if signalled else "stop"
         except KeyboardInterrupt:
             stopped_by = "ctrl-c"
         finally:
+            model_stage.shutdown(wait=True)  # a frame under way is written before the record
+            if running is not None and running.exception() is None:
+                finished(running)
             frames.stop()
             predictor.close()
             line.end()
