@@ -278,20 +278,32 @@ def test_the_camera_page_draws_what_the_live_predictor_gives(browser, trained_ru
         fps, latency = float(readout["fps"]), float(readout["latency"])
         assert fps > 0 and latency > 0, readout
         # the overlay: the person's box and caption in their colour
-        # the overlay: the last answer's boxes and captions, each in the person's colour
+        # the overlay: the last answer's boxes and captions, each in the person's colour, the
+        # box's left, right and bottom edges where the frame's box falls on the shown video
         last, drawn = page.evaluate(
             """() => { const c = document.getElementById('live-overlay');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             const last = live.answers[live.answers.length - 1];
-            const counts = last.people.map((face) => {
+            const spans = last.people.map((face) => {
               const [r, g, b] = [1, 3, 5].map((i) => parseInt(face.colour.slice(i, i + 2), 16));
-              let n = 0; for (let p = 0; p < d.length; p += 4)
-                n += d[p] === r && d[p + 1] === g && d[p + 2] === b && d[p + 3] === 255;
-              return n; });
-            return [last, [c.width, c.height, counts]]; }"""
+              const o = [0, 1e9, 1e9, -1, -1];  // n, x0, y0, x1, y1
+              for (let p = 0; p < d.length; p += 4)
+                if (d[p] === r && d[p + 1] === g && d[p + 2] === b && d[p + 3] === 255) {
+                  const x = (p / 4) % c.width, y = Math.floor(p / 4 / c.width);
+                  o[0]++; o[1] = Math.min(o[1], x); o[2] = Math.min(o[2], y);
+                  o[3] = Math.max(o[3], x); o[4] = Math.max(o[4], y); }
+              return o; });
+            return [last, [c.width, c.height, spans]]; }"""
         )
-        assert drawn[0] > 300 and drawn[1] > 150, drawn
-        assert all(n > 200 for n in drawn[2]), (last, drawn)
+        width, height, spans = drawn
+        assert width > 300 and height > 150, drawn
+        scale = min(width / last["width"], height / last["height"])
+        ox, oy = (width - last["width"] * scale) / 2, (height - last["height"] * scale) / 2
+        for face, (n, x0, _, x1, y1) in zip(last["people"], spans, strict=True):
+            bx0, _, bx1, by1 = face["box"]
+            assert n > 200, (face, n)  # the box's outline and its caption
+            assert abs(x0 - (ox + bx0 * scale)) < 4 and abs(y1 - (oy + by1 * scale)) < 4, spans
+            assert x1 > ox + bx1 * scale - 4, spans  # the caption may be wider than the box
         # each person: their current label and a painted rolling timeline
         people = page.evaluate(
             """() => [...document.querySelectorAll('.live-person')].map((n) => {
