@@ -11,7 +11,7 @@ import torch
 from abaw_expr.data.images import eval_transform
 from abaw_expr.faces import MultiFaceTracker, align_face, build_detector
 from abaw_expr.inference.causal import window_end_values
-from abaw_expr.tasks import CLASS_NAMES
+from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
 from abaw_expr.video.outputs import person_colour
 
 
@@ -50,11 +50,20 @@ class StandInPredictor:
             values = window_end_values(
                 self.model.head, torch.stack(list(window))[None], [len(window)]
             )
-            probs = values[0, : len(CLASS_NAMES)].numpy()
+            parts, at = {}, 0
+            for task in getattr(self.model.head, "tasks", ("expr",)):
+                width = {"expr": len(CLASS_NAMES), "va": 2, "au": len(AU_NAMES)}[task]
+                parts[task], at = values[0, at : at + width].numpy(), at + width
             k = self.people.setdefault(tid, len(self.people))
-            label = int(np.argmax(probs))
-            row = {"label": label, "expression": CLASS_NAMES[label]}
-            row.update({c: float(p) for c, p in zip(CLASS_NAMES, probs, strict=True)})
+            row = {}
+            if "expr" in parts:
+                label = int(np.argmax(parts["expr"]))
+                row = {"label": label, "expression": CLASS_NAMES[label]}
+                row.update({c: float(p) for c, p in zip(CLASS_NAMES, parts["expr"], strict=True)})
+            if "va" in parts:
+                row.update(valence=float(parts["va"][0]), arousal=float(parts["va"][1]))
+            if "au" in parts:
+                row.update({a: int(p >= 0.5) for a, p in zip(AU_NAMES, parts["au"], strict=True)})
             out.append(
                 LiveFace(f"{self.name}_{k + 1}", person_colour(k), tuple(map(float, box)), row)
             )
