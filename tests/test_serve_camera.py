@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from abaw_expr.serve import create_app
-from abaw_expr.serve.live import LiveLimits, face_json, jpeg_size
+from abaw_expr.serve.live import LiveLimits, _of_frame, face_json, jpeg_size
 from abaw_expr.tasks import CLASS_NAMES
+from abaw_expr.video.live.predictor import LivePredictor
 from abaw_expr.video.outputs import PERSON_COLOURS
 
 from .conftest import CPU_EAGER
-from .live_standin import StandInPredictor as LivePredictor
 
 SIZE = (640, 360)
 
@@ -67,9 +67,7 @@ class FakeClock:
 
 
 def _make_app(trained_run, **kwargs):
-    return create_app(
-        trained_run / "best.ckpt", settings=CPU_EAGER, live_predictor=LivePredictor, **kwargs
-    )
+    return create_app(trained_run / "best.ckpt", settings=CPU_EAGER, **kwargs)
 
 
 @pytest.fixture()
@@ -180,7 +178,7 @@ def _replay(app, kept) -> list[list[dict]]:
         answers = []
         for rgb, number, time_s, arrival in kept:
             faces = predictor(rgb, number, time_s, arrival)
-            answers.append([face_json(face, runner.tasks) for face in faces])
+            answers.append([face_json(f, runner.tasks) for f in faces if _of_frame(f, number)])
         return answers
     finally:
         predictor.close()

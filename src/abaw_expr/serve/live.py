@@ -119,6 +119,13 @@ def face_json(face, tasks: tuple[str, ...]) -> dict:
     return out
 
 
+def _of_frame(face, number: int) -> bool:
+    """Whether a ``LiveFace`` is of frame ``number``: the predictor also hands on the earlier
+    faces of a person it has just told apart, which the page, drawing now, does not draw."""
+    frame = face.row.get("frame")
+    return frame is None or int(frame) == number
+
+
 class LiveSessions:
     """The camera clients' sessions. ``make_predictor(name)`` gives a new session its live
     predictor (the shared model inside); ``model_lock`` is held while a frame is predicted,
@@ -201,7 +208,7 @@ class LiveSessions:
                 self.kept[sid].append((rgb, number, time_s, arrival))
             with self.model_lock:
                 faces = session.predictor(rgb, number, time_s, arrival)
-            people = [face_json(face, self.tasks) for face in faces]
+            people = [face_json(f, self.tasks) for f in faces if _of_frame(f, number)]
         finally:
             session.busy.release()
         with self._lock:
