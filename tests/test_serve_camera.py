@@ -208,7 +208,8 @@ def test_a_real_face_is_answered_as_the_live_predictor_predicts_and_nothing_is_k
             time.sleep(1 / 30)
         assert [a["frame"] for a in answers] == list(range(1, 21))
         found = [a for a in answers if a["people"]]
-        assert len(found) >= 15
+        # a person is told apart after FaceOptions.min_track (10) faces: from frame 10 on
+        assert len(found) >= 10 and all(a["people"] for a in answers[10:]), answers
         for answer in found:
             [face] = answer["people"]
             x0, y0, x1, y1 = face["box"]
