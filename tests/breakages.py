@@ -974,6 +974,27 @@ BREAKAGES = (
         ),
         ("tests/test_live.py::test_sigterm_keeps_every_row_written_and_writes_the_record",),
     ),
+    Breakage(
+        "camera-rate-one-frame-over",
+        "serve's camera mode refuses a client's frames above its frames/s limit (429)",
+        (
+            (
+                "src/abaw_expr/serve/live.py",
+                "if len(session.arrivals) >= limits.max_fps:",
+                "if len(session.arrivals) > limits.max_fps:",
+            ),
+        ),
+        ("tests/test_serve_camera.py::test_frames_per_second_are_limited_per_client",),
+    ),
+    Breakage(
+        "camera-frames-kept",
+        "serve's camera frames stay on the machine and are not kept: only a test hook keeps them",
+        (("src/abaw_expr/serve/live.py", "{} if keep_frames else None", "{}"),),
+        (
+            "tests/test_serve_camera.py::"
+            "test_a_real_face_is_answered_as_the_live_predictor_predicts_and_nothing_is_kept",
+        ),
+    ),
 )
 
 
