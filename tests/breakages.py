@@ -940,6 +940,89 @@ BREAKAGES = (
         ),
         ("tests/test_memory.py::test_the_yunet_detector_does_not_grow_by_the_call",),
     ),
+    Breakage(
+        "live-window-sees-the-future",
+        "live: a frame's values come from the person's faces up to it, never a later one",
+        (
+            (
+                "src/abaw_expr/inference/causal.py",
+                "    ends = np.arange(count)\n",
+                "    ends = np.minimum(np.arange(count) + 1, max(count - 1, 0))\n",
+            ),
+        ),
+        ("tests/test_causal.py::test_a_face_sees_only_its_own_window_and_no_later_frame",),
+    ),
+    Breakage(
+        "live-rows-buffered",
+        "live: rows are flushed as they are written; a stopped run keeps every row",
+        (
+            (
+                "src/abaw_expr/video/live/predictor.py",
+                "        for file, _ in self.files.values():\n            file.flush()\n",
+                "",
+            ),
+        ),
+        ("tests/test_live.py::test_a_live_row_holds_the_causal_values_of_its_persons_faces",),
+    ),
+    Breakage(
+        "live-source-queues",
+        "live: frames a slow pipeline cannot take are dropped and counted, never queued",
+        (
+            (
+                "src/abaw_expr/video/live/source.py",
+                '        self.drops = realtime or self.kind != "file"\n',
+                "        self.drops = False\n",
+            ),
+        ),
+        (
+            "tests/test_live.py::test_a_slow_pipeline_drops_frames_of_a_realtime_file_and_counts_them",
+        ),
+    ),
+    Breakage(
+        "live-forgets-people-who-return",
+        "live: a person who comes back after a cut gets their track (and CSV) back",
+        (
+            (
+                "src/abaw_expr/video/live/people.py",
+                "        ended = [p for p in self.people if max(self.spans[t][1] for t in p) < start]\n",
+                "        ended = []\n",
+            ),
+        ),
+        ("tests/test_live.py::test_live_finds_the_people_predict_finds_and_values_are_causal",),
+    ),
+    Breakage(
+        "live-sigterm-loses-the-record",
+        "live: SIGTERM leaves every row already written, plus live.json",
+        (
+            (
+                "src/abaw_expr/video/live/run.py",
+                "    before = signal.signal(signal.SIGTERM, on_sigterm)\n",
+                "    before = signal.getsignal(signal.SIGTERM)\n",
+            ),
+        ),
+        ("tests/test_live.py::test_sigterm_keeps_every_row_written_and_writes_the_record",),
+    ),
+    Breakage(
+        "camera-rate-one-frame-over",
+        "serve's camera mode refuses a client's frames above its frames/s limit (429)",
+        (
+            (
+                "src/abaw_expr/serve/live.py",
+                "if len(session.arrivals) >= limits.max_fps:",
+                "if len(session.arrivals) > limits.max_fps:",
+            ),
+        ),
+        ("tests/test_serve_camera.py::test_frames_per_second_are_limited_per_client",),
+    ),
+    Breakage(
+        "camera-frames-kept",
+        "serve's camera frames stay on the machine and are not kept: only a test hook keeps them",
+        (("src/abaw_expr/serve/live.py", "{} if keep_frames else None", "{}"),),
+        (
+            "tests/test_serve_camera.py::"
+            "test_a_real_face_is_answered_as_the_live_predictor_predicts_and_nothing_is_kept",
+        ),
+    ),
 )
 
 

@@ -104,12 +104,20 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture()
-def browser():
+def browser_args() -> list[str]:
+    """Chromium's flags beyond :func:`chromium_args` for ``browser``: a module overrides this
+    fixture to give it more (a fake camera: tests/test_serve_camera.py)."""
+    return []
+
+
+@pytest.fixture()
+def browser(browser_args):
     """Headless Chromium for one test, closed after it: ``browser.new_page(viewport=...)``.
     The test is skipped, saying why, without Chromium (above) or Playwright."""
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra)")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args())
+        args = chromium_args() + browser_args
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         try:
             yield browser
         finally:

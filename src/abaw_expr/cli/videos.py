@@ -44,6 +44,48 @@ def run_serve(args: argparse.Namespace) -> None:
     )
 
 
+def live_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
+    p.add_argument(
+        "--source",
+        required=True,
+        help="a camera index (0), a device (/dev/video0), a stream URL (rtsp://, http://) "
+        "or a video file",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder of one CSV per person and live.json"
+    )
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="a file: deliver its frames at its own rate, as a camera would (frames the model "
+        "cannot keep up with are dropped); without it every frame of a file is predicted",
+    )
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    face_args(p)
+
+
+def run_live(args: argparse.Namespace) -> int:
+    from abaw_expr.video.live.run import run_live
+
+    options = face_options(args)
+    options.faces = "all"  # live follows every person
+    record = run_live(
+        args.checkpoint,
+        args.source,
+        args.out,
+        options=options,
+        settings=inference_settings(args),
+        realtime=args.realtime,
+    )
+    print(
+        f"{record['frames_processed']} of {record['frames_in']} frames predicted "
+        f"({record['frames_dropped']} dropped), {len(record['people'])} people, latency "
+        f"{record['latency_ms_p50']} ms (p95 {record['latency_ms_p95']}); {args.out}"
+    )
+    return 0
+
+
 def export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help=CHECKPOINT_HELP)
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
@@ -68,6 +110,13 @@ GROUP = Group(
             "a local web page: upload a video, watch every person's expression timeline",
             serve_arguments,
             run_serve,
+            inputs=(("checkpoint", "file"),),
+        ),
+        Command(
+            "live",
+            "every person's expressions from a camera, stream or file as they happen",
+            live_arguments,
+            run_live,
             inputs=(("checkpoint", "file"),),
         ),
         Command(

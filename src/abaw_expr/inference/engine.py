@@ -110,13 +110,17 @@ class BackboneRunner:
         frames: int | None = None,
         cuda_bf16: bool = True,
         calibration: torch.Tensor | Path | str | None = None,
+        chunk: int | None = None,
     ):
+        """``chunk``: images per backbone call (default :func:`chunk_size`); ``live`` runs
+        one at a time, as padding each frame's faces to ``CPU_CHUNK`` would cost 32 times the
+        compute of one face."""
         self.device = torch.device(device)
         self.cuda_bf16 = cuda_bf16  # False: float32 on CUDA too (feature caches)
         self.backbone = backbone.to(self.device).eval()
         self.feature_dim = backbone_width(backbone)
         self.batch_size = batch_size
-        self.chunk = chunk_size(self.device, batch_size)
+        self.chunk = chunk or chunk_size(self.device, batch_size)
         engine, calibration_dir = split_engine(engine)
         self.engine = choose_engine(engine, self.device, frames)
         self._compiled = (

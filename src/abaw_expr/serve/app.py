@@ -1,7 +1,11 @@
-"""The Flask app: one page, an upload endpoint, job status, and the job's files.
+"""The Flask app: one page, an upload endpoint, job status, and the job's files; and the
+camera mode's sessions (:mod:`.live`): ``POST /api/live`` starts one, ``POST
+/api/live/<id>/frame`` (an ``image/jpeg`` body) answers a frame, ``DELETE /api/live/<id>`` (or
+``POST /api/live/<id>/end``) ends it.
 
 Binds to 127.0.0.1 by default; uploads are limited in size (``max_upload_mb``), must have a
 video suffix, and are stored in a temporary folder that is removed when the server stops.
+Camera frames are never stored: see :mod:`.live` for their bounds (``live_limits``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from werkzeug.utils import secure_filename
 
 from abaw_expr.inference.settings import InferenceSettings
 from abaw_expr.serve.jobs import JobRunner
+from abaw_expr.serve.live import LiveError, LiveLimits, LiveSessions
+from abaw_expr.tasks import CLASS_NAMES
 from abaw_expr.video.reader import VIDEO_SUFFIXES
 from abaw_expr.video.tracks import FaceOptions
 
@@ -27,11 +33,26 @@ def create_app(
     max_upload_mb: int = 500,
     options: FaceOptions | None = None,
     settings: InferenceSettings | None = None,
+    live_limits: LiveLimits | None = None,
+    live_keep_frames: bool = False,
+    live_predictor=None,
 ) -> Flask:
-    """The app; ``app.runner`` holds the jobs and ``app.cleanup()`` stops it and removes its
-    temporary folder. ``settings``: how the model runs (see :class:`.jobs.JobRunner`)."""
+    """The app; ``app.runner`` holds the jobs, ``app.live`` the camera sessions, and
+    ``app.cleanup()`` stops it and removes its temporary folder. ``settings``: how the model
+    runs (see :class:`.jobs.JobRunner`). ``live_limits``: the camera mode's bounds (frame bytes
+    and pixels, frames/s per client, clients at once, idle seconds); ``live_keep_frames``: keep
+    every decoded camera frame in ``app.live.kept`` (a test hook: off, no frame is kept);
+    ``live_predictor(model, options, seq_len, name)``: a session's live predictor (default
+    :class:`abaw_expr.video.live.predictor.LivePredictor`, writing no files)."""
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="abaw-expr-serve-"))
     runner = JobRunner(checkpoint, root, options, settings)
+    make = live_predictor or _live_predictor
+    live = LiveSessions(
+        lambda name: make(runner.model, runner.options, runner.seq_len, name),
+        runner.tasks,
+        live_limits,
+        keep_frames=live_keep_frames,
+    )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_mb * 2**20
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
@@ -43,6 +64,10 @@ def create_app(
         else ""
     )
     page = page.replace("{{MODEL_WARNING}}", banner)
+    limits = live.limits
+    page = page.replace("{{LIVE_MAX_FPS}}", f"{limits.max_fps:g}")
+    page = page.replace("{{LIVE_MAX_WIDTH}}", str(limits.max_width))
+    page = page.replace("{{LIVE_MAX_HEIGHT}}", str(limits.max_height))
 
     @app.get("/")
     def index():
@@ -78,18 +103,59 @@ def create_app(
             download_name=name.replace("/", "_"),  # va/<video>.txt -> va_<video>.txt
         )
 
+    @app.post("/api/live")
+    def live_start():
+        session = live.start()
+        return jsonify(
+            id=session.id,
+            tasks=list(runner.tasks),
+            classes=list(CLASS_NAMES),
+            max_fps=limits.max_fps,
+            max_width=limits.max_width,
+            max_height=limits.max_height,
+            idle_s=limits.idle_s,
+        ), 201
+
+    @app.post("/api/live/<sid>/frame")
+    def live_frame(sid: str):
+        if (request.content_length or 0) > limits.max_bytes:  # refused before it is read
+            raise LiveError(413, f"the frame is larger than {limits.max_bytes / 2**20:g} MB")
+        return jsonify(live.frame(sid, request.get_data(cache=False), request.content_type))
+
+    @app.route("/api/live/<sid>", methods=["DELETE"])
+    @app.post("/api/live/<sid>/end")
+    def live_end(sid: str):
+        if not live.end(sid):
+            raise LiveError(404, f"no camera session {sid[:12]}")
+        return jsonify(ended=sid)
+
+    @app.errorhandler(LiveError)
+    def live_refused(err: LiveError):
+        return jsonify(error=err.message), err.status
+
     @app.errorhandler(413)
     def too_large(_):
+        if request.path.startswith("/api/live/"):
+            return jsonify(error=f"the frame is larger than {limits.max_bytes / 2**20:g} MB"), 413
         return jsonify(error=f"the video is larger than {max_upload_mb} MB"), 413
 
     def cleanup() -> None:
+        live.close()
         runner.close()
         if work_dir is None:
             shutil.rmtree(root, ignore_errors=True)
 
     app.runner = runner  # type: ignore[attr-defined]
+    app.live = live  # type: ignore[attr-defined]
     app.cleanup = cleanup  # type: ignore[attr-defined]
     return app
+
+
+def _live_predictor(model, options: FaceOptions, seq_len: int, name: str):
+    """A camera session's predictor: its own tracks and windows over the shared model."""
+    from abaw_expr.video.live.predictor import LivePredictor
+
+    return LivePredictor(model, options, seq_len, name, out_dir=None)
 
 
 def serve(

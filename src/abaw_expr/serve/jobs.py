@@ -95,6 +95,7 @@ class JobRunner:
             )
         warn_if_toy(self.model)  # once, when the server starts
         self.model_fields = model_fields(self.model)
+        self.tasks = tuple(getattr(self.model.head, "tasks", ("expr",)))  # the model's tracks
         self.device = pick_device(settings.device)
         self.model.to(self.device).eval()
         self.backbone = BackboneRunner(

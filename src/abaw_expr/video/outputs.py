@@ -83,22 +83,44 @@ def prediction_csv(prediction: VideoPrediction) -> str:
     compound, scores = prediction.compound_labels, prediction.compound_scores
     va, aus, au_probs = prediction.va, prediction.aus, prediction.au_probabilities
     for i in range(faces.num_frames):
-        row = [
-            i + 1,
-            f"{faces.time_s[i]:.4f}",
-            int(faces.has_face[i]),
-            STATUS_NAMES[int(faces.status[i])],
-        ]
-        if labels is not None:
-            row += [int(labels[i]), CLASS_NAMES[labels[i]], *(f"{p:.5f}" for p in probs[i])]
-        if compound is not None:
-            row += [int(compound[i]), COMPOUND_NAMES[compound[i]], *(f"{p:.5f}" for p in scores[i])]
-        if va is not None:
-            row += [f"{v:.5f}" for v in va[i]]
-        if aus is not None:
-            row += [*(int(a) for a in aus[i]), *(f"{p:.5f}" for p in au_probs[i])]
-        writer.writerow(row)
+        writer.writerow(
+            frame_row(
+                i + 1,
+                faces.time_s[i],
+                bool(faces.has_face[i]),
+                STATUS_NAMES[int(faces.status[i])],
+                *(None if x is None else x[i] for x in (labels, probs, compound, scores)),
+                *(None if x is None else x[i] for x in (va, aus, au_probs)),
+            )
+        )
     return buffer.getvalue()
+
+
+def frame_row(
+    number: int,
+    time_s: float,
+    face: bool,
+    status: str,
+    label=None,
+    probabilities=None,
+    compound=None,
+    compound_scores=None,
+    va=None,
+    aus=None,
+    au_probabilities=None,
+) -> list:
+    """One frame's row of ``<video>.csv`` (:func:`prediction_columns`): the tracks given, the
+    others None. ``live`` writes these rows as they happen."""
+    row = [number, f"{time_s:.4f}", int(face), status]
+    if label is not None:
+        row += [int(label), CLASS_NAMES[label], *(f"{p:.5f}" for p in probabilities)]
+    if compound is not None:
+        row += [int(compound), COMPOUND_NAMES[compound], *(f"{p:.5f}" for p in compound_scores)]
+    if va is not None:
+        row += [f"{v:.5f}" for v in va]
+    if aus is not None:
+        row += [*(int(a) for a in aus), *(f"{p:.5f}" for p in au_probabilities)]
+    return row
 
 
 def submission_files(prediction: VideoPrediction) -> dict[str, str]:

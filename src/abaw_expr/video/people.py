@@ -159,7 +159,7 @@ def link_tracks(
     """
     spans = _spans(seen)
     kept = sorted((t for t, f in spans.items() if len(f) >= min_track), key=lambda t: spans[t][0])
-    linker = _Linker(
+    linker = Linker(
         seen, spans, np.asarray(sorted(cuts), np.int64), describe, soon, threshold,
         same_place_threshold,
     )  # fmt: skip
@@ -173,17 +173,17 @@ def link_tracks(
         options = linker.options(tid, ended)
         joinable = [o for o in options if o[0] or o[1] < o[2]]
         if joinable:
-            person = _note_join(record, min(joinable, key=lambda o: o[:2]), same_place_threshold)
+            person = note_join(record, min(joinable, key=lambda o: o[:2]), same_place_threshold)
             person.append(tid)
         else:
-            _note_new_person(record, options, ended)
+            note_new_person(record, options, ended)
             people.append([tid])
         decisions[tid] = record
     return people, decisions
 
 
 @dataclass
-class _Linker:
+class Linker:
     """What :func:`link_tracks` weighs a track against: the people out of view all through it."""
 
     seen: list[dict[int, tuple]]
@@ -236,7 +236,7 @@ class _Linker:
         return None
 
 
-def _note_join(record: dict, option: tuple, same_place_threshold: float) -> list[int]:
+def note_join(record: dict, option: tuple, same_place_threshold: float) -> list[int]:
     """Says in ``record`` why its track joins the person of ``option``; returns that person."""
     by_place, score, limit, like, person, gap, between = option
     where = f", {between} shot cut(s) between" if between else " in the same shot"
@@ -256,7 +256,7 @@ def _note_join(record: dict, option: tuple, same_place_threshold: float) -> list
     return person
 
 
-def _note_new_person(record: dict, options: list[tuple], ended: list[list[int]]) -> None:
+def note_new_person(record: dict, options: list[tuple], ended: list[list[int]]) -> None:
     """Says in ``record`` why its track is a new person."""
     compared = [o for o in options if not o[0]]
     if compared:
