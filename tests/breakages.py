@@ -913,6 +913,34 @@ BREAKAGES = (
         ("tests/test_docs.py::test_every_figure_the_pages_quote_is_the_recorded_one",),
     ),
     Breakage(
+        "backbone-batches-unbounded",
+        "predict --video runs in constant memory: a face pass ahead of the backbone waits, its "
+        "crops do not pile up in the backbone's queue",
+        (
+            (
+                "src/abaw_expr/video/predict.py",
+                "        while len(self._running) >= self.IN_FLIGHT:\n",
+                "        while len(self._running) >= 10**9:\n",
+            ),
+        ),
+        (
+            "tests/test_memory.py::"
+            "test_a_face_pass_ahead_of_the_backbone_waits_instead_of_piling_up_crops",
+        ),
+    ),
+    Breakage(
+        "yunet-wrapper-leak",
+        "predict --video runs in constant memory: the YuNet face search does not grow by the call",
+        (
+            (
+                "src/abaw_expr/faces/yunet.py",
+                "self._detect = _library_detect(yuface) or yuface.c_detect",
+                "self._detect = yuface.c_detect",
+            ),
+        ),
+        ("tests/test_memory.py::test_the_yunet_detector_does_not_grow_by_the_call",),
+    ),
+    Breakage(
         "live-window-sees-the-future",
         "live: a frame's values come from the person's faces up to it, never a later one",
         (

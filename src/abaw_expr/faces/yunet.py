@@ -16,8 +16,10 @@ drawn faces YuNet's points are off by 0.16 to 0.49 of it (RESULTS.md, 2026-12-02
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -55,6 +57,45 @@ def _import_yuface():
             os.environ["OMP_NUM_THREADS"] = before
 
 
+# ``yuface.detect`` (2023.5.1) leaks about 36 KB a call, faces or none (a 640x360 frame:
+# 300 calls, +10.8 MB resident that never came back), which made the face pass of a long
+# video grow by the call. The library it wraps does not: its ``facedetect_cnn`` called here
+# with a result buffer of our own gave the same rows and a flat resident size (RESULTS.md,
+# 2026-12-07). Its result: a count, then per face 16 int16 (confidence, x, y, w, h, the
+# five points, one unused).
+_RESULT_BYTES = 0x20000  # libfacedetection's DETECT_BUFFER_SIZE
+_FACE_SHORTS = 16
+
+
+def _library_detect(yuface):
+    """``detect(bgr) -> (n, 16) int16`` on libfacedetection's own entry point, without the
+    wrapper's leak; None where the library or the symbol cannot be found (then the wrapper
+    runs)."""
+    try:
+        library = ctypes.CDLL(str(Path(yuface.__file__).parent / "libfacedetection.so"))
+        entry = library._Z14facedetect_cnnPhS_iii  # facedetect_cnn(uchar*, uchar*, int, int, int)
+    except (OSError, AttributeError):
+        return None
+    entry.restype = ctypes.c_void_p
+    entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+
+    def detect(image: np.ndarray) -> np.ndarray:
+        image = np.ascontiguousarray(image)
+        result = np.empty(_RESULT_BYTES, np.uint8)  # one per call: any thread may call
+        height, width = image.shape[:2]
+        if not entry(result.ctypes.data, image.ctypes.data, width, height, image.strides[0]):
+            return np.zeros((0, _FACE_SHORTS), np.int16)
+        count = int(result[:4].view(np.int32)[0])
+        return (
+            result[4 : 4 + count * 2 * _FACE_SHORTS]
+            .view(np.int16)
+            .reshape(count, _FACE_SHORTS)
+            .copy()
+        )
+
+    return detect
+
+
 def _confidence(threshold: float) -> float:
     """The detector interface's score shift (0 = the detector's own bar, below 0 accepts weaker
     faces) as a YuNet confidence in percent: 0 -> 50, -0.8 -> 30."""
@@ -68,14 +109,15 @@ class YuNetDetector(DlibBase):
 
     def __init__(self, upsample: int = 0):
         super().__init__(upsample)  # the frame is enlarged 2**upsample times: smaller faces
-        self._yuface = _import_yuface()
+        yuface = _import_yuface()
+        self._detect = _library_detect(yuface) or yuface.c_detect
 
     def detect(self, frame: np.ndarray, threshold: float = 0.0) -> list[Detection]:
         zoom = 2**self.upsample
         image = frame[..., ::-1]  # the library reads BGR
         if zoom > 1:
             image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
-        rows = self._yuface.c_detect(np.ascontiguousarray(image)).astype(np.float32)
+        rows = self._detect(np.ascontiguousarray(image)).astype(np.float32)
         bar = _confidence(threshold)
         found: list[Detection] = []
         for row in rows[rows[:, 0] >= bar]:

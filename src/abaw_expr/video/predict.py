@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -51,33 +52,60 @@ log = logging.getLogger(__name__)
 
 
 class _BackboneBatcher:
-    """Collects aligned crops and runs the backbone on every full batch, in a worker thread:
-    PyTorch releases the interpreter while it computes, so the next frames are decoded and
-    their faces found (single-threaded work) while a batch runs, instead of leaving a core
-    idle. Batches run one at a time, in order."""
+    """Collects aligned crops (of one subject, or of every track: ``track``) and runs the
+    backbone on every full batch, in one worker thread: PyTorch releases the interpreter while
+    it computes, so the next frames are decoded and their faces found (single-threaded work)
+    while a batch runs, instead of leaving a core idle. Batches run one at a time, in order.
+
+    Memory does not grow with the video: a crop is copied into one of ``IN_FLIGHT`` batch
+    buffers, made once, and not kept; only its features (888 floats) stay, for the head. At
+    most ``IN_FLIGHT`` batches wait for or run on the backbone: when the face pass runs ahead
+    of it, a new batch waits for the one before the last to finish (and the face process
+    waits at its pipe's bound), where before the crops of every batch submitted piled up in
+    the worker's queue. The tracks of a video share the batches: a track's crops never wait
+    for their track's next crops to fill a batch (an ended track kept up to a batch of them
+    to the end of the video, and every track had a thread of its own). An image's features
+    do not depend on the images beside it (one batch shape: :mod:`~abaw_expr.inference.engine`).
+    """
+
+    IN_FLIGHT = 2
 
     def __init__(self, backbone: BackboneRunner, batch_size: int, device: torch.device):
         self.backbone, self.device = backbone, device
         self.batch_size = backbone.loader_batch_size(batch_size)
         self.transform = eval_transform()
-        self.pending: list[np.ndarray] = []
-        self.numbers: list[int] = []
-        self.features: list[Future] = []
+        self._buffers: list[np.ndarray] = []  # IN_FLIGHT batches, made at the first crop
+        self._batches = 0  # batches submitted; the next fills buffer _batches % IN_FLIGHT
+        self._filled = 0  # crops in the batch being filled
+        self.numbers: list[int] = []  # every crop's frame (1-based), in order
+        self.tracks: list[int] = []  # and its track
+        self._running: deque[Future] = deque()
+        self._features: list[torch.Tensor] = []  # of the batches done, in order
         self.seconds = 0.0
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="backbone")
 
-    def __call__(self, number: int, crop: np.ndarray) -> None:
+    def __call__(self, number: int, crop: np.ndarray, track: int = 0) -> None:
+        if not self._buffers:
+            self._buffers = [
+                np.empty((self.batch_size, *crop.shape), crop.dtype) for _ in range(self.IN_FLIGHT)
+            ]
+        self._buffers[self._batches % self.IN_FLIGHT][self._filled] = crop
+        self._filled += 1
         self.numbers.append(number)
-        self.pending.append(crop)
-        if len(self.pending) >= self.batch_size:
+        self.tracks.append(track)
+        if self._filled == self.batch_size:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
+        if not self._filled:
             return
-        batch = np.stack(self.pending)
-        self.pending.clear()
-        self.features.append(self._worker.submit(self._run, batch))
+        batch = self._buffers[self._batches % self.IN_FLIGHT][: self._filled]
+        self._running.append(self._worker.submit(self._run, batch))
+        self._batches += 1
+        self._filled = 0
+        # the next batch fills the buffer of the one before this: wait until it is done
+        while len(self._running) >= self.IN_FLIGHT:
+            self._features.append(self._running.popleft().result())
 
     def _run(self, crops: np.ndarray) -> torch.Tensor:
         start = time.perf_counter()
@@ -87,16 +115,36 @@ class _BackboneBatcher:
         self.seconds += time.perf_counter() - start
         return features
 
-    def result(self) -> tuple[np.ndarray, torch.Tensor]:
-        self.flush()
+    def _finish(self) -> torch.Tensor:
+        """Every crop's features, in order of arrival; the worker stopped."""
         try:
-            features = [f.result() for f in self.features]
+            self.flush()
+            while self._running:
+                self._features.append(self._running.popleft().result())
         finally:
             self._worker.shutdown(wait=True, cancel_futures=True)
-        frames = np.asarray(self.numbers, np.int64) - 1
-        if not features:
-            return frames, torch.zeros(0, self.backbone.feature_dim, device=self.device)
-        return frames, torch.cat(features)
+            self._buffers = []
+        if not self._features:
+            return torch.zeros(0, self.backbone.feature_dim, device=self.device)
+        features = torch.cat(self._features)
+        self._features = []
+        return features
+
+    def result(self) -> tuple[np.ndarray, torch.Tensor]:
+        """The 0-based frames of the crops and their features, in order of arrival."""
+        features = self._finish()
+        return np.asarray(self.numbers, np.int64) - 1, features
+
+    def by_track(self) -> dict[int, tuple[np.ndarray, torch.Tensor]]:
+        """:meth:`result` per track: track -> its crops' 0-based frames and features, in order
+        of arrival (tracks in order of their first crop)."""
+        frames, features = self.result()
+        tracks = np.asarray(self.tracks, np.int64)
+        parts = {}
+        for track in dict.fromkeys(self.tracks):
+            mine = np.flatnonzero(tracks == track)
+            parts[track] = (frames[mine], features[torch.from_numpy(mine).to(features.device)])
+        return parts
 
 
 def _tasks(model: ExpressionModel) -> tuple[str, ...]:
@@ -219,12 +267,10 @@ def predict_people(
     device = pick_device(settings.device)
     began = time.perf_counter()
     runner = runner or BackboneRunner(model.backbone, device, "eager", settings.batch_size)
-    batchers: dict[int, _BackboneBatcher] = {}
+    batcher = _BackboneBatcher(runner, settings.batch_size, device)
 
     def on_face(track: int, number: int, crop: np.ndarray) -> None:
-        if track not in batchers:
-            batchers[track] = _BackboneBatcher(runner, settings.batch_size, device)
-        batchers[track](number, crop)
+        batcher(number, crop, track)
 
     if face_pass is None:
         people = track_people(video, options, on_face, progress, on_frame, on_image)
@@ -232,8 +278,8 @@ def predict_people(
         raise ValueError("the frames of a face pass in another process cannot be handed on")
     else:
         people = face_pass.track(video, on_face, progress, on_frame)
-    by_track = {track: batcher.result() for track, batcher in batchers.items()}
-    model_seconds = sum(b.seconds for b in batchers.values())
+    by_track = batcher.by_track()
+    model_seconds = batcher.seconds
     predictions = []
     for faces, tracks in people:
         start = time.perf_counter()
