@@ -912,6 +912,19 @@ BREAKAGES = (
         ),
         ("tests/test_docs.py::test_every_figure_the_pages_quote_is_the_recorded_one",),
     ),
+    Breakage(
+        "causal-head-encoder-looks-ahead",
+        "a causal head (model.causal, train --causal) never lets a later frame change a frame's "
+        "output, in both branches",
+        (
+            (
+                "src/abaw_expr/model/temporal.py",
+                "        self.attn = SelfAttention(dim, heads, head_dim, attn_dropout, positional, causal)\n",
+                "        self.attn = SelfAttention(dim, heads, head_dim, attn_dropout, positional)\n",
+            ),
+        ),
+        ("tests/test_causal.py::test_a_causal_heads_output_never_depends_on_a_later_frame",),
+    ),
 )
 
 
