@@ -20,7 +20,9 @@ seeds 0, 1, ...; every checkpoint is then scored on every annotated validation f
 Printed per arm, way and track: mean ± std over the seeds (percent: macro F1, mean CCC, mean AU
 F1, and their ABAW sum), and per arm ``causal - centred`` as the mean ± std of the per-seed
 differences (paired: the same checkpoint). With ``combine+causal`` (``model.causal``, a head
-trained causal), also its causal figures against the default head's causal ones, per seed.
+trained causal), also its causal figures against those of the same head trained without it
+(``combine``), as the mean ± std of the per-seed differences; likewise ``combine+pos`` against
+``combine+pos+causal``.
 """
 
 from __future__ import annotations
@@ -152,10 +154,12 @@ def main() -> None:
             result[f"{arm} {key} causal - centred"] = pm(
                 [r["causal"][key] - r["centred"][key] for r in runs]
             )
-    if "combine" in arms and "combine+causal" in arms:
+    for arm in arms:  # a head trained causal against the same head trained as the paper's
+        if f"{arm}+causal" not in arms:
+            continue
         for key in keys:
-            pairs = zip(per_seed["combine+causal"], per_seed["combine"], strict=True)
-            result[f"{key} causal: trained causal - default"] = pm(
+            pairs = zip(per_seed[f"{arm}+causal"], per_seed[arm], strict=True)
+            result[f"{arm} {key} causal: trained causal - not"] = pm(
                 [a["causal"][key] - b["causal"][key] for a, b in pairs]
             )
     result["per seed"] = {arm: per_seed[arm] for arm in arms}
