@@ -53,6 +53,8 @@ class ModelConfig:
     dropout: float = 0.5
     # Beyond the paper, opt-in: "relative" = a learned distance bias in both attention branches
     positional: str = "none"
+    # Beyond the paper, opt-in: attention to earlier frames only, for live prediction
+    causal: bool = False
     # Beyond the paper: ABAW's tracks the head predicts, any of expr | va | au (issue 20)
     tasks: list[str] = field(default_factory=lambda: ["expr"])
 

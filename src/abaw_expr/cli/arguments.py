@@ -54,6 +54,8 @@ def load_config(args: argparse.Namespace):
             overrides.append(f"{key}={value}")
     if getattr(args, "auto_lr", False):
         overrides.append("optim.auto_lr=true")
+    if getattr(args, "causal", False):
+        overrides.append("model.causal=true")
     return load_config(args.config, overrides)
 
 

@@ -78,6 +78,12 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
         help="ABAW tracks to train, some of expr,va,au (default: every track the data hold)",
     )
     p.add_argument("--epochs", type=int, help=EPOCHS_HELP)
+    p.add_argument(
+        "--causal",
+        action="store_true",
+        help="beyond the paper: each frame attends only to itself and earlier frames, for live "
+        "prediction (model.causal; default: the paper's attention to the whole window)",
+    )
     p.add_argument("--seed", type=int, help="the run's seed (default: trainer.seed, 42)")
     p.add_argument(
         "--auto-lr", action="store_true", help="run Lightning's learning-rate finder first"
@@ -135,7 +141,8 @@ def ablate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help="comma-separated; add +pos for the relative positions beyond the paper (combine+pos)",
+        help="comma-separated; add +pos for the relative positions beyond the paper "
+        "(combine+pos), +causal for attention to earlier frames only (combine+causal)",
     )
     p.add_argument(
         "--tracks",

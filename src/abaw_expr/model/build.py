@@ -28,6 +28,7 @@ def build_model(config: Config, with_backbone: bool = True) -> ExpressionModel:
         dropout=m.dropout,
         positional=m.positional,
         tasks=m.tasks,
+        causal=m.causal,
     )
     return ExpressionModel(backbone, head)
 

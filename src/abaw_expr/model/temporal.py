@@ -23,6 +23,13 @@ sits inside an expression segment or in the Neutral stretch beside it. The slope
 ``heads`` parameters per branch and work for any window length. The default, ``"none"``, is
 the paper's model exactly.
 
+Beyond the paper, opt-in: ``causal=True`` lets each position of both branches attend only to
+itself and earlier positions (a lower-triangular mask, with the padding mask and the position
+bias), so that a frame's output never depends on a later frame: what a live source allows
+(``abaw-expr live``). Trained so, every position of a training window is a causal prediction
+(from 1 to ``seq_len`` frames of context). No parameter changes; the default, ``False``, is the
+paper's bidirectional attention (the paper is offline).
+
 Beyond the paper, ABAW's other frame-level tracks: ``tasks`` names the outputs, in the fixed
 order ``expr`` (8 expression logits, the paper's ``classifier``), ``va`` (valence and arousal,
 ``tanh`` so in [-1, 1]) and ``au`` (12 action-unit logits). Every task head is a Linear on the
@@ -87,11 +94,13 @@ class SelfAttention(nn.Module):
         head_dim: int = 64,
         dropout: float = 0.0,
         positional: str = "none",
+        causal: bool = False,
     ):
         super().__init__()
         self.heads = heads
         self.head_dim = head_dim
         self.dropout = dropout
+        self.causal = causal  # beyond the paper (opt-in): attend to earlier positions only
         self.to_qkv = nn.Linear(dim, 3 * heads * head_dim, bias=False)
         self.to_out = nn.Linear(heads * head_dim, dim)
         # Beyond the paper (opt-in): learned per-head slopes of a distance penalty.
@@ -109,10 +118,15 @@ class SelfAttention(nn.Module):
             # A window with no real frame would give all -inf rows (NaN); let it attend freely.
             mask = mask | ~mask.any(dim=1, keepdim=True)
             attn_mask = mask[:, None, None, :]  # (B, 1, 1, T): True = may be attended to
+        if self.causal:
+            # query i may see keys j <= i; a padded or all-padding row keeps at least itself
+            query, key = _positions(x)[:, None], _positions(x)[None, :]
+            earlier = key <= query  # (T, T)
+            if attn_mask is not None:
+                earlier = earlier & attn_mask | (key == query)  # (B, 1, T, T)
+            attn_mask = earlier
         if self.position_slopes is not None:
-            # Positions 1..T from x's values, not its shape: the ONNX exporter folds arange(T)
-            # and ones_like(x) into constants of the example's length; T must stay dynamic.
-            position = torch.where(torch.isfinite(x[0, :, 0]), 1.0, 1.0).to(x.dtype).cumsum(0)
+            position = _positions(x)
             distance = (position[None, :] - position[:, None]).abs()  # (T, T)
             bias = -self.position_slopes.to(x.dtype)[:, None, None] * distance  # (H, T, T)
             if attn_mask is not None:
@@ -122,6 +136,12 @@ class SelfAttention(nn.Module):
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
         return self.to_out(out.transpose(1, 2).flatten(2))
+
+
+def _positions(x: torch.Tensor) -> torch.Tensor:
+    """Positions 1..T of x (B, T, dim) from its values, not its shape: the ONNX exporter folds
+    arange(T) and ones_like(x) into constants of the example's length; T must stay dynamic."""
+    return torch.where(torch.isfinite(x[0, :, 0]), 1.0, 1.0).to(x.dtype).cumsum(0)
 
 
 class EncoderLayer(nn.Module):
@@ -135,10 +155,11 @@ class EncoderLayer(nn.Module):
         ff_dim: int = 512,
         attn_dropout: float = 0.0,
         positional: str = "none",
+        causal: bool = False,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, head_dim, attn_dropout, positional)
+        self.attn = SelfAttention(dim, heads, head_dim, attn_dropout, positional, causal)
         self.norm2 = nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, dim))
 
@@ -163,6 +184,7 @@ class TemporalHead(nn.Module):
         attn_dropout: float = 0.0,
         positional: str = "none",
         tasks: tuple[str, ...] | list[str] = ("expr",),
+        causal: bool = False,
     ):
         super().__init__()
         self.tasks = check_tasks(tasks)
@@ -172,14 +194,17 @@ class TemporalHead(nn.Module):
             raise InputError(f"unknown positional {positional!r}; expected one of {POSITIONAL}")
         self.variant = variant
         self.positional = positional
+        self.causal = bool(causal)
         self.feature_dim = feature_dim
         self.attention = (
-            SelfAttention(feature_dim, heads, head_dim, attn_dropout, positional)
+            SelfAttention(feature_dim, heads, head_dim, attn_dropout, positional, self.causal)
             if variant in ("combine", "only_att")
             else None
         )
         self.encoder = (
-            EncoderLayer(feature_dim, heads, head_dim, ff_dim, attn_dropout, positional)
+            EncoderLayer(
+                feature_dim, heads, head_dim, ff_dim, attn_dropout, positional, self.causal
+            )
             if variant in ("combine", "only_trans")
             else None
         )

@@ -7,7 +7,9 @@ and ``OUT/ablation.txt`` hold the table: per arm the seeds run, mean and standar
 
 An arm is a model variant (``combine``, ``only_att``, ``only_trans``, ``no_att_trans``),
 optionally followed by options beyond the paper (:data:`ARM_OPTIONS`, docs/heads.md): today
-``+pos`` for the relative position bias (``model.positional=relative``), e.g. ``combine+pos``.
+``+pos`` for the relative position bias (``model.positional=relative``), e.g. ``combine+pos``,
+and ``+causal`` for attention to earlier frames only (``model.causal=true``), e.g.
+``combine+causal``.
 Seeds are ``trainer.seed``, ``trainer.seed + 1``, ...
 
 An interrupted ablation resumes with ``resume=True``: finished runs (``run.json`` finished and
@@ -35,7 +37,10 @@ PLAN_FILE = "ablation.json"
 # Options beyond the paper an arm may add to its variant: ``+name`` sets ``model.<key>``.
 # (A temporal convolution and a deeper encoder were measured as options too, and lost:
 # benchmarks/RESULTS.md, 2026-12-02, issue 23.)
-ARM_OPTIONS: dict[str, tuple[str, object]] = {"pos": ("positional", "relative")}
+ARM_OPTIONS: dict[str, tuple[str, object]] = {
+    "pos": ("positional", "relative"),
+    "causal": ("causal", True),  # attention to earlier frames only (live prediction)
+}
 
 
 def split_arm(arm: str) -> tuple[str, list[str]]:
