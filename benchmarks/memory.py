@@ -28,7 +28,11 @@ from pathlib import Path
 
 from report import emit, environment  # benchmarks/report.py, beside this script
 
-FOOTAGE = (Path("/work/footage/hamilton.mp4"), Path("/tmp/hamilton.mp4"))
+FOOTAGE = (
+    Path("/work/footage/WolfgangLanger_Pexels.mp4"),  # one face; see RESULTS.md for its source
+    Path("/work/footage/hamilton.mp4"),
+    Path("/tmp/hamilton.mp4"),
+)
 PREDICT = "{python} -m abaw_expr.cli predict --video {video} --checkpoint {checkpoint} --out {out} --device cpu"
 LIVE = "{python} -m abaw_expr.cli live --checkpoint {checkpoint} --source {video} --out {out}"
 

@@ -60,10 +60,12 @@ def test_a_face_pass_ahead_of_the_backbone_waits_instead_of_piling_up_crops():
 
     producer = threading.Thread(target=face_pass, daemon=True)
     producer.start()
-    time.sleep(1.0)
-    # at most the batches in flight plus the one being filled
-    assert len(fed) <= (getattr(batcher, "IN_FLIGHT", 2) + 1) * batcher.batch_size
-    backbone.go.set()
+    try:
+        time.sleep(1.0)
+        # at most the batches in flight plus the one being filled
+        assert len(fed) <= (getattr(batcher, "IN_FLIGHT", 2) + 1) * batcher.batch_size
+    finally:
+        backbone.go.set()  # a failure must not leave the backbone's thread waiting forever
     producer.join(timeout=30)
     frames, features = batcher.result()
     assert frames.tolist() == list(range(200))

@@ -18,6 +18,7 @@ number of clients at once; a session with no frame for ``idle_s`` seconds ends b
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from abaw_expr.tasks import AU_NAMES, CLASS_NAMES
 
@@ -67,32 +69,14 @@ class LiveSession:
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a JPEG's frame header, read before decoding (so that a small file
-    of huge pixel dimensions is refused without decoding it); None if ``data`` is no JPEG."""
-    if data[:2] != b"\xff\xd8":
+    of huge pixel dimensions is refused without decoding it); None if ``data`` is no JPEG.
+    Pillow's ``Image.open`` reads the header only (and raises ``DecompressionBombError`` for
+    a header of over 179 million pixels)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size if image.format == "JPEG" else None
+    except (OSError, ValueError):
         return None
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # no length
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        # SOF0..SOF15, less DHT (C4), JPG (C8) and DAC (CC): height, width after the precision
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > len(data):
-                return None
-            height = int.from_bytes(data[i + 5 : i + 7], "big")
-            width = int.from_bytes(data[i + 7 : i + 9], "big")
-            return width, height
-        if marker == 0xDA or length < 2:  # scan data before any frame header
-            return None
-        i += 2 + length
-    return None
 
 
 def face_json(face, tasks: tuple[str, ...]) -> dict:
@@ -228,7 +212,10 @@ class LiveSessions:
             raise LiveError(415, f"a frame must be image/jpeg, not {content_type[:40]}")
         if len(data) > limits.max_bytes:
             raise LiveError(413, f"the frame is larger than {limits.max_bytes / 2**20:g} MB")
-        size = jpeg_size(data)
+        try:
+            size = jpeg_size(data)
+        except Image.DecompressionBombError:
+            size = (2**16, 2**16)  # more than any bound: refused below, as too large
         if size is None:
             raise LiveError(400, "the frame is not a JPEG image")
         w, h = size
