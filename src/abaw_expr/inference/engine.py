@@ -112,9 +112,9 @@ class BackboneRunner:
         calibration: torch.Tensor | Path | str | None = None,
         chunk: int | None = None,
     ):
-        """``chunk``: images per backbone call (default :func:`chunk_size`); ``live`` runs
-        one at a time, as padding each frame's faces to ``CPU_CHUNK`` would cost 32 times the
-        compute of one face."""
+        """``chunk``: images per backbone call (default :func:`chunk_size`); ``live`` passes
+        each frame's faces as one chunk (:meth:`__call__`), as padding them to ``CPU_CHUNK``
+        would cost up to 32 times the compute."""
         self.device = torch.device(device)
         self.cuda_bf16 = cuda_bf16  # False: float32 on CUDA too (feature caches)
         self.backbone = backbone.to(self.device).eval()
@@ -156,7 +156,8 @@ class BackboneRunner:
         return -(-batch_size // self.chunk) * self.chunk
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """``chunk``: this call's images per backbone call, instead of the runner's."""
         images = images.to(self.device, non_blocking=True)
         if len(images) == 0:
             return self.backbone(images).float()
@@ -164,12 +165,13 @@ class BackboneRunner:
             with self._int8_lock:
                 if self.engine == "int8" and self._session is None:
                     self._start_int8(images)
+        size = chunk or self.chunk
         out = []
-        for chunk in images.split(self.chunk):
-            real = len(chunk)
-            if real < self.chunk:  # one batch shape: an image's output never depends on it
-                chunk = torch.cat([chunk, chunk[-1:].expand(self.chunk - real, -1, -1, -1)])
-            out.append(self._forward(chunk)[:real])
+        for part in images.split(size):
+            real = len(part)
+            if real < size:  # one batch shape: an image's output never depends on it
+                part = torch.cat([part, part[-1:].expand(size - real, -1, -1, -1)])
+            out.append(self._forward(part)[:real])
         return torch.cat(out)
 
     def _start_int8(self, images: torch.Tensor) -> None:

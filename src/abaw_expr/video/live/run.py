@@ -42,11 +42,11 @@ from abaw_expr.writers import atomic_write_json
 log = logging.getLogger(__name__)
 
 RECORD = "live.json"
-# PyTorch's threads for the model, live. A frame's work is the backbone on one face at a time:
-# small operations, each of which two threads must meet after; beside the source's reader and
-# the face search, and worse beside any other process, they wait for each other more than they
-# compute: one face took 42 ms with one thread and 590 ms with two on this 2-core machine
-# while other processes ran (RESULTS.md, live).
+# PyTorch's threads for the model, live. A frame's work is the backbone on that frame's few
+# faces: small operations, each of which two threads must meet after. On the quiet 2-core
+# machine two threads were no faster for one face (23.8 against 23.2 ms), and beside other
+# processes they waited for each other more than they computed (590 against 42 ms); the other
+# core goes to the face search of the next frame (RESULTS.md, live).
 THREADS = 1
 
 
