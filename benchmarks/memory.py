@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument(
         "--command", action="append", default=[], help="another command to measure (repeatable)"
     )
+    parser.add_argument(
+        "--only", action="append", default=[], help="measure only these (predict, live, ...)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     footage = args.footage or next((f for f in FOOTAGE if f.exists()), None)
@@ -121,6 +124,8 @@ def main() -> None:
         commands["live"] = LIVE
     for k, template in enumerate(args.command):
         commands[f"command{k + 1}"] = template
+    if args.only:
+        commands = {name: c for name, c in commands.items() if name in args.only}
 
     import torch
 

@@ -37,37 +37,20 @@ def create_app(
     live_keep_frames: bool = False,
     live_predictor=None,
 ) -> Flask:
-    """The app; ``app.runner`` holds the jobs, ``app.live`` the camera sessions, and
-    ``app.cleanup()`` stops it and removes its temporary folder. ``settings``: how the model
-    runs (see :class:`.jobs.JobRunner`). ``live_limits``: the camera mode's bounds (frame bytes
-    and pixels, frames/s per client, clients at once, idle seconds); ``live_keep_frames``: keep
-    every decoded camera frame in ``app.live.kept`` (a test hook: off, no frame is kept);
-    ``live_predictor(model, options, seq_len, name)``: a session's live predictor (default
-    :class:`abaw_expr.video.live.predictor.LivePredictor`, writing no files)."""
+    """The app: ``app.runner`` (jobs), ``app.live`` (camera sessions), ``app.cleanup()``.
+    ``settings``: how the model runs (:class:`.jobs.JobRunner`); ``live_limits``: the camera's
+    bounds (:class:`.live.LiveLimits`); ``live_keep_frames``: keep decoded camera frames in
+    ``app.live.kept`` (a test hook); ``live_predictor(model, options, seq_len, name)``: a
+    session's predictor (default: a ``LivePredictor`` writing no files)."""
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="abaw-expr-serve-"))
     runner = JobRunner(checkpoint, root, options, settings)
     make = live_predictor or _live_predictor
-    live = LiveSessions(
-        lambda name: make(runner.model, runner.options, runner.seq_len, name),
-        runner.tasks,
-        live_limits,
-        keep_frames=live_keep_frames,
-    )
+    predictor = lambda name: make(runner.model, runner.options, runner.seq_len, name)  # noqa: E731
+    live = LiveSessions(predictor, runner.tasks, live_limits, keep_frames=live_keep_frames)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_mb * 2**20
-    page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
-    warning = runner.model_fields["model_warning"]
-    banner = (
-        f'<div class="model-warning" id="model-warning" role="alert"><b>Warning:</b> '
-        f"{html.escape(warning)}</div>"
-        if warning
-        else ""
-    )
-    page = page.replace("{{MODEL_WARNING}}", banner)
+    page = _page(runner.model_fields["model_warning"], live.limits)
     limits = live.limits
-    page = page.replace("{{LIVE_MAX_FPS}}", f"{limits.max_fps:g}")
-    page = page.replace("{{LIVE_MAX_WIDTH}}", str(limits.max_width))
-    page = page.replace("{{LIVE_MAX_HEIGHT}}", str(limits.max_height))
 
     @app.get("/")
     def index():
@@ -103,12 +86,51 @@ def create_app(
             download_name=name.replace("/", "_"),  # va/<video>.txt -> va_<video>.txt
         )
 
+    _camera_routes(app, live, runner.tasks)
+
+    @app.errorhandler(413)
+    def too_large(_):
+        if request.path.startswith("/api/live/"):
+            return jsonify(error=f"the frame is larger than {limits.max_bytes / 2**20:g} MB"), 413
+        return jsonify(error=f"the video is larger than {max_upload_mb} MB"), 413
+
+    def cleanup() -> None:
+        live.close()
+        runner.close()
+        if work_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    app.runner = runner  # type: ignore[attr-defined]
+    app.live = live  # type: ignore[attr-defined]
+    app.cleanup = cleanup  # type: ignore[attr-defined]
+    return app
+
+
+def _page(warning: str | None, limits: LiveLimits) -> str:
+    """The page, with the model's warning (if any) and the camera's bounds filled in."""
+    page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+    banner = (
+        f'<div class="model-warning" id="model-warning" role="alert"><b>Warning:</b> '
+        f"{html.escape(warning)}</div>"
+        if warning
+        else ""
+    )
+    page = page.replace("{{MODEL_WARNING}}", banner)
+    page = page.replace("{{LIVE_MAX_FPS}}", f"{limits.max_fps:g}")
+    page = page.replace("{{LIVE_MAX_WIDTH}}", str(limits.max_width))
+    return page.replace("{{LIVE_MAX_HEIGHT}}", str(limits.max_height))
+
+
+def _camera_routes(app: Flask, live: LiveSessions, tasks) -> None:
+    """The camera mode's endpoints: start a session, one frame, end it (see :mod:`.live`)."""
+    limits = live.limits
+
     @app.post("/api/live")
     def live_start():
         session = live.start()
         return jsonify(
             id=session.id,
-            tasks=list(runner.tasks),
+            tasks=list(tasks),
             classes=list(CLASS_NAMES),
             max_fps=limits.max_fps,
             max_width=limits.max_width,
@@ -132,23 +154,6 @@ def create_app(
     @app.errorhandler(LiveError)
     def live_refused(err: LiveError):
         return jsonify(error=err.message), err.status
-
-    @app.errorhandler(413)
-    def too_large(_):
-        if request.path.startswith("/api/live/"):
-            return jsonify(error=f"the frame is larger than {limits.max_bytes / 2**20:g} MB"), 413
-        return jsonify(error=f"the video is larger than {max_upload_mb} MB"), 413
-
-    def cleanup() -> None:
-        live.close()
-        runner.close()
-        if work_dir is None:
-            shutil.rmtree(root, ignore_errors=True)
-
-    app.runner = runner  # type: ignore[attr-defined]
-    app.live = live  # type: ignore[attr-defined]
-    app.cleanup = cleanup  # type: ignore[attr-defined]
-    return app
 
 
 def _live_predictor(model, options: FaceOptions, seq_len: int, name: str):

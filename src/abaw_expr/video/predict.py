@@ -126,8 +126,14 @@ class _BackboneBatcher:
             self._buffers = []
         if not self._features:
             return torch.zeros(0, self.backbone.feature_dim, device=self.device)
-        features = torch.cat(self._features)
-        self._features = []
+        # into one tensor batch by batch, each batch freed once copied: torch.cat would hold
+        # every feature twice at the end of a long video
+        parts, total = self._features, sum(len(f) for f in self._features)
+        features = parts[0].new_empty((total, parts[0].shape[1]))
+        while parts:
+            part = parts.pop()
+            total -= len(part)
+            features[total : total + len(part)] = part
         return features
 
     def result(self) -> tuple[np.ndarray, torch.Tensor]:
@@ -140,6 +146,8 @@ class _BackboneBatcher:
         of arrival (tracks in order of their first crop)."""
         frames, features = self.result()
         tracks = np.asarray(self.tracks, np.int64)
+        if len(set(self.tracks)) == 1:  # one track: its features as they are, not a copy
+            return {self.tracks[0]: (frames, features)}
         parts = {}
         for track in dict.fromkeys(self.tracks):
             mine = np.flatnonzero(tracks == track)
@@ -242,10 +250,17 @@ def _person_features(
     """One person's backbone features and 0-based frames, in frame order, from the features
     of their tracks: only their own frames, as a track cut in two (split_mixed_tracks) serves
     two people."""
-    frames = np.concatenate([f for f, _ in parts]) if parts else np.zeros(0, np.int64)
-    features = torch.cat([x for _, x in parts]) if parts else torch.zeros(0, width, device=device)
+    if len(parts) == 1:  # no copy of the features where there is nothing to join
+        frames, features = parts[0]
+    else:
+        frames = np.concatenate([f for f, _ in parts]) if parts else np.zeros(0, np.int64)
+        features = (
+            torch.cat([x for _, x in parts]) if parts else torch.zeros(0, width, device=device)
+        )
     order = np.argsort(frames, kind="stable")
     order = order[faces.has_face[frames[order]]]
+    if np.array_equal(order, np.arange(len(frames))):
+        return features, frames
     return features[torch.from_numpy(order).to(features.device)], frames[order]
 
 
