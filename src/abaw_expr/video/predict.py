@@ -15,6 +15,7 @@ checkpoint's tracks; its columns are described there), the ABAW submission files
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections import deque
@@ -49,6 +50,28 @@ from abaw_expr.video.prediction import VideoPrediction
 from abaw_expr.video.tracks import FaceOptions, VideoFaces, track_people, track_video
 
 log = logging.getLogger(__name__)
+
+
+# Every this many batches the C heap's free pages go back to the system. The crops that come
+# and go between long-lived feature batches fragment it: on 1 and 10 minutes of a real clip the
+# command grew by 13 KB a frame though Python held 3 MB (RESULTS.md, 2026-12-07).
+TRIM_EVERY = 16
+
+
+def _trim_heap() -> None:
+    """glibc's ``malloc_trim(0)`` where there is one (Linux); elsewhere nothing."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
 
 
 class _BackboneBatcher:
@@ -106,6 +129,8 @@ class _BackboneBatcher:
         # the next batch fills the buffer of the one before this: wait until it is done
         while len(self._running) >= self.IN_FLIGHT:
             self._features.append(self._running.popleft().result())
+        if self._batches % TRIM_EVERY == 0:
+            _trim_heap()
 
     def _run(self, crops: np.ndarray) -> torch.Tensor:
         start = time.perf_counter()
