@@ -984,8 +984,8 @@ BREAKAGES = (
         (
             (
                 "src/abaw_expr/video/live/people.py",
-                "        ended = [p for p in self.people if max(self.spans[t][1] for t in p) < start]\n",
-                "        ended = []\n",
+                "        person = linker.place(tid, self.people, record)\n",
+                "        person = linker.place(tid, [], record)\n        self.people.append(person)\n",
             ),
         ),
         ("tests/test_live.py::test_live_finds_the_people_predict_finds_and_values_are_causal",),

@@ -48,6 +48,19 @@ def tiny_config(**changes) -> Config:
 
 
 @pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """A tiny model's checkpoint, seeded, never trained: for tests of faces and people."""
+    from abaw_expr.inference.checkpoint import save_model_checkpoint
+    from abaw_expr.training.module import build_model
+
+    torch.manual_seed(0)
+    config = tiny_config()
+    path = tmp_path_factory.mktemp("untrained") / "model.ckpt"
+    save_model_checkpoint(build_model(config), config, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def trained_run(tiny_sample, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
     train(

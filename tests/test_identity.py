@@ -138,19 +138,8 @@ def test_the_video_record_lists_each_persons_frames_and_joins(tmp_path, grace, e
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from abaw_expr.inference.checkpoint import save_model_checkpoint
-    from abaw_expr.training.module import build_model
-
-    from .conftest import tiny_config
-
-    torch.manual_seed(0)
-    config = tiny_config()
-    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
-    save_model_checkpoint(build_model(config), config, path)
-    return path
+def checkpoint(untrained_checkpoint):
+    return untrained_checkpoint
 
 
 def _seen(spans: dict[int, tuple[int, int]], n: int, places=None) -> list[dict[int, tuple]]:

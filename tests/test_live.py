@@ -34,17 +34,8 @@ DRAWN = "dlib-hog"  # finds the sample's drawn faces
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from abaw_expr.inference.checkpoint import save_model_checkpoint
-    from abaw_expr.training.module import build_model
-
-    from .conftest import tiny_config
-
-    torch.manual_seed(0)
-    config = tiny_config()
-    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
-    save_model_checkpoint(build_model(config), config, path)
-    return path
+def checkpoint(untrained_checkpoint):
+    return untrained_checkpoint
 
 
 @pytest.fixture(scope="module")

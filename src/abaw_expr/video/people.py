@@ -169,15 +169,7 @@ def link_tracks(
         start, end = spans[tid][0], spans[tid][-1]
         record: dict = {"id": tid, "first_frame": start + 1, "last_frame": end + 1,
                         "face_frames": len(spans[tid])}  # fmt: skip
-        ended = [p for p in people if max(spans[t][-1] for t in p) < start]
-        options = linker.options(tid, ended)
-        joinable = [o for o in options if o[0] or o[1] < o[2]]
-        if joinable:
-            person = note_join(record, min(joinable, key=lambda o: o[:2]), same_place_threshold)
-            person.append(tid)
-        else:
-            note_new_person(record, options, ended)
-            people.append([tid])
+        linker.place(tid, people, record)
         decisions[tid] = record
     return people, decisions
 
@@ -193,6 +185,24 @@ class Linker:
     soon: int
     threshold: float
     same_place_threshold: float
+
+    def place(self, tid: int, people: list[list[int]], record: dict) -> list[int]:
+        """Track ``tid`` joined to the person of ``people`` it continues, or appended as a new
+        one, ``record`` saying why; returns its person."""
+        start = self.spans[tid][0]
+        ended = [p for p in people if max(self.spans[t][-1] for t in p) < start]
+        options = self.options(tid, ended)
+        joinable = [o for o in options if o[0] or o[1] < o[2]]
+        if joinable:
+            person = note_join(
+                record, min(joinable, key=lambda o: o[:2]), self.same_place_threshold
+            )
+            person.append(tid)
+        else:
+            note_new_person(record, options, ended)
+            person = [tid]
+            people.append(person)
+        return person
 
     def options(self, tid: int, ended: list[list[int]]) -> list[tuple]:
         """Per person of ``ended`` that ``tid`` could continue: (has no score, score or place,

@@ -33,7 +33,7 @@ from abaw_expr.faces.identity import (
     ChipSamples,
     FaceEmbedder,
 )
-from abaw_expr.video.people import Linker, note_join, note_new_person
+from abaw_expr.video.people import Linker
 from abaw_expr.video.shots import ShotCuts
 from abaw_expr.video.tracks import FaceOptions
 
@@ -105,22 +105,13 @@ class LivePeople:
     def _place(self, tid: int) -> int:
         """The person of a track with ``min_track`` faces: as :func:`.people.link_tracks`
         decides it, with what has been seen so far."""
-        start = self.spans[tid][0]
-        ended = [p for p in self.people if max(self.spans[t][1] for t in p) < start]
         linker = Linker(
             self.seen, self.spans, np.asarray(self.cuts, np.int64), self._describe,
             self.soon, SAME_PERSON_DISTANCE, SAME_PLACE_DISTANCE,
         )  # fmt: skip
+        start = self.spans[tid][0]
         record: dict = {"id": tid, "first_frame": start + 1, "confirmed_frame": self.index + 1}
-        options = linker.options(tid, ended)
-        joinable = [o for o in options if o[0] or o[1] < o[2]]
-        if joinable:
-            person = note_join(record, min(joinable, key=lambda o: o[:2]), SAME_PLACE_DISTANCE)
-            person.append(tid)
-        else:
-            note_new_person(record, options, ended)
-            person = [tid]
-            self.people.append(person)
+        person = linker.place(tid, self.people, record)
         self.decisions[tid] = record
         self.person_of[tid] = next(k for k, p in enumerate(self.people) if p is person)
         return self.person_of[tid]
